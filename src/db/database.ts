@@ -1,0 +1,63 @@
+// One knex instance over `pg`: a real PostgreSQL from the config, or embedded PGlite served on a loopback
+// socket so that the very same driver (and so the same result types) is used in both cases.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { migrationSource } from './migrations.js';
+
+// bigint columns hold millisecond timestamps and byte sizes, all far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export interface Database {
+  knex: Knex;
+  /** True when running on the embedded PGlite (one connection: no cross-connection locking). */
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** A postgres:// URL; without one the embedded database in `dataDir` is used. */
+  url?: string;
+  dataDir: string;
+  poolMax: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.url) {
+    const knex = knexFactory({ client: 'pg', connection: options.url, pool: { min: 0, max: options.poolMax } });
+    return { knex, embedded: false, close: () => knex.destroy() };
+  }
+  return openEmbedded(options.dataDir === ':memory:' ? undefined : join(options.dataDir, 'pglite'));
+}
+
+/** Embedded PGlite; without a directory it lives in memory (tests). */
+export async function openEmbedded(directory?: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  if (directory) mkdirSync(directory, { recursive: true });
+  const db = await PGlite.create(directory);
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 });
+  await server.start();
+  const [host, port] = server.getServerConn().split(':');
+  // PGlite runs one session, so a pool of one keeps every transaction on its own connection.
+  const knex = knexFactory({
+    client: 'pg',
+    connection: { host, port: Number(port), user: 'postgres', database: 'postgres' },
+    pool: { min: 0, max: 1 },
+  });
+  return {
+    knex,
+    embedded: true,
+    close: async () => {
+      await knex.destroy();
+      await server.stop();
+      await db.close();
+    },
+  };
+}
+
+export async function migrateToLatest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}

@@ -1,0 +1,35 @@
+// Every error leaves as Matrix error JSON; unknown routes are 404 M_UNRECOGNIZED.
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from '../log.js';
+import { MatrixError } from '../matrix/errors.js';
+
+export const unrecognizedRoute: RequestHandler = (_req, _res, next) => {
+  next(new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request'));
+};
+
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    const matrixError = toMatrixError(error);
+    if (matrixError.status >= 500) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    if (res.headersSent) {
+      // The body has started: the only honest signal left is to cut the connection.
+      res.destroy();
+      return;
+    }
+    if (matrixError.status === 429 && typeof matrixError.extra.retry_after_ms === 'number') {
+      res.setHeader('Retry-After', String(Math.ceil(matrixError.extra.retry_after_ms / 1000)));
+    }
+    res.status(matrixError.status).json(matrixError.toJSON());
+  };
+}
+
+export function toMatrixError(error: unknown): MatrixError {
+  if (error instanceof MatrixError) return error;
+  const http = error as { type?: string; status?: number; statusCode?: number };
+  // body-parser's own errors carry a status and a type.
+  if (http.type === 'entity.parse.failed') return new MatrixError(400, 'M_NOT_JSON', 'The request body is not valid JSON');
+  if (http.type === 'entity.too.large') return new MatrixError(413, 'M_TOO_LARGE', 'The request body is too large');
+  const status = http.status ?? http.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) return new MatrixError(status, 'M_UNKNOWN', 'Bad request');
+  return new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
+}

@@ -1,0 +1,33 @@
+// Every request belongs to exactly one hosted homeserver: by the server name in its path, else by Host.
+import type { HomeserverConfig } from '../config/config.js';
+import { MatrixError } from '../matrix/errors.js';
+
+export class Tenants {
+  private readonly byHost = new Map<string, HomeserverConfig>();
+
+  constructor(readonly homeservers: HomeserverConfig[]) {
+    for (const hs of homeservers) for (const host of [hs.name, ...hs.hostnames]) this.byHost.set(host, hs);
+  }
+
+  /** The homeserver named exactly `serverName` (server names are case-sensitive). */
+  byName(serverName: string): HomeserverConfig | undefined {
+    const hs = this.byHost.get(serverName);
+    return hs?.name === serverName ? hs : undefined;
+  }
+
+  /** The homeserver a Host header addresses: its name or one of its extra hostnames, with or without port. */
+  byHostHeader(host: string | undefined): HomeserverConfig | undefined {
+    if (!host) return undefined;
+    return this.byHost.get(host) ?? this.byHost.get(host.toLowerCase()) ?? this.byHost.get(stripPort(host));
+  }
+
+  requireByHost(host: string | undefined): HomeserverConfig {
+    const hs = this.byHostHeader(host);
+    if (!hs) throw new MatrixError(404, 'M_NOT_FOUND', `This media repository does not serve the homeserver "${host ?? ''}"`);
+    return hs;
+  }
+}
+
+function stripPort(host: string): string {
+  return host.replace(/:\d+$/, '');
+}

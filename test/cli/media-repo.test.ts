@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { run } from '../../src/cli/media-repo.js';
+import { REAL_POSTGRES_URL } from '../helpers/database.js';
+
+const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<string, { file: string; keyId: string; publicKey: string }>;
+
+async function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  const code = await run(argv, { stdout, stderr });
+  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+describe('media-repo CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+  const configFile = join(dir, 'config.yaml');
+  beforeAll(() => {
+    writeFileSync(join(dir, 'hs.key'), vectors.mmr!.file);
+    writeFileSync(configFile, [
+      // The embedded database lives in dataDir; in CI the real PostgreSQL is used instead.
+      REAL_POSTGRES_URL ? `database: {url: {env: MEDIA_REPO_TEST_DATABASE_URL}}` : '',
+      `masterKey: ${randomBytes(32).toString('hex')}`,
+      'homeservers:',
+      '  - {name: keys.example, clientApi: "http://127.0.0.1:1", signingKeyPath: hs.key}',
+      '  - {name: nokey.example, clientApi: "http://127.0.0.1:1"}',
+    ].join('\n'));
+  });
+
+  test('migrate applies the migrations once', async () => {
+    const first = await runCli(['-config', configFile, 'migrate']);
+    expect(first.code).toBe(0);
+    const second = await runCli(['--config', configFile, 'migrate']);
+    expect(second).toEqual({ code: 0, stdout: 'already up to date\n', stderr: '' });
+  }, 60_000);
+
+  test('keys list prints key ID, public key, scope and the verify_keys fragment, never the seed', async () => {
+    const { code, stdout } = await runCli([`--config=${configFile}`, 'keys', 'list']);
+    expect(code).toBe(0);
+    const { keyId, publicKey } = vectors.mmr!;
+    expect(stdout).toContain(`keys.example\n  key ID:     ${keyId}\n  public key: ${publicKey}\n  scope:      m.requests\n`);
+    const fragment = JSON.parse(/verify_keys: (.*)\n/.exec(stdout)![1]!);
+    expect(fragment).toEqual({ [keyId]: { key: publicKey, scope: ['m.requests'] } });
+    expect(stdout).toContain('nokey.example\n  no signing key\n');
+    const seed = /\n\n(.*)\n-----END/.exec(vectors.mmr!.file)![1]!;
+    expect(stdout).not.toContain(seed.slice(0, 20));
+  }, 60_000);
+
+  test('a bad config or command is a clear error', async () => {
+    writeFileSync(join(dir, 'bad.yaml'), 'homeservers: 3\n');
+    const bad = await runCli(['-config', join(dir, 'bad.yaml'), 'serve']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(`media-repo: ${join(dir, 'bad.yaml')} at /homeservers: must be array\n`);
+    const unknown = await runCli(['-config', configFile, 'frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command "frobnicate"/);
+    expect((await runCli(['-nope'])).stderr).toMatch(/unknown flag -nope/);
+  });
+});

@@ -1,0 +1,94 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConfig, ConfigError, loadConfigFile, readSecret } from '../../src/config/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'config-test-'));
+
+function writeConfig(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+function loadError(text: string): string {
+  const file = writeConfig(`c${Math.random()}.yaml`, text);
+  try {
+    loadConfigFile(file);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message.startsWith(file)).toBe(true);
+    return (error as Error).message.slice(file.length);
+  }
+  throw new Error('config was accepted');
+}
+
+describe('config', () => {
+  test('the documented example loads and every homeserver is usable', () => {
+    const config = loadConfigFile('config.example.yaml');
+    expect(config.homeservers.length).toBeGreaterThan(0);
+    for (const hs of config.homeservers) expect(hs.clientApi).toMatch(/^https?:\/\//);
+  });
+
+  test('defaults fill an empty file and relative paths anchor at the file', () => {
+    const config = loadConfigFile(writeConfig('empty.yaml', ''));
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8000 });
+    expect(config.dataDir).toBe(join(dir, 'data'));
+    expect(config.storage.filesystem.path).toBe(join(dir, 'data', 'media'));
+    expect(config.media.thumbnails.sizes).toContainEqual({ width: 96, height: 96, method: 'crop' });
+  });
+
+  test('homeserver paths resolve against the config file folder', () => {
+    const config = loadConfigFile(writeConfig('hs.yaml', `
+homeservers:
+  - name: example.org
+    clientApi: http://127.0.0.1:8008/
+    signingKeyPath: keys/example.key
+    maxUploadBytes: 5
+`));
+    expect(config.homeservers[0]).toMatchObject({
+      name: 'example.org', clientApi: 'http://127.0.0.1:8008', signingKeyPath: join(dir, 'keys/example.key'), maxUploadBytes: 5,
+    });
+  });
+
+  test('an unknown key is named with its path', () => {
+    expect(loadError('listen:\n  hots: 1.2.3.4\n')).toBe(' at /listen/hots: unknown key');
+    expect(loadError('homeservers:\n  - name: a.org\n    clientApi: http://a\n    signingkey: x\n')).toBe(' at /homeservers/0/signingkey: unknown key');
+  });
+
+  test('wrong types and values are named with their path and reason', () => {
+    expect(loadError('listen:\n  port: "80"\n')).toBe(' at /listen/port: must be integer');
+    expect(loadError('logLevel: loud\n')).toMatch(/^ at \/logLevel: must be one of fatal, error/);
+    expect(loadError('homeservers:\n  - name: a.org\n')).toBe(" at /homeservers/0: must have required property 'clientApi'");
+    expect(loadError('homeservers:\n  - name: "a/b"\n    clientApi: http://a\n')).toBe(' at /homeservers/0/name: "a/b" is not a valid Matrix server name');
+    expect(loadError('media:\n  legacyFreezeAt: yesterday\n')).toMatch(/^ at \/media\/legacyFreezeAt: "yesterday" is not a date/);
+    expect(loadError('masterKey: {file: a, env: B}\n')).toBe(' at /masterKey: must be a string, {file: PATH} or {env: NAME}');
+  });
+
+  test('the same host for two homeservers is refused', () => {
+    expect(loadError(`homeservers:
+  - {name: a.org, clientApi: "http://a"}
+  - {name: b.org, clientApi: "http://b", hostnames: [a.org]}
+`)).toBe(' at /homeservers/1: "a.org" is already used by homeserver 0');
+  });
+
+  test('broken YAML names the line', () => {
+    expect(loadError('listen:\n  host: [\n')).toMatch(/^ at line \d+, column \d+: invalid YAML/);
+    expect(loadError('logLevel: info\nlogLevel: warn\n')).toMatch(/^ at line 2, column 1: invalid YAML/);
+  });
+
+  test('a missing file is named', () => {
+    expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(`${join(dir, 'nope.yaml')}: cannot read the file (ENOENT)`);
+  });
+
+  test('secrets come from files and environment variables, and errors do not show them', () => {
+    const file = writeConfig('secret.txt', 'postgres://u:hunter2@h/db\n');
+    const config = buildConfig({ database: { url: { file: 'secret.txt' } } }, join(dir, 'x.yaml'));
+    expect(readSecret(config.database.url!, 'database.url')).toBe('postgres://u:hunter2@h/db');
+    expect(file).toContain(dir);
+    process.env.TEST_SECRET_VALUE = 'from-env';
+    expect(readSecret({ env: 'TEST_SECRET_VALUE' }, 'x')).toBe('from-env');
+    expect(() => readSecret({ env: 'TEST_SECRET_UNSET' }, 'masterKey')).toThrow('masterKey: environment variable TEST_SECRET_UNSET is not set');
+    expect(() => readSecret({ file: join(dir, 'none') }, 'masterKey')).toThrow(/masterKey: cannot read .*none \(ENOENT\)/);
+  });
+});

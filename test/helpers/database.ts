@@ -1,0 +1,32 @@
+// A fresh, migrated database per test file: a new database on the real PostgreSQL named by
+// MEDIA_REPO_TEST_DATABASE_URL (CI), else an in-memory embedded PGlite.
+import { randomBytes } from 'node:crypto';
+import knexFactory from 'knex';
+import { migrateToLatest, openDatabase, openEmbedded, type Database } from '../../src/db/database.js';
+
+export const REAL_POSTGRES_URL = process.env.MEDIA_REPO_TEST_DATABASE_URL;
+
+export async function openTestDatabase(): Promise<Database> {
+  const db = await openBlankTestDatabase();
+  await migrateToLatest(db.knex);
+  return db;
+}
+
+/** Not migrated: for tests of migrations themselves. */
+export async function openBlankTestDatabase(): Promise<Database> {
+  if (!REAL_POSTGRES_URL) return openEmbedded();
+  const name = `test_${randomBytes(6).toString('hex')}`;
+  const admin = knexFactory({ client: 'pg', connection: REAL_POSTGRES_URL, pool: { min: 0, max: 1 } });
+  await admin.raw(`CREATE DATABASE ${name}`);
+  const url = new URL(REAL_POSTGRES_URL);
+  url.pathname = `/${name}`;
+  const db = await openDatabase({ url: url.toString(), dataDir: ':memory:', poolMax: 5 });
+  return {
+    ...db,
+    close: async () => {
+      await db.close();
+      await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.destroy();
+    },
+  };
+}
