@@ -76,6 +76,34 @@ export function formatUsage(program: string, synopsis: string, specs: readonly F
   return `${lines.join('\n')}\n`;
 }
 
+/** A tool's shape: flags parsed first (usage errors exit 2, -help exits 0), then the action (failures exit 1). */
+export async function runTool<T>(
+  io: CliIo,
+  usage: string,
+  parse: () => T | 'help',
+  act: (options: T) => Promise<void>,
+): Promise<number> {
+  let options: T | 'help';
+  try {
+    options = parse();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr.write(`${error.message}\n${usage}`);
+    return USAGE_EXIT_CODE;
+  }
+  if (options === 'help') {
+    io.stderr.write(usage);
+    return 0;
+  }
+  try {
+    await act(options);
+    return 0;
+  } catch (error) {
+    io.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
 /** Runs `main` when this module is the program node was started with (through npm's bin symlink too). */
 export function runAsMain(moduleUrl: string, main: CliMain): void {
   if (!isEntryModule(moduleUrl)) return;

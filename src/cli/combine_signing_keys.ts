@@ -2,7 +2,7 @@
 // combine_signing_keys: merges the keys of several key files, of any formats, into one file, in
 // order; same flags and defaults as matrix-media-repo's tool of that name.
 import { readKeyFile, type KeyFileFormat, type SigningKey } from '../keys/key-files.js';
-import { formatUsage, parseFlags, runAsMain, USAGE_EXIT_CODE, UsageError, type CliIo, type FlagSpec } from './args.js';
+import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 import { DEFAULT_FORMAT, DEFAULT_OUTPUT, exportSigningKeys, FORMAT_USAGE, outputFormat, outputPath, STDOUT_OUTPUT } from './signing-key-export.js';
 
 const PROGRAM = 'combine_signing_keys';
@@ -23,27 +23,10 @@ interface Options {
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {
-  let options: Options | 'help';
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`${error.message}\n${formatUsage(PROGRAM, SYNOPSIS, FLAGS)}`);
-    return USAGE_EXIT_CODE;
-  }
-  if (options === 'help') {
-    io.stderr.write(formatUsage(PROGRAM, SYNOPSIS, FLAGS));
-    return 0;
-  }
-
-  try {
+  return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), () => parseOptions(argv), async (options) => {
     const keys = await readAllKeys(options.inputs, io);
     await exportSigningKeys(keys, options.format, options.output, io);
-    return 0;
-  } catch (error) {
-    io.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+  });
 }
 
 function parseOptions(argv: string[]): Options | 'help' {

@@ -2,7 +2,7 @@
 // generate_signing_key: makes a new Ed25519 signing key, or converts one (-input), in any of the
 // formats; same flags and defaults as matrix-media-repo's tool of that name.
 import { generateSigningKey, keyId, readKeyFile, type KeyFileFormat, type SigningKey } from '../keys/key-files.js';
-import { formatUsage, parseFlags, runAsMain, USAGE_EXIT_CODE, UsageError, type CliIo, type FlagSpec } from './args.js';
+import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 import { DEFAULT_FORMAT, DEFAULT_OUTPUT, exportSigningKeys, FORMAT_USAGE, outputFormat, outputPath, STDOUT_OUTPUT } from './signing-key-export.js';
 
 const PROGRAM = 'generate_signing_key';
@@ -25,28 +25,11 @@ interface Options {
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {
-  let options: Options | 'help';
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`${error.message}\n${formatUsage(PROGRAM, '[flags]', FLAGS)}`);
-    return USAGE_EXIT_CODE;
-  }
-  if (options === 'help') {
-    io.stderr.write(formatUsage(PROGRAM, '[flags]', FLAGS));
-    return 0;
-  }
-
-  try {
+  return runTool(io, formatUsage(PROGRAM, '[flags]', FLAGS), () => parseOptions(argv), async (options) => {
     const key = await chooseKey(options.input, io);
     io.stderr.write(`Key ID will be '${keyId(key)}'\n`);
     await exportSigningKeys([key], options.format, options.output, io);
-    return 0;
-  } catch (error) {
-    io.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+  });
 }
 
 function parseOptions(argv: string[]): Options | 'help' {
