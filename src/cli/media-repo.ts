@@ -5,52 +5,39 @@ import { buildConfig, loadConfigFile, readSecret, type Config } from '../config/
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { openContext, startService } from '../service.js';
 import { createLogger } from '../log.js';
-import { runAsMain, type CliIo } from './args.js';
+import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 
-const USAGE = 'usage: media-repo [-config FILE] serve | migrate | keys list';
+const PROGRAM = 'media-repo';
+const SYNOPSIS = '[flags] serve | migrate | keys list';
+const FLAGS: FlagSpec[] = [
+  { name: 'config', usage: 'The YAML config file (default: config.yaml here, else built-in defaults)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
+];
 
 export async function run(argv: string[], io: CliIo = process): Promise<number> {
-  const positional: string[] = [];
-  let configFile = process.env.MEDIA_REPO_CONFIG;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const flag = /^--?config(?:=(.*))?$/.exec(arg);
-    if (flag) {
-      configFile = flag[1] ?? argv[++i];
-      if (!configFile) return usageError(io, 'missing value for -config');
-    } else if (arg.startsWith('-')) {
-      return usageError(io, `unknown flag ${arg}`);
-    } else {
-      positional.push(arg);
-    }
-  }
-  let config: Config;
-  try {
-    config = loadConfig(configFile, io);
-  } catch (error) {
-    io.stderr.write(`media-repo: ${(error as Error).message}\n`);
-    return 2;
-  }
-  const command = positional.join(' ');
-  try {
-    if (command === 'serve' || command === '') return await serve(config);
-    if (command === 'migrate') return await migrate(config, io);
-    if (command === 'keys list') return await listKeys(config, io);
-  } catch (error) {
-    io.stderr.write(`media-repo: ${(error as Error).message}\n`);
-    return 1;
-  }
-  return usageError(io, `unknown command "${command}"`);
+  let command = '';
+  const parse = () => {
+    const parsed = parseFlags(argv, FLAGS);
+    if (parsed === 'help') return parsed;
+    command = parsed.positionals.join(' ') || 'serve';
+    if (!['serve', 'migrate', 'keys list'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    return parsed.flags.get('config')!;
+  };
+  return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async (configFile) => {
+    const config = loadConfig(configFile, io);
+    if (command === 'serve') await serve(config);
+    else if (command === 'migrate') await migrate(config, io);
+    else await listKeys(config, io);
+  });
 }
 
-function loadConfig(file: string | undefined, io: CliIo): Config {
+function loadConfig(file: string, io: CliIo): Config {
   if (file) return loadConfigFile(file);
   if (existsSync('config.yaml')) return loadConfigFile('config.yaml');
   io.stderr.write('media-repo: no config.yaml here and no -config given: running on built-in defaults (no homeservers, embedded database in ./data)\n');
   return buildConfig({});
 }
 
-async function serve(config: Config): Promise<number> {
+async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
   const service = await startService(config, log);
   await new Promise<void>((resolve) => {
@@ -60,10 +47,9 @@ async function serve(config: Config): Promise<number> {
   });
   log.info('shutting down');
   await service.close();
-  return 0;
 }
 
-async function migrate(config: Config, io: CliIo): Promise<number> {
+async function migrate(config: Config, io: CliIo): Promise<void> {
   const db = await openDatabase({
     url: config.database.url === undefined ? undefined : readSecret(config.database.url, 'database.url'),
     dataDir: config.dataDir,
@@ -75,10 +61,9 @@ async function migrate(config: Config, io: CliIo): Promise<number> {
   } finally {
     await db.close();
   }
-  return 0;
 }
 
-async function listKeys(config: Config, io: CliIo): Promise<number> {
+async function listKeys(config: Config, io: CliIo): Promise<void> {
   const context = await openContext(config, createLogger('warn', io.stderr));
   try {
     const keys = await context.signingKeys.list();
@@ -101,12 +86,6 @@ async function listKeys(config: Config, io: CliIo): Promise<number> {
   } finally {
     await context.db.close();
   }
-  return 0;
-}
-
-function usageError(io: CliIo, message: string): number {
-  io.stderr.write(`media-repo: ${message}\n${USAGE}\n`);
-  return 2;
 }
 
 runAsMain(import.meta.url, run);
