@@ -74,7 +74,8 @@ export async function* multipartMixedParts(
   media: MediaPart,
 ): AsyncGenerator<Buffer> {
   assertBoundary(boundary);
-  yield Buffer.from(`--${boundary}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n--${boundary}\r\n`, 'utf8');
+  // Leading CRLF as Synapse writes it: RFC 2046 lets it belong to the first delimiter, and strict readers expect it.
+  yield Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n--${boundary}\r\n`, 'utf8');
   if ('location' in media) {
     yield Buffer.from(`${headerLines({ Location: media.location })}\r\n\r\n--${boundary}--\r\n`, 'utf8');
     return;

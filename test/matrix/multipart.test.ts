@@ -106,7 +106,7 @@ describe('multipart writer', () => {
     };
     const written = (await collect(multipartMixedParts(B, {}, media))).toString();
     expect(written).toBe(
-      `--${B}\r\nContent-Type: application/json\r\n\r\n{}\r\n` +
+      `\r\n--${B}\r\nContent-Type: application/json\r\n\r\n{}\r\n` +
         `--${B}\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename="cat.png"\r\n\r\nPNGDATA\r\n` +
         `--${B}--\r\n`,
     );
@@ -114,7 +114,7 @@ describe('multipart writer', () => {
 
   test('writes the redirect form: a Location header and an empty body', async () => {
     const written = (await collect(multipartMixedParts(B, {}, { location: 'https://cdn.example/x?sig=1' }))).toString();
-    expect(written).toBe(`--${B}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${B}\r\nLocation: https://cdn.example/x?sig=1\r\n\r\n\r\n--${B}--\r\n`);
+    expect(written).toBe(`\r\n--${B}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${B}\r\nLocation: https://cdn.example/x?sig=1\r\n\r\n\r\n--${B}--\r\n`);
   });
 
   test('sends the JSON part before pulling any media', async () => {
