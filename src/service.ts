@@ -6,10 +6,14 @@ import type { Server } from 'node:http';
 import { readSecret, type Config } from './config/config.js';
 import type { AppContext } from './context.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
+import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
 import { Tenants } from './http/tenant.js';
 import { MasterKey } from './keys/master-key.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
+import { MediaStore } from './media/media-store.js';
+import { withRemoteMedia } from './media/remote.js';
+import { FilesystemDatastore } from './storage/filesystem.js';
 import type { Logger } from './log.js';
 
 export interface RunningService {
@@ -36,12 +40,19 @@ export async function openContext(config: Config, log: Logger, db?: Database): P
     const key = await signingKeys.activeKey(hs.name);
     log.info({ homeserver: hs.name, keyId: key?.keyId, outcome }, 'signing key ready');
   }
-  return { config, log, db: database, tenants: new Tenants(config.homeservers), signingKeys };
+  const storage = await FilesystemDatastore.open(config.storage.filesystem.path);
+  const federation = createFederationClient(config, signingKeys, log);
+  const tenants = new Tenants(config.homeservers);
+  return withRemoteMedia({ config, log, db: database, tenants, signingKeys, storage, media: new MediaStore(database.knex, storage), federation });
 }
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
   const context = await openContext(config, log, db);
   const server: Server = createApp(context).listen(config.listen.port, config.listen.host);
+  // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.setTimeout(Math.max(120_000, config.media.maxTimeoutMs + 30_000));
   await once(server, 'listening');
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -52,6 +63,8 @@ export async function startService(config: Config, log: Logger, db?: Database): 
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await context.remoteMedia.close();
+      context.federation.close();
       await context.db.close();
     },
   };

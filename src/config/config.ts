@@ -51,6 +51,8 @@ export interface Config {
     connectTimeoutMs: number;
     requestTimeoutMs: number;
     failureCacheMs: number;
+    dnsServers?: string[];
+    caFile?: string;
   };
 }
 
@@ -165,6 +167,8 @@ export function buildConfig(raw: unknown, file = '<defaults>'): Config {
       connectTimeoutMs: input.federation?.connectTimeoutMs ?? 10_000,
       requestTimeoutMs: input.federation?.requestTimeoutMs ?? 60_000,
       failureCacheMs: input.federation?.failureCacheMs ?? 60_000,
+      dnsServers: input.federation?.dnsServers,
+      caFile: input.federation?.caFile === undefined ? undefined : path(input.federation.caFile),
     },
   };
 }

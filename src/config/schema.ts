@@ -128,6 +128,10 @@ export const configSchema = {
         connectTimeoutMs: positiveInt,
         requestTimeoutMs: positiveInt,
         failureCacheMs: nonNegativeInt,
+        // Name servers for discovery ("ip" or "ip:port"); unset: the system resolver.
+        dnsServers: { type: 'array', items: { type: 'string', minLength: 1 } },
+        // PEM file of extra CA certificates trusted for outbound TLS (private CAs, tests).
+        caFile: { type: 'string', minLength: 1 },
       },
     },
   },

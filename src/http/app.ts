@@ -2,6 +2,7 @@
 import express, { type Express } from 'express';
 import type { AppContext } from '../context.js';
 import { errorHandler, unrecognizedRoute } from './errors.js';
+import { clientMediaApi } from './routes/client.js';
 
 export function createApp(ctx: AppContext): Express {
   const app = express();
@@ -18,6 +19,7 @@ export function createApp(ctx: AppContext): Express {
     }
   });
 
+  app.use(clientMediaApi(ctx));
   app.use(unrecognizedRoute);
   app.use(errorHandler(ctx.log));
   return app;

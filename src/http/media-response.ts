@@ -1,0 +1,99 @@
+// Writes media to the client: the spec's headers, conditional requests, one byte range, HEAD.
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { MatrixError } from '../matrix/errors.js';
+import type { OpenedMedia } from '../media/download.js';
+import type { ByteRange } from '../storage/datastore.js';
+
+/** The spec's recommended policy for served content (content_repo.md, "Security considerations"). */
+const MEDIA_CONTENT_SECURITY_POLICY =
+  "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; object-src 'self';";
+
+// Media never changes under its ID; a day bounds how long a deleted item lingers in caches.
+const MAX_AGE_S = 86_400;
+/** Authenticated media must not sit in shared caches, where a request without a token could get it. */
+export const PRIVATE_CACHE = `private, max-age=${MAX_AGE_S}, immutable`;
+export const PUBLIC_CACHE = `public, max-age=${MAX_AGE_S}, immutable`;
+
+export interface SendOptions {
+  disposition: string;
+  cacheControl: string;
+}
+
+/** Local media, or remote media still streaming in from its origin (size and digest not known yet). */
+export type ServableMedia = Omit<OpenedMedia, 'size' | 'sha256'> & { size: number | undefined; sha256: string | undefined };
+
+export async function sendMedia(req: Request, res: Response, media: ServableMedia, options: SendOptions): Promise<void> {
+  const etag = media.sha256 === undefined ? undefined : `"${media.sha256}"`;
+  const notModified = etag !== undefined && ifNoneMatch(req.headers['if-none-match'], etag);
+  const range = notModified || media.size === undefined || !rangeApplies(req, etag) ? undefined : parseRange(req.headers.range!, media.size);
+  if (range === 'unsatisfiable') {
+    res.setHeader('Content-Range', `bytes */${media.size}`);
+    throw new MatrixError(416, 'M_UNKNOWN', 'The requested range is not satisfiable');
+  }
+  // Opened before any header is set, so a failure still leaves as a clean Matrix error.
+  const body = req.method === 'HEAD' || notModified ? undefined : await media.open(range);
+
+  if (etag) res.setHeader('ETag', etag);
+  res.setHeader('Cache-Control', options.cacheControl);
+  res.setHeader('Content-Security-Policy', MEDIA_CONTENT_SECURITY_POLICY);
+  res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  if (notModified) {
+    res.status(304).end();
+    return;
+  }
+  res.setHeader('Content-Type', media.contentType);
+  res.setHeader('Content-Disposition', options.disposition);
+  if (media.size !== undefined) {
+    res.setHeader('Accept-Ranges', 'bytes');
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${media.size}`);
+    }
+    res.setHeader('Content-Length', String(range ? range.end - range.start + 1 : media.size));
+  }
+  if (!body) {
+    res.end();
+    return;
+  }
+  try {
+    await pipeline(body, res);
+  } catch (error) {
+    // A client that went away is not an error of ours.
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
+  }
+}
+
+/**
+ * One `bytes=` range (RFC 9110 §14.1.2), clamped to the size. Multiple ranges and malformed
+ * headers are ignored (the whole body is sent), as the RFC allows.
+ */
+export function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | undefined {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) return undefined;
+  const [, first, last] = match as unknown as [string, string, string];
+  if (first === '') {
+    if (last === '') return undefined;
+    const suffix = Number(last);
+    return suffix === 0 || size === 0 ? 'unsatisfiable' : { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(first);
+  if (last !== '' && Number(last) < start) return undefined;
+  if (start >= size) return 'unsatisfiable';
+  return { start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) };
+}
+
+function rangeApplies(req: Request, etag: string | undefined): boolean {
+  if (req.headers.range === undefined) return false;
+  const ifRange = req.get('if-range');
+  return ifRange === undefined || ifRange.trim() === etag;
+}
+
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((tag) => {
+    const value = tag.trim();
+    return value === '*' || value === etag || value === `W/${etag}`;
+  });
+}

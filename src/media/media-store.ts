@@ -1,0 +1,225 @@
+// The media and thumbnails tables, and the one rule tying them to the datastore: a row never points at
+// bytes that are not committed, and bytes no row points at are deleted.
+import type { Knex } from 'knex';
+import type { Datastore, StagedBlob } from '../storage/datastore.js';
+
+export interface MediaRecord {
+  serverName: string;
+  mediaId: string;
+  isRemote: boolean;
+  userId: string | null;
+  contentType: string | null;
+  uploadName: string | null;
+  /** Null while a /create'd upload is pending. */
+  sha256: string | null;
+  size: number | null;
+  createdTs: number;
+  storedTs: number | null;
+  expiresTs: number | null;
+}
+
+export interface NewMedia {
+  serverName: string;
+  mediaId: string;
+  isRemote: boolean;
+  userId: string | null;
+  contentType: string;
+  uploadName: string | null;
+}
+
+export interface MediaContent {
+  contentType: string;
+  uploadName: string | null;
+}
+
+export interface ThumbnailKey {
+  serverName: string;
+  mediaId: string;
+  width: number;
+  height: number;
+  method: 'crop' | 'scale';
+  animated: boolean;
+}
+
+export interface ThumbnailRecord extends ThumbnailKey {
+  contentType: string;
+  sha256: string;
+  size: number;
+  createdTs: number;
+}
+
+export type PendingOutcome = { created: true } | { created: false; retryAfterMs: number };
+
+// Advisory lock classes (first key of pg_advisory_xact_lock(int, int)).
+const BLOB_LOCK = 0x6d626c62;
+const PENDING_LOCK = 0x6d70656e;
+
+/** Every table whose sha256 column points into the datastore (remote_thumbnails: migration 004). */
+const BLOB_REFERENCES = ['media', 'thumbnails', 'remote_thumbnails'];
+const REFERENCED_SQL = `${BLOB_REFERENCES.map((table) => `SELECT 1 FROM ${table} WHERE sha256 = :sha256`).join(' UNION ALL ')} LIMIT 1`;
+
+interface MediaRow {
+  server_name: string; media_id: string; is_remote: boolean; user_id: string | null; content_type: string | null;
+  upload_name: string | null; sha256: string | null; size: number | null; created_ts: number;
+  stored_ts: number | null; expires_ts: number | null;
+}
+
+interface ThumbnailRow {
+  server_name: string; media_id: string; width: number; height: number; method: 'crop' | 'scale';
+  animated: boolean; content_type: string; sha256: string; size: number; created_ts: number;
+}
+
+export class MediaStore {
+  constructor(private readonly knex: Knex, readonly storage: Datastore) {}
+
+  async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
+    const row = await this.knex<MediaRow>('media').where({ server_name: serverName, media_id: mediaId }).first();
+    return row && toMediaRecord(row);
+  }
+
+  /** Commits the blob and records it; false (blob discarded unless referenced) when the ID is taken. */
+  async insertMedia(media: NewMedia, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+    return this.attachBlob(blob, async (trx) => {
+      const inserted = await trx('media').insert({
+        server_name: media.serverName,
+        media_id: media.mediaId,
+        is_remote: media.isRemote,
+        user_id: media.userId,
+        content_type: media.contentType,
+        upload_name: media.uploadName,
+        sha256: blob.sha256,
+        size: blob.size,
+        created_ts: now,
+        stored_ts: now,
+      }).onConflict(['server_name', 'media_id']).ignore().returning('media_id');
+      return inserted.length === 1;
+    });
+  }
+
+  /**
+   * Reserves an ID for an async upload unless the user already has `maxPending` unexpired ones.
+   * Serialised per user, so concurrent /create calls cannot overshoot the limit.
+   */
+  async createPending(
+    serverName: string, mediaId: string, userId: string, limits: { expiresTs: number; maxPending: number }, now = Date.now(),
+  ): Promise<PendingOutcome> {
+    return this.knex.transaction(async (trx) => {
+      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [PENDING_LOCK, `${serverName}|${userId}`]);
+      const mine = () => trx<MediaRow>('media').where({ server_name: serverName, user_id: userId }).whereNull('sha256');
+      await mine().where('expires_ts', '<=', now).delete();
+      const pending = await mine().select('expires_ts').orderBy('expires_ts');
+      if (pending.length >= limits.maxPending) {
+        return { created: false, retryAfterMs: Math.max(0, pending[0]!.expires_ts! - now) };
+      }
+      await trx('media').insert({
+        server_name: serverName, media_id: mediaId, is_remote: false, user_id: userId, created_ts: now, expires_ts: limits.expiresTs,
+      });
+      return { created: true };
+    });
+  }
+
+  /** Fills a pending upload; false when it was filled (or dropped) meanwhile: the first writer wins. */
+  async completePending(serverName: string, mediaId: string, content: MediaContent, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+    return this.attachBlob(blob, async (trx) => {
+      const updated = await trx('media')
+        .where({ server_name: serverName, media_id: mediaId })
+        .whereNull('sha256')
+        .update({
+          sha256: blob.sha256, size: blob.size, content_type: content.contentType, upload_name: content.uploadName,
+          stored_ts: now, expires_ts: null,
+        });
+      return updated === 1;
+    });
+  }
+
+  async getThumbnail(key: ThumbnailKey): Promise<ThumbnailRecord | undefined> {
+    const row = await this.knex<ThumbnailRow>('thumbnails').where(thumbnailWhere(key)).first();
+    return row && toThumbnailRecord(row);
+  }
+
+  /** Records a generated thumbnail; if another generator got there first, its row wins and ours is dropped. */
+  async insertThumbnail(key: ThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<ThumbnailRecord> {
+    const row: ThumbnailRow = { ...thumbnailWhere(key), content_type: contentType, sha256: blob.sha256, size: blob.size, created_ts: now };
+    const inserted = await this.attachBlob(blob, async (trx) => {
+      const rows = await trx('thumbnails').insert(row)
+        .onConflict(['server_name', 'media_id', 'width', 'height', 'method', 'animated']).ignore().returning('sha256');
+      return rows.length === 1;
+    });
+    if (inserted) return toThumbnailRecord(row);
+    const winner = await this.getThumbnail(key);
+    if (!winner) throw new Error('a concurrently generated thumbnail vanished');
+    return winner;
+  }
+
+  /**
+   * Commits the blob and runs `attach` (which records it in some table of BLOB_REFERENCES) in one
+   * transaction holding the blob's lock (shared); when nothing got attached, deletes the blob unless some
+   * row references it (lock exclusive). The lock makes "unreferenced" true: no other writer can be between
+   * committing these bytes and inserting its row. Every writer of a referencing row must come through here.
+   */
+  async attachBlob(blob: StagedBlob, attach: (trx: Knex.Transaction) => Promise<boolean>): Promise<boolean> {
+    let attached = false;
+    try {
+      attached = await this.knex.transaction(async (trx) => {
+        await lockBlob(trx, blob.sha256, 'shared');
+        await blob.commit();
+        return attach(trx);
+      });
+    } finally {
+      if (!attached) await this.discardBlob(blob);
+    }
+    return attached;
+  }
+
+  private async discardBlob(blob: StagedBlob): Promise<void> {
+    await blob.discard();
+    await this.knex.transaction(async (trx) => {
+      await lockBlob(trx, blob.sha256, 'exclusive');
+      const referenced = await trx.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256: blob.sha256 });
+      if (referenced.rows.length === 0) await this.storage.delete(blob.sha256);
+    });
+  }
+}
+
+/** Writers attaching the same bytes share the lock; only a deleter needs it alone. */
+async function lockBlob(trx: Knex.Transaction, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
+  const lock = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+  await trx.raw(`SELECT ${lock}(?, hashtext(?))`, [BLOB_LOCK, sha256]);
+}
+
+function thumbnailWhere(key: ThumbnailKey): Pick<ThumbnailRow, 'server_name' | 'media_id' | 'width' | 'height' | 'method' | 'animated'> {
+  return {
+    server_name: key.serverName, media_id: key.mediaId, width: key.width, height: key.height, method: key.method, animated: key.animated,
+  };
+}
+
+function toMediaRecord(row: MediaRow): MediaRecord {
+  return {
+    serverName: row.server_name,
+    mediaId: row.media_id,
+    isRemote: row.is_remote,
+    userId: row.user_id,
+    contentType: row.content_type,
+    uploadName: row.upload_name,
+    sha256: row.sha256,
+    size: row.size,
+    createdTs: row.created_ts,
+    storedTs: row.stored_ts,
+    expiresTs: row.expires_ts,
+  };
+}
+
+function toThumbnailRecord(row: ThumbnailRow): ThumbnailRecord {
+  return {
+    serverName: row.server_name,
+    mediaId: row.media_id,
+    width: row.width,
+    height: row.height,
+    method: row.method,
+    animated: row.animated,
+    contentType: row.content_type,
+    sha256: row.sha256,
+    size: row.size,
+    createdTs: row.created_ts,
+  };
+}

@@ -1,0 +1,98 @@
+// The remote-fetch tables (migration 004): cached remote thumbnails, the fetch lock rows that make one
+// instance fetch while the others wait, and the short-lived failure cache. Every statement is a single
+// short query: nothing holds a connection while a remote server is being waited for.
+import type { Knex } from 'knex';
+import type { StagedBlob } from '../storage/datastore.js';
+
+export interface RemoteThumbnailKey {
+  serverName: string;
+  mediaId: string;
+  width: number;
+  height: number;
+  method: 'crop' | 'scale';
+  animated: boolean;
+}
+
+export interface RemoteThumbnailRecord extends RemoteThumbnailKey {
+  contentType: string;
+  sha256: string;
+  size: number;
+  createdTs: number;
+}
+
+export interface CachedFailure {
+  status: number;
+  errcode: string;
+  error: string;
+}
+
+interface ThumbnailRow {
+  server_name: string; media_id: string; width: number; height: number; method: 'crop' | 'scale'; animated: boolean;
+  content_type: string; sha256: string; size: number; created_ts: number;
+}
+
+export class RemoteFetchStore {
+  constructor(private readonly knex: Knex) {}
+
+  async getThumbnail(key: RemoteThumbnailKey): Promise<RemoteThumbnailRecord | undefined> {
+    const row = await this.knex<ThumbnailRow>('remote_thumbnails').where(thumbnailWhere(key)).first();
+    return row && {
+      serverName: row.server_name, mediaId: row.media_id, width: row.width, height: row.height, method: row.method,
+      animated: row.animated, contentType: row.content_type, sha256: row.sha256, size: row.size, createdTs: row.created_ts,
+    };
+  }
+
+  /** Records a committed thumbnail inside MediaStore.attachBlob's transaction; false when a row was already there. */
+  async insertThumbnail(trx: Knex.Transaction, key: RemoteThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+    const inserted = await trx('remote_thumbnails')
+      .insert({ ...thumbnailWhere(key), content_type: contentType, sha256: blob.sha256, size: blob.size, created_ts: now })
+      .onConflict(['server_name', 'media_id', 'width', 'height', 'method', 'animated'])
+      .ignore()
+      .returning('sha256');
+    return inserted.length === 1;
+  }
+
+  /** Takes the lock row for `fetchKey`, or takes it over when its holder stopped heartbeating before `staleBefore`. */
+  async tryLock(fetchKey: string, owner: string, now: number, staleBefore: number): Promise<boolean> {
+    const result = await this.knex.raw<{ rows: unknown[] }>(
+      `INSERT INTO remote_fetches (fetch_key, owner, heartbeat_ts) VALUES (?, ?, ?)
+       ON CONFLICT (fetch_key) DO UPDATE SET owner = EXCLUDED.owner, heartbeat_ts = EXCLUDED.heartbeat_ts
+       WHERE remote_fetches.heartbeat_ts < ?
+       RETURNING owner`,
+      [fetchKey, owner, now, staleBefore],
+    );
+    return result.rows.length === 1;
+  }
+
+  /** False when the lock was lost (taken over as stale). */
+  async heartbeat(fetchKey: string, owner: string, now: number): Promise<boolean> {
+    return (await this.knex('remote_fetches').where({ fetch_key: fetchKey, owner }).update({ heartbeat_ts: now })) === 1;
+  }
+
+  async unlock(fetchKey: string, owner: string): Promise<void> {
+    await this.knex('remote_fetches').where({ fetch_key: fetchKey, owner }).delete();
+  }
+
+  async getFailure(fetchKey: string, now: number): Promise<CachedFailure | undefined> {
+    const row = await this.knex<CachedFailure & { fetch_key: string; expires_ts: number }>('remote_fetch_failures')
+      .where({ fetch_key: fetchKey })
+      .andWhere('expires_ts', '>', now)
+      .first();
+    return row && { status: row.status, errcode: row.errcode, error: row.error };
+  }
+
+  async putFailure(fetchKey: string, failure: CachedFailure, expiresTs: number): Promise<void> {
+    await this.knex('remote_fetch_failures')
+      .insert({ fetch_key: fetchKey, ...failure, expires_ts: expiresTs })
+      .onConflict('fetch_key')
+      .merge();
+  }
+
+  async clearFailure(fetchKey: string): Promise<void> {
+    await this.knex('remote_fetch_failures').where({ fetch_key: fetchKey }).delete();
+  }
+}
+
+function thumbnailWhere(key: RemoteThumbnailKey): Pick<ThumbnailRow, 'server_name' | 'media_id' | 'width' | 'height' | 'method' | 'animated'> {
+  return { server_name: key.serverName, media_id: key.mediaId, width: key.width, height: key.height, method: key.method, animated: key.animated };
+}

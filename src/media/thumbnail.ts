@@ -1,0 +1,143 @@
+// Thumbnails: the configured size that best serves the request, generated once with sharp and stored.
+import { availableParallelism } from 'node:os';
+import { Readable } from 'node:stream';
+import sharp, { type Metadata, type ResizeOptions } from 'sharp';
+import type { ThumbnailSize } from '../config/config.js';
+import type { AppContext } from '../context.js';
+import { MatrixError, unknown } from '../matrix/errors.js';
+import { mediaTypeEssence } from './content-disposition.js';
+import { waitForLocalMedia, type OpenedMedia, type StoredMedia, type WaitOptions } from './download.js';
+import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
+import { Semaphore, SingleFlight } from './single-flight.js';
+
+export interface ThumbnailRequest extends WaitOptions {
+  width: number;
+  height: number;
+  method: 'crop' | 'scale';
+  animated: boolean;
+}
+
+// Decoders we trust with untrusted bytes; SVG (a renderer) and PDF are deliberately absent.
+const THUMBNAILABLE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
+const ANIMATABLE_FORMATS = new Set(['gif', 'webp']);
+const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp' };
+
+const cannotThumbnail = () => unknown(400, 'Cannot generate thumbnails for the requested content');
+const tooLargeToThumbnail = () => new MatrixError(413, 'M_TOO_LARGE', 'Content is too large to thumbnail');
+
+interface Generators {
+  flights: SingleFlight<ThumbnailRecord>;
+  slots: Semaphore;
+}
+// Per media store (one per running service), so two services in one process never share work.
+const generators = new WeakMap<MediaStore, Generators>();
+
+export async function openThumbnail(ctx: AppContext, serverName: string, mediaId: string, request: ThumbnailRequest): Promise<OpenedMedia> {
+  const source = await waitForLocalMedia(ctx.media, serverName, mediaId, request);
+  const settings = ctx.config.media.thumbnails;
+  const size = chooseThumbnailSize(settings.sizes, request);
+  const key: ThumbnailKey = { serverName, mediaId, ...size, animated: request.animated && settings.animated };
+  const thumbnail = (await ctx.media.getThumbnail(key)) ?? (await generateOnce(ctx, key, source));
+  return {
+    contentType: thumbnail.contentType,
+    uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`,
+    size: thumbnail.size,
+    sha256: thumbnail.sha256,
+    storedTs: source.storedTs,
+    open: (range) => ctx.media.storage.read(thumbnail.sha256, range),
+  };
+}
+
+/**
+ * The smallest configured size at least as large as asked, preferring the asked method; if none is
+ * large enough, the largest (configured sizes bound the work an anonymous request can cause).
+ */
+export function chooseThumbnailSize(sizes: ThumbnailSize[], wanted: { width: number; height: number; method: 'crop' | 'scale' }): ThumbnailSize {
+  const area = (s: ThumbnailSize) => s.width * s.height;
+  const smallest = (list: ThumbnailSize[]) => list.reduce((a, b) => (area(b) < area(a) ? b : a));
+  const largest = (list: ThumbnailSize[]) => list.reduce((a, b) => (area(b) > area(a) ? b : a));
+  const bigEnough = sizes.filter((s) => s.width >= wanted.width && s.height >= wanted.height);
+  const sameMethod = (list: ThumbnailSize[]) => list.filter((s) => s.method === wanted.method);
+  if (sameMethod(bigEnough).length > 0) return smallest(sameMethod(bigEnough));
+  if (bigEnough.length > 0) return smallest(bigEnough);
+  return largest(sameMethod(sizes).length > 0 ? sameMethod(sizes) : sizes);
+}
+
+function generateOnce(ctx: AppContext, key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
+  let shared = generators.get(ctx.media);
+  if (!shared) {
+    shared = { flights: new SingleFlight(), slots: new Semaphore(availableParallelism()) };
+    generators.set(ctx.media, shared);
+  }
+  const { flights, slots } = shared;
+  const id = JSON.stringify([key.serverName, key.mediaId, key.width, key.height, key.method, key.animated]);
+  return flights.run(id, () => slots.run(async () => {
+    // Another instance (or an earlier flight) may have stored it since we looked.
+    const stored = await ctx.media.getThumbnail(key);
+    if (stored) return stored;
+    const { data, contentType } = await renderThumbnail(ctx, key, source);
+    const blob = await ctx.media.storage.writeStream(Readable.from([data]), { maxBytes: data.length });
+    return ctx.media.insertThumbnail(key, contentType, blob);
+  }));
+}
+
+async function renderThumbnail(ctx: AppContext, key: ThumbnailKey, source: StoredMedia): Promise<{ data: Buffer; contentType: string }> {
+  const limits = ctx.config.media.thumbnails;
+  // Only declared images are read and decoded at all: anything else costs nothing to refuse.
+  if (!mediaTypeEssence(source.contentType ?? '').startsWith('image/')) throw cannotThumbnail();
+  if (source.size > limits.maxSourceBytes) throw tooLargeToThumbnail();
+  // sharp buffers any non-file input whole; reading it ourselves (bounded above) lets us open it twice.
+  const input = await readAll(await ctx.media.storage.read(source.sha256), limits.maxSourceBytes);
+  const options = { limitInputPixels: limits.maxPixels, failOn: 'error' as const, autoOrient: true };
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(input, options).metadata();
+  } catch (error) {
+    throw decodeError(error);
+  }
+  if (!THUMBNAILABLE_FORMATS.has(metadata.format)) throw cannotThumbnail();
+  const animated = key.animated && ANIMATABLE_FORMATS.has(metadata.format) && (metadata.pages ?? 1) > 1;
+  // An animation decodes every frame, so the pixel limit counts them all.
+  if (metadata.width * metadata.height * (animated ? metadata.pages! : 1) > limits.maxPixels) throw tooLargeToThumbnail();
+  const frame = animated
+    ? { width: metadata.width, height: metadata.height }
+    : { width: metadata.autoOrient.width, height: metadata.autoOrient.height };
+  const image = sharp(input, { ...options, animated }).resize(resizeOptions(key, frame));
+  const [format, contentType] = animated ? ['webp', 'image/webp'] as const
+    : metadata.format === 'jpeg' ? ['jpeg', 'image/jpeg'] as const : ['png', 'image/png'] as const;
+  try {
+    return { data: await image.toFormat(format).toBuffer(), contentType };
+  } catch (error) {
+    throw decodeError(error);
+  }
+}
+
+function decodeError(error: unknown): MatrixError {
+  return /pixel limit/i.test((error as Error).message) ? tooLargeToThumbnail() : cannotThumbnail();
+}
+
+/** Never upscales: `scale` fits inside the box; `crop` fills it, or crops a smaller source to the box's aspect ratio. */
+function resizeOptions(box: { width: number; height: number; method: 'crop' | 'scale' }, frame: { width: number; height: number }): ResizeOptions {
+  if (box.method === 'scale') return { width: box.width, height: box.height, fit: 'inside', withoutEnlargement: true };
+  if (frame.width >= box.width && frame.height >= box.height) return { width: box.width, height: box.height, fit: 'cover' };
+  const ratio = box.width / box.height;
+  return {
+    width: Math.max(1, Math.min(frame.width, Math.round(frame.height * ratio))),
+    height: Math.max(1, Math.min(frame.height, Math.round(frame.width / ratio))),
+    fit: 'cover',
+  };
+}
+
+async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw tooLargeToThumbnail();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

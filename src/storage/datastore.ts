@@ -1,0 +1,42 @@
+// Media bytes live in a datastore, addressed by their sha256; metadata lives in PostgreSQL.
+import type { Readable } from 'node:stream';
+
+/** Inclusive byte offsets, as in HTTP Range and fs.createReadStream. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface WriteLimits {
+  maxBytes: number;
+  /** The error thrown past maxBytes; default 413 M_TOO_LARGE. */
+  tooLarge?: () => Error;
+}
+
+/** Bytes fully received and hashed, not yet visible under their sha256. */
+export interface StagedBlob {
+  readonly sha256: string;
+  readonly size: number;
+  /** Makes the bytes readable under sha256; if that blob already exists the staged copy is dropped. */
+  commit(): Promise<void>;
+  /** Drops the staged copy; a no-op after commit (committed blobs go only through Datastore.delete). */
+  discard(): Promise<void>;
+}
+
+export interface Datastore {
+  /** Streams `body` to a staging area while hashing it; past maxBytes it throws and leaves nothing behind. */
+  writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob>;
+  /** The blob's bytes, or one inclusive range of them. Rejects when the blob does not exist. */
+  read(sha256: string, range?: ByteRange): Promise<Readable>;
+  has(sha256: string): Promise<boolean>;
+  delete(sha256: string): Promise<void>;
+  /** A URL the client may be redirected to instead (e.g. a presigned S3 URL); undefined to serve the bytes. */
+  redirectUrl?(sha256: string): Promise<string | undefined>;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Only lowercase hex digests ever become storage keys, so no caller input can name another file. */
+export function isSha256Hex(value: string): boolean {
+  return SHA256_HEX.test(value);
+}

@@ -1,0 +1,112 @@
+// Blobs as files under <root>/<aa>/<bb>/<sha256>; uploads are staged in <root>/.tmp and renamed into place.
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isSha256Hex, type ByteRange, type Datastore, type StagedBlob, type WriteLimits } from './datastore.js';
+import { feedWithoutDestroying, HashingMeter, tooLargeError } from './hashing-meter.js';
+
+const TEMP_DIR = '.tmp';
+// A staged file untouched this long belongs to a crashed process (uploads in progress keep writing).
+const STALE_TEMP_MS = 24 * 3600_000;
+
+export class FilesystemDatastore implements Datastore {
+  private readonly tempDir: string;
+
+  private constructor(readonly root: string) {
+    this.tempDir = join(root, TEMP_DIR);
+  }
+
+  /** Creates the folders and removes staged files left by a crash. */
+  static async open(root: string): Promise<FilesystemDatastore> {
+    const store = new FilesystemDatastore(root);
+    await mkdir(store.tempDir, { recursive: true });
+    await store.removeStaleTemp(STALE_TEMP_MS);
+    return store;
+  }
+
+  async writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob> {
+    const temp = join(this.tempDir, `${randomUUID()}.part`);
+    const meter = new HashingMeter(limits.maxBytes, limits.tooLarge ?? tooLargeError(limits.maxBytes));
+    feedWithoutDestroying(body, meter);
+    try {
+      // flush: the bytes are on disk before a database row can point at them.
+      await pipeline(meter, createWriteStream(temp, { flags: 'wx', flush: true }));
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    return this.staged(temp, meter.digestHex(), meter.bytes);
+  }
+
+  async read(sha256: string, range?: ByteRange): Promise<Readable> {
+    const handle = await open(this.pathOf(sha256), 'r');
+    // fs's default 64 KiB chunks: 256 KiB ones raised peak RSS under 20 concurrent 1 GiB downloads
+    // (read buffers waiting for GC) with no throughput gain measurable on loopback.
+    return handle.createReadStream({ start: range?.start, end: range?.end });
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    try {
+      await access(this.pathOf(sha256));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async delete(sha256: string): Promise<void> {
+    await rm(this.pathOf(sha256), { force: true });
+  }
+
+  private staged(temp: string, sha256: string, size: number): StagedBlob {
+    let state: 'staged' | 'committed' | 'discarded' = 'staged';
+    return {
+      sha256,
+      size,
+      commit: async () => {
+        if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
+        const target = this.pathOf(sha256);
+        if (await this.has(sha256)) {
+          await unlink(temp);
+        } else {
+          await mkdir(join(target, '..'), { recursive: true });
+          await rename(temp, target);
+          await syncDirectory(join(target, '..'));
+        }
+        state = 'committed';
+      },
+      discard: async () => {
+        if (state !== 'staged') return;
+        state = 'discarded';
+        await rm(temp, { force: true });
+      },
+    };
+  }
+
+  private pathOf(sha256: string): string {
+    if (!isSha256Hex(sha256)) throw new RangeError('not a sha256 hex digest');
+    return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+  }
+
+  private async removeStaleTemp(olderThanMs: number): Promise<void> {
+    const cutoff = Date.now() - olderThanMs;
+    for (const name of await readdir(this.tempDir)) {
+      const file = join(this.tempDir, name);
+      const info = await stat(file).catch(() => undefined);
+      if (info && info.mtimeMs < cutoff) await rm(file, { force: true });
+    }
+  }
+}
+
+/** Makes a rename durable: the new directory entry survives a crash. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,608 @@
+// A remote homeserver on 127.0.0.1 for outbound-federation tests. It checks every federation request's
+// Authorization header with Synapse's own libraries (Debian's python3-signedjson, in a long-lived
+// /usr/bin/python3 helper, parsing the header the way Synapse's _parse_auth_header does) and serves
+// media in the variants peers produce or that go wrong: multipart (several wire styles), Location parts,
+// legacy-only servers, slow, stalled, truncated and oversized bodies, and Matrix errors.
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, get as httpGet, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { buildConfig } from '../../src/config/config.js';
+import type { Database } from '../../src/db/database.js';
+import { FederationClient } from '../../src/federation/client.js';
+import { ServerResolver } from '../../src/federation/discovery.js';
+import { Dns } from '../../src/federation/dns.js';
+import { OutboundHttp } from '../../src/federation/http.js';
+import { IpFilter } from '../../src/federation/ip-filter.js';
+import { parseKeyFile } from '../../src/keys/key-files.js';
+import { REQUEST_SCOPE } from '../../src/keys/signing-key-store.js';
+import { createLogger } from '../../src/log.js';
+import { createSigner } from '../../src/matrix/ed25519.js';
+import { startService, type RunningService } from '../../src/service.js';
+import { openTestDatabase } from './database.js';
+import { SYSTEM_PYTHON, runPython } from './python.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Keys and certificates made by independent tools: Synapse's signedjson and openssl.
+
+export interface SynapseKey {
+  /** The key file, Synapse format ("ed25519 <version> <seed>"). */
+  file: string;
+  keyId: string;
+  /** Unpadded Base64 public key, computed by signedjson. */
+  publicKey: string;
+}
+
+export async function generateSynapseKey(version: string): Promise<SynapseKey> {
+  const script = `
+import io, json, sys
+from signedjson.key import generate_signing_key, get_verify_key, encode_verify_key_base64, write_signing_keys
+key = generate_signing_key(sys.argv[1])
+out = io.StringIO()
+write_signing_keys(out, [key])
+print(json.dumps({"file": out.getvalue(), "keyId": "ed25519:" + key.version, "publicKey": encode_verify_key_base64(get_verify_key(key))}))
+`;
+  return JSON.parse(await runPython(script, '', [version])) as SynapseKey;
+}
+
+export interface Certificate {
+  key: string;
+  cert: string;
+}
+
+export interface TestCa {
+  /** PEM of the CA certificate: federation.caFile / OutboundHttp extraCa. */
+  caPem: string;
+  caFile: string;
+  /** A certificate for these DNS names and IP addresses, signed by the CA. */
+  issue(names: string[]): Promise<Certificate>;
+}
+
+const execFileAsync = promisify(execFile);
+
+export async function createTestCa(): Promise<TestCa> {
+  const dir = mkdtempSync(join(tmpdir(), 'test-ca-'));
+  const openssl = (args: string[]) => execFileAsync('openssl', args, { cwd: dir });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=media-repo test CA']);
+  let serial = 0;
+  return {
+    caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    caFile: join(dir, 'ca.pem'),
+    issue: async (names) => {
+      const n = ++serial;
+      const san = names.map((name) => (/^[\d.]+$|:/.test(name) ? `IP:${name}` : `DNS:${name}`)).join(',');
+      writeFileSync(join(dir, `leaf${n}.ext`), `subjectAltName=${san}\n`);
+      await openssl(['req', ...ec, '-keyout', `leaf${n}.key`, '-out', `leaf${n}.csr`, '-subj', `/CN=${names[0]}`]);
+      await openssl(['x509', '-req', '-in', `leaf${n}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(1000 + n), '-out', `leaf${n}.pem`, '-days', '2', '-extfile', `leaf${n}.ext`]);
+      return { key: readFileSync(join(dir, `leaf${n}.key`), 'utf8'), cert: readFileSync(join(dir, `leaf${n}.pem`), 'utf8') };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Signature checks by Synapse's libraries.
+
+const VERIFIER = `
+import json, re, sys
+from signedjson.key import decode_verify_key_bytes
+from signedjson.sign import verify_signed_json
+from unpaddedbase64 import decode_base64
+
+def parse_auth_header(header):
+    # synapse/federation/transport/server/_base.py _parse_auth_header
+    params = re.split(" |\\t", header, maxsplit=1)[1].split(",")
+    param_dict = {k.lower(): v for k, v in [param.split("=", maxsplit=1) for param in params]}
+    def strip_quotes(value):
+        if value.startswith('"'):
+            return re.sub("\\\\\\\\(.)", lambda m: m.group(1), value[1:-1])
+        return value
+    origin = strip_quotes(param_dict["origin"])
+    key = strip_quotes(param_dict["key"])
+    sig = strip_quotes(param_dict["sig"])
+    destination = strip_quotes(param_dict["destination"]) if "destination" in param_dict else None
+    return origin, key, sig, destination
+
+for line in sys.stdin:
+    request = json.loads(line)
+    result = {"id": request["id"]}
+    try:
+        headers = [h for h in request["headers"] if h.split(" ", 1)[0] == request["scheme"]]
+        if not headers:
+            raise ValueError("no %s Authorization header" % request["scheme"])
+        origin, key, sig, destination = parse_auth_header(headers[0])
+        if destination != request["destination"]:
+            raise ValueError("destination %r is not %r" % (destination, request["destination"]))
+        keys = request["keys"].get(origin, {})
+        if key not in keys:
+            raise ValueError("unknown key %s of %s" % (key, origin))
+        json_request = {"method": request["method"], "uri": request["uri"], "destination": destination, "origin": origin,
+                        "signatures": {origin: {key: sig}}}
+        verify_signed_json(json_request, origin, decode_verify_key_bytes(key, decode_base64(keys[key])))
+        result.update(ok=True, origin=origin, key=key)
+    except Exception as error:
+        result.update(ok=False, error="%s: %s" % (type(error).__name__, error))
+    print(json.dumps(result), flush=True)
+`;
+
+export interface Verdict {
+  ok: boolean;
+  origin?: string;
+  key?: string;
+  error?: string;
+}
+
+class SignatureVerifier {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly pending = new Map<number, (verdict: Verdict) => void>();
+  private nextId = 1;
+
+  constructor() {
+    this.child = spawn(SYSTEM_PYTHON, ['-c', VERIFIER]);
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      const { id, ...verdict } = JSON.parse(line) as Verdict & { id: number };
+      this.pending.get(id)?.(verdict);
+      this.pending.delete(id);
+    });
+  }
+
+  verify(request: { method: string; uri: string; destination: string; headers: string[]; scheme: string; keys: TrustedKeys }): Promise<Verdict> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.child.stdin.write(`${JSON.stringify({ id, ...request })}\n`);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.child.stdin.end();
+    if (this.child.exitCode === null) await once(this.child, 'exit');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The remote homeserver.
+
+/** origin server name -> key id -> unpadded Base64 public key */
+export type TrustedKeys = Record<string, Record<string, string>>;
+
+export type MultipartStyle =
+  | 'strict' // CRLF everywhere, "--boundary--" at the end
+  | 'lf' // bare LF line ends
+  | 'msc-example' // blank line after the JSON, no closing "--" (MSC3916's examples)
+  | 'preamble' // a leading CRLF and a preamble before the first boundary
+  | 'quoted-boundary' // boundary="..." with characters that need the quotes
+  | 'header-case'; // upper-case part header names
+
+export type MediaBehaviour =
+  | {
+      kind: 'multipart';
+      bytes: Buffer;
+      contentType?: string;
+      disposition?: string;
+      style?: MultipartStyle;
+      /** Waits for this before answering (lets a test pile up concurrent requests). */
+      gate?: Promise<void>;
+      /** Sends the body in chunks of this size, waiting for the socket between them. */
+      chunkSize?: number;
+      thumbnail?: { bytes: Buffer; contentType: string };
+    }
+  | { kind: 'location'; location: string }
+  | { kind: 'legacy-only'; bytes: Buffer; contentType?: string; disposition?: string; unrecognized?: 'json' | 'html' | '405'; redirectTo?: string }
+  | { kind: 'slow'; delayMs: number; bytes: Buffer }
+  | { kind: 'stall'; bytes: Buffer }
+  | { kind: 'truncated'; bytes: Buffer }
+  | { kind: 'oversized'; size: number; declareLength: boolean }
+  | { kind: 'error'; status: number; body: unknown };
+
+export interface PlainFile {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: Buffer;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  host: string | undefined;
+  authorization: string[];
+  verdict?: Verdict & { scheme: string };
+}
+
+export interface RemoteHomeserverOptions {
+  /** The destination our requests must name. */
+  serverName: string;
+  trustedKeys: TrustedKeys;
+  /** False: a server that knows only X-Matrix, answering X-MSC4100-Scoped alone with 401 (as Synapse does). */
+  acceptScoped?: boolean;
+  tls?: Certificate;
+}
+
+export interface RemoteHomeserver {
+  readonly url: string;
+  readonly port: number;
+  readonly media: Map<string, MediaBehaviour>;
+  /** Served as is at their path: Location targets, CDN, redirect chains. */
+  readonly files: Map<string, PlainFile>;
+  readonly requests: RecordedRequest[];
+  /** TCP connections accepted so far. */
+  connections: number;
+  requestsFor(prefix: string): RecordedRequest[];
+  close(): Promise<void>;
+}
+
+const BOUNDARY = 'gc0p4Jq0M2Yt08jU534c0p';
+
+export async function startRemoteHomeserver(options: RemoteHomeserverOptions): Promise<RemoteHomeserver> {
+  const verifier = new SignatureVerifier();
+  const media = new Map<string, MediaBehaviour>();
+  const files = new Map<string, PlainFile>();
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) json(res, 500, { errcode: 'M_UNKNOWN', error: String(error) });
+      else res.destroy();
+    });
+  };
+  const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, handler) : createHttpServer(handler);
+  const state = { connections: 0 };
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    state.connections++;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url!, 'http://remote.invalid');
+    const recorded: RecordedRequest = { method: req.method!, path: req.url!, host: req.headers.host, authorization: authorizationValues(req.rawHeaders) };
+    requests.push(recorded);
+
+    const plain = files.get(url.pathname);
+    if (plain) {
+      res.writeHead(plain.status ?? 200, plain.headers ?? {});
+      res.end(plain.body);
+      return;
+    }
+    const federation = /^\/_matrix\/federation\/v1\/media\/(download|thumbnail)\/([^/]+)$/.exec(url.pathname);
+    if (federation) {
+      const behaviour = media.get(decodeURIComponent(federation[2]!));
+      if (behaviour?.kind === 'legacy-only') {
+        if (behaviour.unrecognized === 'html') {
+          res.writeHead(404, { 'Content-Type': 'text/html' });
+          res.end('<html><body>Not Found</body></html>');
+        } else {
+          json(res, behaviour.unrecognized === '405' ? 405 : 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+        }
+        return;
+      }
+      const verdict = await authenticate(req, recorded);
+      if (!verdict.ok) {
+        json(res, 401, { errcode: 'M_UNAUTHORIZED', error: verdict.error ?? 'not authorised' });
+        return;
+      }
+      await serveFederation(res, behaviour, federation[1] === 'thumbnail');
+      return;
+    }
+    const legacy = /^\/_matrix\/media\/v3\/(download|thumbnail)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (legacy) {
+      const behaviour = media.get(decodeURIComponent(legacy[3]!));
+      if (url.searchParams.get('allow_remote') !== 'false' || decodeURIComponent(legacy[2]!) !== options.serverName) {
+        json(res, 400, { errcode: 'M_UNKNOWN', error: 'this test server wants allow_remote=false and its own name' });
+        return;
+      }
+      if (behaviour?.kind !== 'legacy-only') {
+        json(res, 404, { errcode: 'M_NOT_FOUND', error: 'Not found' });
+        return;
+      }
+      if (behaviour.redirectTo) {
+        res.writeHead(307, { Location: behaviour.redirectTo });
+        res.end();
+        return;
+      }
+      res.writeHead(200, withDisposition({ 'Content-Type': behaviour.contentType ?? 'application/octet-stream', 'Content-Length': String(behaviour.bytes.length) }, behaviour.disposition));
+      res.end(behaviour.bytes);
+      return;
+    }
+    json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+  }
+
+  async function authenticate(req: IncomingMessage, recorded: RecordedRequest): Promise<Verdict> {
+    const schemes = recorded.authorization.map((h) => h.split(' ', 1)[0]);
+    const scheme = schemes.includes('X-Matrix') ? 'X-Matrix' : schemes.includes('X-MSC4100-Scoped') && options.acceptScoped !== false ? 'X-MSC4100-Scoped' : 'X-Matrix';
+    const verdict = await verifier.verify({
+      method: req.method!, uri: req.url!, destination: options.serverName, headers: recorded.authorization, scheme, keys: options.trustedKeys,
+    });
+    recorded.verdict = { ...verdict, scheme };
+    return verdict;
+  }
+
+  async function serveFederation(res: ServerResponse, behaviour: MediaBehaviour | undefined, thumbnail: boolean): Promise<void> {
+    if (!behaviour) {
+      json(res, 404, { errcode: 'M_NOT_FOUND', error: 'Not found' });
+      return;
+    }
+    switch (behaviour.kind) {
+      case 'error':
+        json(res, behaviour.status, behaviour.body);
+        return;
+      case 'location':
+        writeMultipart(res, 'strict', `Location: ${behaviour.location}\r\n`, Buffer.alloc(0));
+        return;
+      case 'multipart': {
+        await behaviour.gate;
+        const part = thumbnail && behaviour.thumbnail ? behaviour.thumbnail : { bytes: behaviour.bytes, contentType: behaviour.contentType ?? 'application/octet-stream' };
+        const style = behaviour.style ?? 'strict';
+        const eol = style === 'lf' ? '\n' : '\r\n';
+        const names = style === 'header-case' ? ['CONTENT-TYPE', 'CONTENT-DISPOSITION'] : ['Content-Type', 'Content-Disposition'];
+        let headers = `${names[0]}: ${part.contentType}${eol}`;
+        if (behaviour.disposition && !thumbnail) headers += `${names[1]}: ${behaviour.disposition}${eol}`;
+        await writeMultipart(res, style, headers, part.bytes, behaviour.chunkSize);
+        return;
+      }
+      case 'slow':
+        await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+        writeMultipart(res, 'strict', 'Content-Type: application/octet-stream\r\n', behaviour.bytes);
+        return;
+      case 'stall':
+        res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}` });
+        res.write(`--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\nContent-Type: image/png\r\n\r\n`);
+        res.write(behaviour.bytes.subarray(0, behaviour.bytes.length >> 1)); // ...and nothing more
+        return;
+      case 'truncated':
+        res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}` });
+        res.write(`--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\nContent-Type: image/png\r\n\r\n`);
+        res.write(behaviour.bytes.subarray(0, behaviour.bytes.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
+        return;
+      case 'oversized': {
+        const head = `--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n`;
+        const tail = `\r\n--${BOUNDARY}--\r\n`;
+        const length = head.length + behaviour.size + tail.length;
+        res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}`, ...(behaviour.declareLength ? { 'Content-Length': String(length) } : {}) });
+        res.write(head);
+        await writeChunks(res, patternBytes(behaviour.size, 7), 64 * 1024);
+        res.end(tail);
+        return;
+      }
+      case 'legacy-only':
+        return;
+    }
+  }
+
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    port,
+    media,
+    files,
+    requests,
+    get connections() {
+      return state.connections;
+    },
+    set connections(value: number) {
+      state.connections = value;
+    },
+    requestsFor: (prefix) => requests.filter((r) => r.path.startsWith(prefix)),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await verifier.close();
+    },
+  };
+}
+
+async function writeMultipart(res: ServerResponse, style: MultipartStyle, partHeaders: string, bytes: Buffer, chunkSize?: number): Promise<void> {
+  const eol = style === 'lf' ? '\n' : '\r\n';
+  const boundary = style === 'quoted-boundary' ? 'with space:and/slash?' : BOUNDARY;
+  const contentType = style === 'quoted-boundary' ? `multipart/mixed; boundary="${boundary}"` : `multipart/mixed; boundary=${boundary}`;
+  const jsonHeader = style === 'header-case' ? 'CONTENT-TYPE: application/json' : 'Content-Type: application/json';
+  const preamble = style === 'preamble' ? `\r\nThis is the preamble.\r\n` : '';
+  const afterJson = style === 'msc-example' ? `${eol}${eol}` : eol;
+  const head = `${preamble}--${boundary}${eol}${jsonHeader}${eol}${eol}{}${afterJson}--${boundary}${eol}${partHeaders}${eol}`;
+  const tail = style === 'msc-example' ? `${eol}--${boundary}` : `${eol}--${boundary}--${eol}`;
+  res.writeHead(200, { 'Content-Type': contentType });
+  res.write(head);
+  if (chunkSize) await writeChunks(res, bytes, chunkSize);
+  else res.write(bytes);
+  res.end(tail);
+}
+
+async function writeChunks(res: ServerResponse, bytes: Buffer, chunkSize: number): Promise<void> {
+  for (let offset = 0; offset < bytes.length; offset += chunkSize) {
+    if (res.destroyed) return;
+    if (!res.write(bytes.subarray(offset, offset + chunkSize))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function withDisposition(headers: Record<string, string>, disposition: string | undefined): Record<string, string> {
+  return disposition ? { ...headers, 'Content-Disposition': disposition } : headers;
+}
+
+function authorizationValues(rawHeaders: string[]): string[] {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1]!);
+  return values;
+}
+
+/** Deterministic bytes that are not all alike (so truncation or reordering shows). */
+export function patternBytes(size: number, seed = 1): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Our side: the outbound stack, built the way src/federation/outbound.ts builds it, with test knobs.
+
+export interface TestClientOptions {
+  /** Origin server name -> its Synapse key (a stand-in for the SigningKeyStore, which has its own tests). */
+  keys?: Record<string, SynapseKey & { scope?: string[] }>;
+  overrides?: Record<string, string>;
+  allowlist?: string[];
+  blocklist?: string[];
+  dnsServers?: string[];
+  extraCa?: string;
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  wellKnownPort?: number;
+  defaultPort?: number;
+  now?: () => number;
+  random?: () => number;
+  logLines?: string[];
+}
+
+export function createTestFederationClient(options: TestClientOptions = {}): { client: FederationClient; resolver: ServerResolver; http: OutboundHttp } {
+  const dns = new Dns({ servers: options.dnsServers, timeoutMs: 1000 });
+  const filter = new IpFilter({ allowlist: options.allowlist, blocklist: options.blocklist });
+  const http = new OutboundHttp({ dns, filter, extraCa: options.extraCa });
+  const timeouts = { connectMs: options.connectTimeoutMs ?? 2000, headersMs: options.requestTimeoutMs ?? 3000 };
+  const resolver = new ServerResolver({
+    dns, http, timeouts, overrides: options.overrides, wellKnownPort: options.wellKnownPort, defaultPort: options.defaultPort,
+    now: options.now, random: options.random,
+  });
+  const signers = new Map(Object.entries(options.keys ?? {}).map(([serverName, key]) => {
+    const seed = parseKeyFile(key.file, 'test.key').keys[0]!.seed;
+    return [serverName, { serverName, keyId: key.keyId, publicKey: key.publicKey, scope: key.scope ?? [REQUEST_SCOPE], signer: createSigner(seed) }];
+  }));
+  const lines = options.logLines;
+  const log = createLogger(lines ? 'info' : 'silent', lines ? { write: (line: string) => lines.push(line) } : undefined);
+  const client = new FederationClient({
+    resolver, http, log,
+    signingKeys: { activeKey: async (name) => signers.get(name) },
+    connectTimeoutMs: timeouts.connectMs,
+    requestTimeoutMs: timeouts.headersMs,
+  });
+  return { client, resolver, http };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The media repository under test, serving one hosted homeserver whose users fetch remote media.
+
+export interface RepoUnderTest {
+  service: RunningService;
+  logLines: string[];
+  /** GET on the service as a user of the tenant (Host header and access token set). */
+  get(path: string, headers?: Record<string, string>): Promise<ClientResponse>;
+  /** Cached remote media rows, remote thumbnail rows, committed blobs, staged and spooled files. */
+  inspect(): Promise<{ media: number; thumbnails: number; blobs: string[]; staged: string[]; spooled: string[] }>;
+  close(): Promise<void>;
+}
+
+export interface ClientResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** False when the connection was cut before the body ended. */
+  complete: boolean;
+  json(): Record<string, unknown>;
+}
+
+export const TEST_TOKEN = 'secret-token';
+
+/**
+ * Starts the service (real routes, real auth against a stand-in whoami) for `tenant`, signing with
+ * `key` (none: a keyless tenant). `db` shares a database between instances.
+ */
+export async function startRepoUnderTest(options: {
+  tenant: string;
+  key?: SynapseKey;
+  whoamiUrl: string;
+  federation: Record<string, unknown>;
+  media?: Record<string, unknown>;
+  db?: Database;
+  /** Instances sharing a database share their datastore and master key too. */
+  storagePath?: string;
+  masterKey?: string;
+}): Promise<RepoUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'media-repo-remote-'));
+  let signingKeyPath: string | undefined;
+  if (options.key) {
+    signingKeyPath = join(dir, 'tenant.signing.key');
+    writeFileSync(signingKeyPath, options.key.file);
+  }
+  const config = buildConfig({
+    listen: { host: '127.0.0.1', port: 0 },
+    logLevel: 'info',
+    dataDir: dir,
+    masterKey: options.masterKey ?? randomBytes(32).toString('hex'),
+    homeservers: [{ name: options.tenant, clientApi: options.whoamiUrl, ...(signingKeyPath ? { signingKeyPath } : {}) }],
+    federation: options.federation,
+    ...(options.media ? { media: options.media } : {}),
+    ...(options.storagePath ? { storage: { filesystem: { path: options.storagePath } } } : {}),
+  }, join(dir, 'config.yaml'));
+  const logLines: string[] = [];
+  const log = createLogger('info', { write: (line: string) => logLines.push(line) });
+  const service = await startService(config, log, options.db ?? (await openTestDatabase()));
+  const root = config.storage.filesystem.path;
+  const listFiles = (folder: string) => {
+    try {
+      return readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    } catch {
+      return [];
+    }
+  };
+  return {
+    service,
+    logLines,
+    get: (path, headers = {}) => clientGet(`${service.url}${path}`, { Host: options.tenant, Authorization: `Bearer ${TEST_TOKEN}`, ...headers }),
+    inspect: async () => {
+      const knex = service.context.db.knex;
+      const count = async (table: string) => Number((await knex(table).count<{ c: string }[]>({ c: '*' }))[0]!.c);
+      return {
+        media: Number((await knex('media').where({ is_remote: true }).count<{ c: string }[]>({ c: '*' }))[0]!.c),
+        thumbnails: await count('remote_thumbnails'),
+        blobs: listFiles(root).filter((f) => !f.startsWith(join(root, '.tmp'))),
+        staged: listFiles(join(root, '.tmp')),
+        spooled: listFiles(join(dir, 'remote-spool')),
+      };
+    },
+    close: () => service.close(),
+  };
+}
+
+export function clientGet(url: string, headers: Record<string, string>): Promise<ClientResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let complete = false;
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => (complete = true));
+      res.on('error', () => undefined);
+      res.on('close', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode!, headers: res.headers, body, complete, json: () => JSON.parse(body.toString('utf8')) as Record<string, unknown> });
+      });
+    });
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,110 @@
+// MediaStore on the test database (PGlite, or real PostgreSQL with MEDIA_REPO_TEST_DATABASE_URL) and a real datastore.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Database } from '../../src/db/database.js';
+import { MediaStore, type NewMedia } from '../../src/media/media-store.js';
+import { FilesystemDatastore } from '../../src/storage/filesystem.js';
+import { openTestDatabase } from '../helpers/database.js';
+
+describe('MediaStore', () => {
+  let db: Database;
+  let storage: FilesystemDatastore;
+  let store: MediaStore;
+  beforeAll(async () => {
+    db = await openTestDatabase();
+    storage = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-')));
+    store = new MediaStore(db.knex, storage);
+  });
+  afterAll(async () => {
+    await db.close();
+    rmSync(storage.root, { recursive: true, force: true });
+  });
+
+  const stage = (text: string) => storage.writeStream(Readable.from([Buffer.from(text)]), { maxBytes: 1000 });
+  const media = (mediaId: string): NewMedia => ({
+    serverName: 'a.example', mediaId, isRemote: false, userId: '@alice:a.example', contentType: 'text/plain', uploadName: 'a.txt',
+  });
+
+  test('insertMedia commits the blob and records it', async () => {
+    const blob = await stage('first upload');
+    expect(await store.insertMedia(media('m1'), blob, 1000)).toBe(true);
+    expect(await storage.has(blob.sha256)).toBe(true);
+    expect(await store.get('a.example', 'm1')).toEqual({
+      serverName: 'a.example', mediaId: 'm1', isRemote: false, userId: '@alice:a.example', contentType: 'text/plain',
+      uploadName: 'a.txt', sha256: blob.sha256, size: 12, createdTs: 1000, storedTs: 1000, expiresTs: null,
+    });
+    expect(await store.get('a.example', 'nope')).toBeUndefined();
+  });
+
+  test('a taken ID returns false; an unreferenced blob is deleted, a referenced one kept', async () => {
+    const orphan = await stage('never referenced');
+    expect(await store.insertMedia(media('m1'), orphan)).toBe(false);
+    expect(await storage.has(orphan.sha256)).toBe(false);
+
+    const shared = await stage('first upload');
+    expect(await store.insertMedia(media('m1'), shared)).toBe(false);
+    expect(await storage.has(shared.sha256)).toBe(true);
+  });
+
+  test('a failing insert discards the blob', async () => {
+    const blob = await stage('bad row');
+    await expect(store.insertMedia({ ...media('m-bad'), serverName: null as unknown as string }, blob)).rejects.toThrow();
+    expect(await storage.has(blob.sha256)).toBe(false);
+    expect(await store.get('a.example', 'm-bad')).toBeUndefined();
+  });
+
+  test('createPending enforces the per-user limit atomically and reports when a slot frees', async () => {
+    const now = 10_000;
+    const outcomes = await Promise.all(Array.from({ length: 7 }, (_, i) =>
+      store.createPending('a.example', `p${i}`, '@bob:a.example', { expiresTs: now + 1000 + i, maxPending: 3 }, now)));
+    expect(outcomes.filter((o) => o.created)).toHaveLength(3);
+    const refused = outcomes.filter((o) => !o.created);
+    expect(refused).toHaveLength(4);
+    const firstExpiry = Math.min(...(await db.knex('media').where({ user_id: '@bob:a.example' }).pluck('expires_ts')).map(Number));
+    for (const o of refused) expect(o).toEqual({ created: false, retryAfterMs: firstExpiry - now });
+    // Someone else is unaffected; once the pending ones expire, they are dropped and bob may create again.
+    expect((await store.createPending('a.example', 'q0', '@carol:a.example', { expiresTs: now + 1000, maxPending: 3 }, now)).created).toBe(true);
+    expect((await store.createPending('a.example', 'p9', '@bob:a.example', { expiresTs: now + 99_000, maxPending: 3 }, now + 5000)).created).toBe(true);
+    expect(await db.knex('media').where({ user_id: '@bob:a.example' }).pluck('media_id')).toEqual(['p9']);
+  });
+
+  test('completePending: of two racing uploads exactly one lands, the loser\'s bytes are removed', async () => {
+    await store.createPending('a.example', 'race', '@dave:a.example', { expiresTs: Date.now() + 60_000, maxPending: 3 });
+    const [one, two] = await Promise.all([stage('racer one'), stage('racer two')]);
+    const results = await Promise.all([
+      store.completePending('a.example', 'race', { contentType: 'text/plain', uploadName: null }, one!),
+      store.completePending('a.example', 'race', { contentType: 'text/plain', uploadName: null }, two!),
+    ]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results[0] ? one! : two!;
+    const loser = results[0] ? two! : one!;
+    expect((await store.get('a.example', 'race'))?.sha256).toBe(winner.sha256);
+    expect(await storage.has(winner.sha256)).toBe(true);
+    expect(await storage.has(loser.sha256)).toBe(false);
+  });
+
+  test('a blob that only a remote thumbnail references survives a discard of the same bytes', async () => {
+    const blob = await stage('remote thumbnail bytes');
+    await blob.commit();
+    await db.knex('remote_thumbnails').insert({
+      server_name: 'remote.example', media_id: 'r1', width: 32, height: 32, method: 'crop', animated: false,
+      content_type: 'image/png', sha256: blob.sha256, size: blob.size, created_ts: 1,
+    });
+    expect(await store.insertMedia(media('m1'), await stage('remote thumbnail bytes'))).toBe(false);
+    expect(await storage.has(blob.sha256)).toBe(true);
+  });
+
+  test('insertThumbnail keeps the first row for a key and hands it to later writers', async () => {
+    const key = { serverName: 'a.example', mediaId: 'm1', width: 32, height: 32, method: 'crop' as const, animated: false };
+    const first = await stage('thumb one');
+    const second = await stage('thumb two');
+    const stored = await store.insertThumbnail(key, 'image/png', first, 5);
+    expect(stored).toEqual({ ...key, contentType: 'image/png', sha256: first.sha256, size: 9, createdTs: 5 });
+    expect(await store.insertThumbnail(key, 'image/png', second, 6)).toEqual(stored);
+    expect(await storage.has(second.sha256)).toBe(false);
+    expect(await store.getThumbnail(key)).toEqual(stored);
+    expect(await store.getThumbnail({ ...key, animated: true })).toBeUndefined();
+  });
+});

@@ -1,0 +1,130 @@
+// The filesystem datastore on a real temporary folder; digests checked with node:crypto.
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { MatrixError } from '../../src/matrix/errors.js';
+import { FilesystemDatastore } from '../../src/storage/filesystem.js';
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Every file below root, staging folder included, as paths relative to root. */
+function allFiles(root: string): string[] {
+  return readdirSync(root, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1)).sort();
+}
+
+describe('FilesystemDatastore', () => {
+  let root: string;
+  let store: FilesystemDatastore;
+  beforeEach(async () => {
+    root = mkdtempSync(join(tmpdir(), 'datastore-'));
+    store = await FilesystemDatastore.open(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  test('streams, hashes and commits; the blob is then readable under its sha256, whole or by range', async () => {
+    const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+    const staged = await store.writeStream(Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), { maxBytes: 1_000_000 });
+    expect(staged.sha256).toBe(sha256(bytes));
+    expect(staged.size).toBe(bytes.length);
+    expect(await store.has(staged.sha256)).toBe(false);
+    await staged.commit();
+    expect(await store.has(staged.sha256)).toBe(true);
+    expect(allFiles(root)).toEqual([join(staged.sha256.slice(0, 2), staged.sha256.slice(2, 4), staged.sha256)]);
+    expect(await readAll(await store.read(staged.sha256))).toEqual(bytes);
+    expect(await readAll(await store.read(staged.sha256, { start: 10, end: 19 }))).toEqual(bytes.subarray(10, 20));
+  });
+
+  test('an empty body is a blob too', async () => {
+    const staged = await store.writeStream(Readable.from([]), { maxBytes: 10 });
+    expect(staged.sha256).toBe(sha256(Buffer.alloc(0)));
+    await staged.commit();
+    expect(await readAll(await store.read(staged.sha256))).toEqual(Buffer.alloc(0));
+  });
+
+  test('past maxBytes it throws 413 M_TOO_LARGE, leaves no file, and leaves the source undestroyed', async () => {
+    const source = new PassThrough();
+    const writing = store.writeStream(source, { maxBytes: 10 });
+    source.write(Buffer.alloc(8));
+    source.write(Buffer.alloc(8));
+    const error = await writing.then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(MatrixError);
+    expect([(error as MatrixError).status, (error as MatrixError).errcode]).toEqual([413, 'M_TOO_LARGE']);
+    expect(allFiles(root)).toEqual([]);
+    // An HTTP request body must survive, so that the 413 can still be sent on its socket.
+    expect(source.destroyed).toBe(false);
+  });
+
+  test('a caller-chosen error replaces the 413', async () => {
+    const error = await store.writeStream(Readable.from([Buffer.alloc(20)]), { maxBytes: 10, tooLarge: () => new Error('remote too large') })
+      .then(() => undefined, (e: unknown) => e);
+    expect((error as Error).message).toBe('remote too large');
+  });
+
+  test('a source that fails midway leaves nothing behind', async () => {
+    const source = new PassThrough();
+    const writing = store.writeStream(source, { maxBytes: 1000 });
+    source.write(Buffer.alloc(100));
+    setTimeout(() => source.destroy(new Error('connection reset')), 20);
+    await expect(writing).rejects.toThrow('connection reset');
+    expect(allFiles(root)).toEqual([]);
+  });
+
+  test('identical content committed twice is stored once', async () => {
+    const bytes = Buffer.from('same bytes');
+    const [a, b] = await Promise.all([store.writeStream(Readable.from([bytes]), { maxBytes: 100 }), store.writeStream(Readable.from([bytes]), { maxBytes: 100 })]);
+    await a!.commit();
+    await b!.commit();
+    expect(allFiles(root)).toHaveLength(1);
+  });
+
+  test('discard drops a staged blob; after commit it is a no-op and commit cannot repeat', async () => {
+    const dropped = await store.writeStream(Readable.from([Buffer.from('drop me')]), { maxBytes: 100 });
+    expect(allFiles(root)).toHaveLength(1);
+    await dropped.discard();
+    expect(allFiles(root)).toEqual([]);
+    await expect(dropped.commit()).rejects.toThrow();
+
+    const kept = await store.writeStream(Readable.from([Buffer.from('keep me')]), { maxBytes: 100 });
+    await kept.commit();
+    await kept.discard();
+    expect(await store.has(kept.sha256)).toBe(true);
+    await expect(kept.commit()).rejects.toThrow();
+  });
+
+  test('delete removes a blob; reading a missing blob rejects', async () => {
+    const staged = await store.writeStream(Readable.from([Buffer.from('short-lived')]), { maxBytes: 100 });
+    await staged.commit();
+    await store.delete(staged.sha256);
+    expect(await store.has(staged.sha256)).toBe(false);
+    await expect(store.read(staged.sha256)).rejects.toMatchObject({ code: 'ENOENT' });
+    await store.delete(staged.sha256);
+  });
+
+  test('only sha256 hex digests name files', async () => {
+    for (const key of ['../../etc/passwd', 'A'.repeat(64), 'abc', `${'a'.repeat(63)}/`]) {
+      await expect(store.read(key)).rejects.toThrow(RangeError);
+      await expect(store.has(key)).resolves.toBe(false);
+      await expect(store.delete(key)).rejects.toThrow(RangeError);
+    }
+  });
+
+  test('opening removes staged files a crash left behind, but not recent ones', async () => {
+    const stale = join(root, '.tmp', 'stale.part');
+    const recent = join(root, '.tmp', 'recent.part');
+    mkdirSync(join(root, '.tmp'), { recursive: true });
+    writeFileSync(stale, 'x');
+    writeFileSync(recent, 'y');
+    const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+    utimesSync(stale, twoDaysAgo, twoDaysAgo);
+    await FilesystemDatastore.open(root);
+    expect(readdirSync(join(root, '.tmp'))).toEqual(['recent.part']);
+  });
+});
