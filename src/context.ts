@@ -3,6 +3,7 @@ import type { Config } from './config/config.js';
 import type { Database } from './db/database.js';
 import type { FederationClient } from './federation/client.js';
 import type { Tenants } from './http/tenant.js';
+import type { Keyring } from './keys/keyring.js';
 import type { SigningKeyStore } from './keys/signing-key-store.js';
 import type { Logger } from './log.js';
 import type { MediaStore } from './media/media-store.js';
@@ -19,6 +20,8 @@ export interface AppContext {
   storage: Datastore;
   /** Media and thumbnail metadata, tied to `storage`. */
   media: MediaStore;
+  /** Remote servers' public keys, for verifying inbound federation requests. */
+  keyring: Keyring;
   /** Outbound federation: discovery, IP filter, signed requests. */
   federation: FederationClient;
   /** Remote media fetched for the hosted homeservers' users, cached in `storage`. */

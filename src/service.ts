@@ -10,11 +10,14 @@ import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
 import { Tenants } from './http/tenant.js';
 import { MasterKey } from './keys/master-key.js';
+import { Keyring } from './keys/keyring.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
 import { MediaStore } from './media/media-store.js';
 import { withRemoteMedia } from './media/remote.js';
 import { FilesystemDatastore } from './storage/filesystem.js';
 import type { Logger } from './log.js';
+
+const MAX_KEY_FETCH_MS = 15_000;
 
 export interface RunningService {
   url: string;
@@ -42,8 +45,18 @@ export async function openContext(config: Config, log: Logger, db?: Database): P
   }
   const storage = await FilesystemDatastore.open(config.storage.filesystem.path);
   const federation = createFederationClient(config, signingKeys, log);
+  const keyring = new Keyring({
+    knex: database.knex,
+    federation: config.federation,
+    // Key fetches go through discovery and the IP filter like every other outbound request.
+    fetchServerKeys: federation.fetchServerKeysJson,
+    queryNotary: federation.queryNotary,
+    // A request waiting on a key fetch holds the peer's connection: keep that wait well below its timeout.
+    fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
+    log,
+  });
   const tenants = new Tenants(config.homeservers);
-  return withRemoteMedia({ config, log, db: database, tenants, signingKeys, storage, media: new MediaStore(database.knex, storage), federation });
+  return withRemoteMedia({ config, log, db: database, tenants, signingKeys, storage, media: new MediaStore(database.knex, storage), keyring, federation });
 }
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {

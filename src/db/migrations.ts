@@ -2,11 +2,12 @@
 import type { Knex } from 'knex';
 import * as signingKeys from '../../migrations/001_signing_keys.js';
 import * as media from '../../migrations/002_media.js';
+import * as remoteKeys from '../../migrations/003_remote_keys.js';
 import * as remoteMedia from '../../migrations/004_remote_media.js';
 
 interface Migration { up(knex: Knex): Promise<void> }
 
-const migrations: Array<[string, Migration]> = [['001_signing_keys', signingKeys], ['002_media', media], ['004_remote_media', remoteMedia]];
+const migrations: Array<[string, Migration]> = [['001_signing_keys', signingKeys], ['002_media', media], ['003_remote_keys', remoteKeys], ['004_remote_media', remoteMedia]];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {
   getMigrations: async () => migrations,

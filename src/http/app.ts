@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import type { AppContext } from '../context.js';
 import { errorHandler, unrecognizedRoute } from './errors.js';
 import { clientMediaApi } from './routes/client.js';
+import { federationRouter } from './routes/federation.js';
 
 export function createApp(ctx: AppContext): Express {
   const app = express();
@@ -19,6 +20,7 @@ export function createApp(ctx: AppContext): Express {
     }
   });
 
+  app.use(federationRouter(ctx));
   app.use(clientMediaApi(ctx));
   app.use(unrecognizedRoute);
   app.use(errorHandler(ctx.log));

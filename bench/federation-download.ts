@@ -1,0 +1,173 @@
+// Federation downloads of 10 KiB media per second through the whole service (X-Matrix verification, tenant,
+// database lookup, multipart/mixed) against a bare node:http server streaming the same bytes from a file;
+// then the cost of authenticating one request (keys cached) against one raw node:crypto Ed25519 verify.
+// Loopback only, about 20 s. Run: npx tsc -p tsconfig.json && node dist/bench/federation-download.js
+// On the embedded PGlite by default; MEDIA_REPO_BENCH_DATABASE_URL=postgres://… runs it on a scratch database there.
+import { createPublicKey, randomBytes, verify } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buildConfig } from '../src/config/config.js';
+import knexFactory from 'knex';
+import { openDatabase, openEmbedded, type Database } from '../src/db/database.js';
+import { authenticateRequest } from '../src/federation/inbound-auth.js';
+import { createLogger } from '../src/log.js';
+import { encodeBase64 } from '../src/matrix/base64.js';
+import { createSigner, generateSeed } from '../src/matrix/ed25519.js';
+import { signedBytes, signJson } from '../src/matrix/signed-json.js';
+import { buildAuthorizationHeader, requestSigningJson } from '../src/matrix/x-matrix.js';
+import { startService } from '../src/service.js';
+
+const MEDIA_BYTES = 10 * 1024;
+const CONCURRENCY = 16;
+const SECONDS_PER_RUN = 5;
+const VERIFY_SECONDS = 2;
+const ORIGIN = 'peer.bench';
+const DESTINATION = 'hs.bench';
+const KEY_ID = 'ed25519:bench';
+const MEDIA_ID = 'benchMedia';
+const URI = `/_matrix/federation/v1/media/download/${MEDIA_ID}`;
+
+async function listen(server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Completed requests per second with CONCURRENCY keep-alive clients, each body read to the end and its size checked. */
+async function requestsPerSecond(base: string, headers: Record<string, string>, minBytes: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const fetchOne = () => new Promise<void>((resolve, reject) => {
+    request(`${base}${URI}`, { agent, headers }, (res) => {
+      let size = 0;
+      res.on('data', (chunk: Buffer) => { size += chunk.length; });
+      res.on('end', () => (res.statusCode === 200 && size >= minBytes ? resolve() : reject(new Error(`status ${res.statusCode}, ${size} bytes`))));
+    }).on('error', reject).end();
+  });
+  const run = async (seconds: number) => {
+    let count = 0;
+    const deadline = performance.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        await fetchOne();
+        count++;
+      }
+    }));
+    return count;
+  };
+  await run(1); // warm-up: connections, JIT, caches
+  const start = performance.now();
+  const count = await run(SECONDS_PER_RUN);
+  agent.destroy();
+  return count / ((performance.now() - start) / 1000);
+}
+
+/** Calls per second of an async operation run back to back for `seconds`. */
+async function callsPerSecond(operation: () => unknown, seconds: number): Promise<number> {
+  for (let i = 0; i < 500; i++) await operation();
+  let count = 0;
+  const start = performance.now();
+  while (performance.now() - start < seconds * 1000) {
+    for (let i = 0; i < 200; i++, count++) await operation();
+  }
+  return count / ((performance.now() - start) / 1000);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bench-federation-'));
+const content = randomBytes(MEDIA_BYTES);
+const signer = createSigner(generateSeed());
+
+// The peer's key server.
+const keyServer = createServer((_req, res) => {
+  const keys = signJson({
+    server_name: ORIGIN,
+    valid_until_ts: Date.now() + 24 * 3600_000,
+    verify_keys: { [KEY_ID]: { key: encodeBase64(signer.publicKey) } },
+    old_verify_keys: {},
+  }, ORIGIN, KEY_ID, signer);
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keys));
+});
+const keyServerUrl = await listen(keyServer);
+
+const config = buildConfig({
+  listen: { host: '127.0.0.1', port: 0 },
+  logLevel: 'silent',
+  dataDir: dir,
+  masterKey: randomBytes(32).toString('hex'),
+  homeservers: [{ name: DESTINATION, clientApi: 'http://127.0.0.1:1' }],
+  federation: { serverOverrides: { [ORIGIN]: keyServerUrl } },
+}, join(dir, 'config.yaml'));
+/** A scratch database on the PostgreSQL named by the environment, dropped at the end; else embedded. */
+async function benchDatabase(): Promise<{ db: Database; label: string; drop(): Promise<void> }> {
+  const url = process.env.MEDIA_REPO_BENCH_DATABASE_URL;
+  if (!url) return { db: await openEmbedded(), label: 'embedded PGlite', drop: async () => undefined };
+  const name = `bench_${randomBytes(6).toString('hex')}`;
+  const admin = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+  await admin.raw(`CREATE DATABASE ${name}`);
+  const scratch = new URL(url);
+  scratch.pathname = `/${name}`;
+  const db = await openDatabase({ url: scratch.toString(), dataDir: dir, poolMax: 10 });
+  return {
+    db,
+    label: 'PostgreSQL',
+    drop: async () => {
+      await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.destroy();
+    },
+  };
+}
+
+const database = await benchDatabase();
+const service = await startService(config, createLogger('silent'), database.db);
+const { media } = service.context;
+const blob = await media.storage.writeStream(Readable.from([content]), { maxBytes: MEDIA_BYTES });
+await media.insertMedia({ serverName: DESTINATION, mediaId: MEDIA_ID, isRemote: false, userId: `@bench:${DESTINATION}`, contentType: 'application/octet-stream', uploadName: 'bench.bin' }, blob);
+
+const signedRequest = { method: 'GET', uri: URI, origin: ORIGIN, destination: DESTINATION };
+const authorization = buildAuthorizationHeader(signedRequest, KEY_ID, signer);
+const federation = await requestsPerSecond(service.url, { authorization, host: DESTINATION }, MEDIA_BYTES);
+
+// The same bytes from a file, by the plainest server node offers.
+const file = join(dir, 'media.bin');
+writeFileSync(file, content);
+const bare = createServer((_req, res) => {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': MEDIA_BYTES });
+  createReadStream(file).pipe(res);
+});
+const bareUrl = await listen(bare);
+const plain = await requestsPerSecond(bareUrl, {}, MEDIA_BYTES);
+
+// Authentication alone (keys already in the keyring's memory) against one raw verify of the same bytes.
+const inbound = { method: 'GET', uri: URI, host: DESTINATION, authorization: [authorization] };
+const authenticated = await authenticateRequest(service.context.tenants, service.context.keyring, inbound);
+if (authenticated.origin !== ORIGIN) throw new Error('the bench request does not authenticate');
+const message = signedBytes(requestSigningJson(signedRequest));
+const signature = signer.sign(message);
+const publicKey = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), signer.publicKey]), format: 'der', type: 'spki' });
+const authRate = await callsPerSecond(() => authenticateRequest(service.context.tenants, service.context.keyring, inbound), VERIFY_SECONDS);
+const rawRate = await callsPerSecond(() => {
+  if (!verify(null, message, publicKey, signature)) throw new Error('raw verify failed');
+}, VERIFY_SECONDS);
+
+await service.close();
+await database.drop();
+keyServer.close();
+bare.close();
+
+const format = (n: number) => Math.round(n).toLocaleString('en-US');
+const micros = (rate: number) => `${(1e6 / rate).toFixed(1)} µs`;
+console.log(`Federation download of ${MEDIA_BYTES / 1024} KiB media on ${database.label}, ${CONCURRENCY} keep-alive clients in the same process, ${SECONDS_PER_RUN} s each, ${process.version}`);
+console.log('');
+console.log(`${'server'.padEnd(44)}${'downloads/s'.padStart(14)}`);
+console.log(`${'media repo (X-Matrix, DB lookup, multipart)'.padEnd(44)}${format(federation).padStart(14)}`);
+console.log(`${'bare node:http streaming the file'.padEnd(44)}${format(plain).padStart(14)}`);
+console.log(`${'ratio media repo / bare'.padEnd(44)}${`${(federation / plain).toFixed(2)}x`.padStart(14)}`);
+console.log('');
+console.log(`${'per request'.padEnd(44)}${'calls/s'.padStart(14)}${'cost'.padStart(12)}`);
+console.log(`${'authenticateRequest (keys cached)'.padEnd(44)}${format(authRate).padStart(14)}${micros(authRate).padStart(12)}`);
+console.log(`${'raw node:crypto Ed25519 verify'.padEnd(44)}${format(rawRate).padStart(14)}${micros(rawRate).padStart(12)}`);
+console.log(`${'ratio authenticate / raw verify (cost)'.padEnd(44)}${`${(rawRate / authRate).toFixed(2)}x`.padStart(14)}`);

@@ -1,0 +1,128 @@
+// Authenticating inbound federation requests (server-server API "Request Authentication", MSC4100):
+// every X-Matrix and X-MSC4100-Scoped signature present must verify against the origin's keys from the
+// keyring, the destination must be the hosted homeserver the request reached, and the homeserver's
+// allow/deny lists must admit the origin.
+import type { RequestHandler } from 'express';
+import type { HomeserverConfig } from '../config/config.js';
+import type { AppContext } from '../context.js';
+import type { Tenants } from '../http/tenant.js';
+import type { KeyLookupOptions } from '../keys/keyring.js';
+import { MatrixError } from '../matrix/errors.js';
+import { parseServerName } from '../matrix/server-name.js';
+import {
+  authorizationHeaderValues,
+  MSC4100_SCOPED_SCHEME,
+  parseAuthorization,
+  verifyRequestSignature,
+  X_MATRIX_SCHEME,
+  type ParsedAuthorization,
+} from '../matrix/x-matrix.js';
+
+export interface KeyLookup {
+  getVerifyKey(serverName: string, keyId: string, options: KeyLookupOptions): Promise<Uint8Array | undefined>;
+}
+
+export interface InboundRequest {
+  readonly method: string;
+  /** The request target exactly as received: the signature covers it byte for byte. */
+  readonly uri: string;
+  /** The Host the request came to (possibly from a trusted proxy's X-Forwarded-Host). */
+  readonly host: string | undefined;
+  /** Every Authorization header value, in order. */
+  readonly authorization: readonly string[];
+  /** The parsed JSON body, only when the request has one. */
+  readonly content?: unknown;
+}
+
+export interface AuthenticatedRequest {
+  readonly origin: string;
+  /** The hosted homeserver the request is for. */
+  readonly tenant: HomeserverConfig;
+  /** The schemes whose signatures were verified. */
+  readonly schemes: readonly string[];
+}
+
+const unauthorized = (message: string) => new MatrixError(401, 'M_UNAUTHORIZED', message);
+const malformed = (message: string) => new MatrixError(400, 'M_UNAUTHORIZED', message);
+
+export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, request: InboundRequest): Promise<AuthenticatedRequest> {
+  const headers = [parseAuthorization(request.authorization, X_MATRIX_SCHEME), parseAuthorization(request.authorization, MSC4100_SCOPED_SCHEME)]
+    .filter((h): h is ParsedAuthorization => h !== null);
+  if (headers.length === 0) throw unauthorized('Missing X-Matrix Authorization header');
+  const origin = headers[0]!.origin;
+  if (headers.some((h) => h.origin !== origin)) throw malformed('The Authorization headers disagree on origin');
+  const destinations = new Set(headers.flatMap((h) => (h.destination === undefined ? [] : [h.destination])));
+  if (destinations.size > 1) throw malformed('The Authorization headers disagree on destination');
+
+  const tenant = addressedTenant(tenants, [...destinations][0], request.host);
+  checkOriginAllowed(tenant, origin);
+
+  await Promise.all(headers.map((header) => verifySignatures(keyring, header, {
+    method: request.method,
+    uri: request.uri,
+    origin,
+    destination: tenant.name,
+    content: request.content,
+  })));
+  return { origin, tenant, schemes: headers.map((h) => h.scheme) };
+}
+
+/** The destination names one of our homeservers, and the one the Host header reached; old senders without a destination get the Host's. */
+function addressedTenant(tenants: Tenants, destination: string | undefined, host: string | undefined): HomeserverConfig {
+  const byHost = tenants.byHostHeader(host);
+  if (destination === undefined) {
+    if (!byHost) throw unauthorized('No destination in the Authorization header, and the Host is not a homeserver served here');
+    return byHost;
+  }
+  const tenant = tenants.byName(destination);
+  if (!tenant) throw unauthorized(`The destination ${destination} is not a homeserver served here`);
+  if (byHost !== tenant) throw unauthorized(`The destination ${destination} is not the homeserver this request was sent to`);
+  return tenant;
+}
+
+function checkOriginAllowed(tenant: HomeserverConfig, origin: string): void {
+  const { allowOrigins, denyOrigins } = tenant.federation;
+  const denied = denyOrigins.some((p) => originMatches(p, origin))
+    || (allowOrigins.length > 0 && !allowOrigins.some((p) => originMatches(p, origin)));
+  if (denied) throw new MatrixError(403, 'M_FORBIDDEN', `Federation with ${origin} is not allowed`);
+}
+
+/**
+ * Glob match of an allow/deny pattern against a server name, case-insensitively; `*` matches any run of
+ * characters. A pattern without a port also matches the name on any port.
+ */
+export function originMatches(pattern: string, origin: string): boolean {
+  const regex = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`, 'i');
+  if (regex.test(origin)) return true;
+  const parsed = parseServerName(origin);
+  if (parsed?.port === undefined) return false;
+  return regex.test(parsed.kind === 'ipv6' ? `[${parsed.hostname}]` : parsed.hostname);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+async function verifySignatures(keyring: KeyLookup, header: ParsedAuthorization, request: Parameters<typeof verifyRequestSignature>[0]): Promise<void> {
+  const scoped = header.scheme === MSC4100_SCOPED_SCHEME;
+  await Promise.all(Object.entries(header.signatures).map(async ([keyId, signature]) => {
+    const publicKey = keyId.startsWith('ed25519:') ? await keyring.getVerifyKey(request.origin, keyId, { scoped }) : undefined;
+    if (!publicKey) throw unauthorized(`No usable ${scoped ? 'm.requests-scoped ' : ''}key ${keyId} of ${request.origin} to check the ${header.scheme} signature`);
+    if (!verifyRequestSignature(request, keyId, signature, publicKey)) throw unauthorized(`The ${header.scheme} signature by ${keyId} does not verify`);
+  }));
+}
+
+/** Express middleware: authenticates the request and leaves the result in `res.locals.federation`. */
+export function requireFederationAuth(ctx: Pick<AppContext, 'tenants' | 'keyring'>): RequestHandler {
+  return async (req, res, next) => {
+    res.locals.federation = await authenticateRequest(ctx.tenants, ctx.keyring, {
+      method: req.method,
+      uri: req.originalUrl,
+      host: req.host,
+      authorization: authorizationHeaderValues(req.rawHeaders),
+      // Only requests with a body sign `content`; express leaves req.body undefined without a parser.
+      content: req.body as unknown,
+    });
+    next();
+  };
+}
