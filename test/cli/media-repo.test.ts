@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { run } from '../../src/cli/media-repo.js';
-import { REAL_POSTGRES_URL } from '../helpers/database.js';
+import { createScratchDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<string, { file: string; keyId: string; publicKey: string }>;
 
@@ -22,17 +22,20 @@ async function runCli(argv: string[]): Promise<{ code: number; stdout: string; s
 describe('media-repo CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
   const configFile = join(dir, 'config.yaml');
-  beforeAll(() => {
+  let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined;
+  beforeAll(async () => {
+    // The embedded database lives in dataDir; with a real PostgreSQL, a database of this test's own.
+    scratch = REAL_POSTGRES_URL ? await createScratchDatabase() : undefined;
     writeFileSync(join(dir, 'hs.key'), vectors.mmr!.file);
     writeFileSync(configFile, [
-      // The embedded database lives in dataDir; in CI the real PostgreSQL is used instead.
-      REAL_POSTGRES_URL ? `database: {url: {env: MEDIA_REPO_TEST_DATABASE_URL}}` : '',
+      scratch ? `database: {url: "${scratch.url}"}` : '',
       `masterKey: ${randomBytes(32).toString('hex')}`,
       'homeservers:',
       '  - {name: keys.example, clientApi: "http://127.0.0.1:1", signingKeyPath: hs.key}',
       '  - {name: nokey.example, clientApi: "http://127.0.0.1:1"}',
     ].join('\n'));
   });
+  afterAll(async () => { await scratch?.drop(); });
 
   test('migrate applies the migrations once', async () => {
     const first = await runCli(['-config', configFile, 'migrate']);

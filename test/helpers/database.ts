@@ -15,16 +15,28 @@ export async function openTestDatabase(): Promise<Database> {
 /** Not migrated: for tests of migrations themselves. */
 export async function openBlankTestDatabase(): Promise<Database> {
   if (!REAL_POSTGRES_URL) return openEmbedded();
+  const scratch = await createScratchDatabase();
+  const db = await openDatabase({ url: scratch.url, dataDir: ':memory:', poolMax: 5 });
+  return {
+    ...db,
+    close: async () => {
+      await db.close();
+      await scratch.drop();
+    },
+  };
+}
+
+/** A new, empty database on the real PostgreSQL, for code that connects by URL itself (the CLI). */
+export async function createScratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!REAL_POSTGRES_URL) throw new Error('MEDIA_REPO_TEST_DATABASE_URL is not set');
   const name = `test_${randomBytes(6).toString('hex')}`;
   const admin = knexFactory({ client: 'pg', connection: REAL_POSTGRES_URL, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   const url = new URL(REAL_POSTGRES_URL);
   url.pathname = `/${name}`;
-  const db = await openDatabase({ url: url.toString(), dataDir: ':memory:', poolMax: 5 });
   return {
-    ...db,
-    close: async () => {
-      await db.close();
+    url: url.toString(),
+    drop: async () => {
       await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.destroy();
     },
