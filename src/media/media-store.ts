@@ -2,6 +2,7 @@
 // bytes that are not committed, and bytes no row points at are deleted.
 import type { Knex } from 'knex';
 import type { Datastore, StagedBlob } from '../storage/datastore.js';
+import { LruCache } from './lru-cache.js';
 
 export interface MediaRecord {
   serverName: string;
@@ -69,12 +70,25 @@ interface ThumbnailRow {
   animated: boolean; content_type: string; sha256: string; size: number; created_ts: number;
 }
 
+// Rows whose bytes have arrived never change, so every instance may keep them; a database round trip
+// per request was most of the cost of serving small media.
+const RECORD_CACHE_SIZE = 20_000;
+
 export class MediaStore {
+  private readonly storedMedia = new LruCache<string, MediaRecord>(RECORD_CACHE_SIZE);
+  private readonly thumbnailRecords = new LruCache<string, ThumbnailRecord>(RECORD_CACHE_SIZE);
+
   constructor(private readonly knex: Knex, readonly storage: Datastore) {}
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
+    const key = `${serverName}/${mediaId}`;
+    const cached = this.storedMedia.get(key);
+    if (cached) return cached;
     const row = await this.knex<MediaRow>('media').where({ server_name: serverName, media_id: mediaId }).first();
-    return row && toMediaRecord(row);
+    const record = row && toMediaRecord(row);
+    // Pending uploads are left out: their row changes when the bytes arrive, or goes when they expire.
+    if (record?.sha256) this.storedMedia.set(key, record);
+    return record;
   }
 
   /** Commits the blob and records it; false (blob discarded unless referenced) when the ID is taken. */
@@ -133,8 +147,13 @@ export class MediaStore {
   }
 
   async getThumbnail(key: ThumbnailKey): Promise<ThumbnailRecord | undefined> {
+    const cacheKey = `${key.serverName}/${key.mediaId}/${key.width}x${key.height}/${key.method}/${key.animated}`;
+    const cached = this.thumbnailRecords.get(cacheKey);
+    if (cached) return cached;
     const row = await this.knex<ThumbnailRow>('thumbnails').where(thumbnailWhere(key)).first();
-    return row && toThumbnailRecord(row);
+    const record = row && toThumbnailRecord(row);
+    if (record) this.thumbnailRecords.set(cacheKey, record);
+    return record;
   }
 
   /** Records a generated thumbnail; if another generator got there first, its row wins and ours is dropped. */

@@ -85,6 +85,26 @@ describe('MediaStore', () => {
     expect(await storage.has(loser.sha256)).toBe(false);
   });
 
+  test('a pending upload is looked up afresh until its bytes arrive, then served without the database', async () => {
+    await store.createPending('a.example', 'later', '@erin:a.example', { expiresTs: Date.now() + 60_000, maxPending: 3 });
+    expect((await store.get('a.example', 'later'))?.sha256).toBeNull();
+    const blob = await stage('arrived later');
+    expect(await store.completePending('a.example', 'later', { contentType: 'text/plain', uploadName: null }, blob)).toBe(true);
+    expect((await store.get('a.example', 'later'))?.sha256).toBe(blob.sha256);
+    // Another instance reads it once, then serves it with no query.
+    const reader = new MediaStore(db.knex, storage);
+    expect((await reader.get('a.example', 'later'))?.sha256).toBe(blob.sha256);
+    const queries: string[] = [];
+    const listen = (q: { sql: string }) => queries.push(q.sql);
+    db.knex.on('query', listen);
+    try {
+      expect((await reader.get('a.example', 'later'))?.sha256).toBe(blob.sha256);
+    } finally {
+      db.knex.removeListener('query', listen);
+    }
+    expect(queries).toEqual([]);
+  });
+
   test('a blob that only a remote thumbnail references survives a discard of the same bytes', async () => {
     const blob = await stage('remote thumbnail bytes');
     await blob.commit();
