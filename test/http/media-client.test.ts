@@ -56,7 +56,6 @@ describe('client media API', () => {
     expect(res.status).toBe(200);
     return String(res.json().content_uri);
   };
-  const mediaIdOf = (mxc: string) => mxc.split('/').pop()!;
 
   test('matrix-js-sdk uploads, and its authenticated URL downloads the same bytes with the spec headers', async () => {
     const bytes = Buffer.from('Hello from matrix-js-sdk, uploaded through fetch on Node 20.\n');

@@ -47,8 +47,7 @@ export function legacyMediaRoutes(ctx: AppContext, tokens: AccessTokenVerifier):
  */
 async function openUnauthenticated(ctx: AppContext, req: Request, res: Response, request: Omit<MediaRequest, 'caller'>) {
   const freezeAt = ctx.config.media.legacyFreezeAt?.getTime();
-  const { serverName, mediaId } = request.target;
-  const local = isLocal(ctx, serverName);
+  const local = isLocal(ctx, request.target.serverName);
   if (!local && !booleanParam(req, 'allow_remote', true)) throw notFound('Remote media not requested (allow_remote=false)');
   if (freezeAt !== undefined) await assertStoredBefore(ctx, request.target, freezeAt, local);
   const media = await openRequestedMedia(ctx, res, { ...request, caller: () => callerTenant(ctx, req) });
