@@ -65,7 +65,7 @@ interface MediaRow {
   stored_ts: number | null; expires_ts: number | null;
 }
 
-interface ThumbnailRow {
+export interface ThumbnailRow {
   server_name: string; media_id: string; width: number; height: number; method: 'crop' | 'scale';
   animated: boolean; content_type: string; sha256: string; size: number; created_ts: number;
 }
@@ -206,7 +206,7 @@ async function lockBlob(trx: Knex.Transaction, sha256: string, mode: 'shared' | 
   await trx.raw(`SELECT ${lock}(?, hashtext(?))`, [BLOB_LOCK, sha256]);
 }
 
-function thumbnailWhere(key: ThumbnailKey): Pick<ThumbnailRow, 'server_name' | 'media_id' | 'width' | 'height' | 'method' | 'animated'> {
+export function thumbnailWhere(key: ThumbnailKey): Pick<ThumbnailRow, 'server_name' | 'media_id' | 'width' | 'height' | 'method' | 'animated'> {
   return {
     server_name: key.serverName, media_id: key.mediaId, width: key.width, height: key.height, method: key.method, animated: key.animated,
   };
@@ -228,7 +228,7 @@ function toMediaRecord(row: MediaRow): MediaRecord {
   };
 }
 
-function toThumbnailRecord(row: ThumbnailRow): ThumbnailRecord {
+export function toThumbnailRecord(row: ThumbnailRow): ThumbnailRecord {
   return {
     serverName: row.server_name,
     mediaId: row.media_id,

@@ -3,22 +3,8 @@
 // short query: nothing holds a connection while a remote server is being waited for.
 import type { Knex } from 'knex';
 import type { StagedBlob } from '../storage/datastore.js';
-
-export interface RemoteThumbnailKey {
-  serverName: string;
-  mediaId: string;
-  width: number;
-  height: number;
-  method: 'crop' | 'scale';
-  animated: boolean;
-}
-
-export interface RemoteThumbnailRecord extends RemoteThumbnailKey {
-  contentType: string;
-  sha256: string;
-  size: number;
-  createdTs: number;
-}
+// Remote thumbnails have the shape of local ones; they live in a table of their own.
+import { thumbnailWhere, toThumbnailRecord, type ThumbnailKey, type ThumbnailRecord, type ThumbnailRow } from './media-store.js';
 
 export interface CachedFailure {
   status: number;
@@ -26,24 +12,16 @@ export interface CachedFailure {
   error: string;
 }
 
-interface ThumbnailRow {
-  server_name: string; media_id: string; width: number; height: number; method: 'crop' | 'scale'; animated: boolean;
-  content_type: string; sha256: string; size: number; created_ts: number;
-}
-
 export class RemoteFetchStore {
   constructor(private readonly knex: Knex) {}
 
-  async getThumbnail(key: RemoteThumbnailKey): Promise<RemoteThumbnailRecord | undefined> {
+  async getThumbnail(key: ThumbnailKey): Promise<ThumbnailRecord | undefined> {
     const row = await this.knex<ThumbnailRow>('remote_thumbnails').where(thumbnailWhere(key)).first();
-    return row && {
-      serverName: row.server_name, mediaId: row.media_id, width: row.width, height: row.height, method: row.method,
-      animated: row.animated, contentType: row.content_type, sha256: row.sha256, size: row.size, createdTs: row.created_ts,
-    };
+    return row && toThumbnailRecord(row);
   }
 
   /** Records a committed thumbnail inside MediaStore.attachBlob's transaction; false when a row was already there. */
-  async insertThumbnail(trx: Knex.Transaction, key: RemoteThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+  async insertThumbnail(trx: Knex.Transaction, key: ThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<boolean> {
     const inserted = await trx('remote_thumbnails')
       .insert({ ...thumbnailWhere(key), content_type: contentType, sha256: blob.sha256, size: blob.size, created_ts: now })
       .onConflict(['server_name', 'media_id', 'width', 'height', 'method', 'animated'])
@@ -91,8 +69,4 @@ export class RemoteFetchStore {
   async clearFailure(fetchKey: string): Promise<void> {
     await this.knex('remote_fetch_failures').where({ fetch_key: fetchKey }).delete();
   }
-}
-
-function thumbnailWhere(key: RemoteThumbnailKey): Pick<ThumbnailRow, 'server_name' | 'media_id' | 'width' | 'height' | 'method' | 'animated'> {
-  return { server_name: key.serverName, media_id: key.mediaId, width: key.width, height: key.height, method: key.method, animated: key.animated };
 }

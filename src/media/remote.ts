@@ -25,8 +25,8 @@ import type { Logger } from '../log.js';
 import { MatrixError } from '../matrix/errors.js';
 import type { ByteRange, Datastore } from '../storage/datastore.js';
 import { DEFAULT_CONTENT_TYPE, type OpenedMedia } from './download.js';
-import type { MediaStore } from './media-store.js';
-import { RemoteFetchStore, type CachedFailure, type RemoteThumbnailKey } from './remote-store.js';
+import type { MediaStore, ThumbnailKey } from './media-store.js';
+import { RemoteFetchStore, type CachedFailure } from './remote-store.js';
 import { Spool } from './remote-spool.js';
 
 /** Remote media as the client routes serve it; size and sha256 are unknown while it is still streaming in. */
@@ -70,7 +70,7 @@ const MAX_DESTINATION_BACKOFF_MS = 3600_000;
 const FIRST_POLL_MS = 50;
 const MAX_POLL_MS = 1000;
 
-type Variant = { kind: 'download' } | ({ kind: 'thumbnail' } & Omit<RemoteThumbnailKey, 'serverName' | 'mediaId'>);
+type Variant = { kind: 'download' } | ({ kind: 'thumbnail' } & Omit<ThumbnailKey, 'serverName' | 'mediaId'>);
 
 interface FetchTarget {
   tenant: string;
@@ -415,7 +415,7 @@ function fetchKey(serverName: string, mediaId: string, variant: Variant): string
   return `thumbnail ${serverName} ${mediaId} ${variant.width}x${variant.height} ${variant.method}${variant.animated ? ' animated' : ''}`;
 }
 
-function thumbnailKey(target: FetchTarget): RemoteThumbnailKey {
+function thumbnailKey(target: FetchTarget): ThumbnailKey {
   const variant = target.variant as Extract<Variant, { kind: 'thumbnail' }>;
   return { serverName: target.serverName, mediaId: target.mediaId, width: variant.width, height: variant.height, method: variant.method, animated: variant.animated };
 }
