@@ -11,6 +11,7 @@ import { MatrixError } from '../matrix/errors.js';
 import { parseServerName } from '../matrix/server-name.js';
 import {
   authorizationHeaderValues,
+  MATRIX_SCOPED_SCHEME,
   MSC4100_SCOPED_SCHEME,
   parseAuthorization,
   verifyRequestSignature,
@@ -42,11 +43,14 @@ export interface AuthenticatedRequest {
   readonly schemes: readonly string[];
 }
 
+/** MSC4100's unstable name, and the stable one it takes after FCP: both accepted, both need m.requests keys. */
+const SCOPED_SCHEMES = [MSC4100_SCOPED_SCHEME, MATRIX_SCOPED_SCHEME];
+
 const unauthorized = (message: string) => new MatrixError(401, 'M_UNAUTHORIZED', message);
 const malformed = (message: string) => new MatrixError(400, 'M_UNAUTHORIZED', message);
 
 export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, request: InboundRequest): Promise<AuthenticatedRequest> {
-  const headers = [parseAuthorization(request.authorization, X_MATRIX_SCHEME), parseAuthorization(request.authorization, MSC4100_SCOPED_SCHEME)]
+  const headers = [X_MATRIX_SCHEME, ...SCOPED_SCHEMES].map((scheme) => parseAuthorization(request.authorization, scheme))
     .filter((h): h is ParsedAuthorization => h !== null);
   if (headers.length === 0) throw unauthorized('Missing X-Matrix Authorization header');
   const origin = headers[0]!.origin;
@@ -104,7 +108,7 @@ function escapeRegExp(text: string): string {
 }
 
 async function verifySignatures(keyring: KeyLookup, header: ParsedAuthorization, request: Parameters<typeof verifyRequestSignature>[0]): Promise<void> {
-  const scoped = header.scheme === MSC4100_SCOPED_SCHEME;
+  const scoped = SCOPED_SCHEMES.includes(header.scheme);
   await Promise.all(Object.entries(header.signatures).map(async ([keyId, signature]) => {
     const publicKey = keyId.startsWith('ed25519:') ? await keyring.getVerifyKey(request.origin, keyId, { scoped }) : undefined;
     if (!publicKey) throw unauthorized(`No usable ${scoped ? 'm.requests-scoped ' : ''}key ${keyId} of ${request.origin} to check the ${header.scheme} signature`);

@@ -267,6 +267,14 @@ describe('serving local media to authenticated servers', () => {
     expect((await send({ authorization: [...(await sign()), ...scoped] })).status).toBe(200);
   });
 
+  test("MSC4100's stable scheme X-Matrix-Scoped is verified like the unstable one", async () => {
+    const stable = (await sign({ keys: [sReq], scheme: 'X-MSC4100-Scoped' })).map((h) => h.replace(/^X-MSC4100-Scoped /, 'X-Matrix-Scoped '));
+    expect((await send({ authorization: stable })).status).toBe(200);
+    const unscoped = (await sign({ keys: [k1], scheme: 'X-MSC4100-Scoped' })).map((h) => h.replace(/^X-MSC4100-Scoped /, 'X-Matrix-Scoped '));
+    const refused = await send({ authorization: unscoped });
+    expect([refused.status, errcodeOf(refused)]).toEqual([401, 'M_UNAUTHORIZED']);
+  });
+
   test('the media of each homeserver goes to requests addressed to it', async () => {
     const path = `/_matrix/federation/v1/media/download/${OTHER_TENANT_MEDIA_ID}`;
     const received = await send({ path, host: 'other-hs.test', authorization: await sign({ uri: path, destination: 'other-hs.test' }) });
