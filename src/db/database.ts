@@ -1,7 +1,10 @@
 // One knex instance over `pg`: a real PostgreSQL from the config, or embedded PGlite served on a loopback
 // socket so that the very same driver (and so the same result types) is used in both cases.
-import { mkdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrationSource } from './migrations.js';
@@ -31,12 +34,18 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return openEmbedded(options.dataDir === ':memory:' ? undefined : join(options.dataDir, 'pglite'));
 }
 
+// Our tables hold metadata only: PostgreSQL's default 128 MB of buffers would be most of our memory.
+const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=1MB'];
+
 /** Embedded PGlite; without a directory it lives in memory (tests). */
 export async function openEmbedded(directory?: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  if (directory) mkdirSync(directory, { recursive: true });
-  const db = await PGlite.create(directory);
+  if (directory) {
+    mkdirSync(directory, { recursive: true });
+    if (!existsSync(join(directory, 'PG_VERSION'))) await initialiseInChildProcess(directory);
+  }
+  const db = await PGlite.create(directory, { postgresqlconf: EMBEDDED_SETTINGS });
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 });
   await server.start();
   const [host, port] = server.getServerConn().split(':');
@@ -55,6 +64,16 @@ export async function openEmbedded(directory?: string): Promise<Database> {
       await db.close();
     },
   };
+}
+
+/**
+ * initdb leaves about half a GiB in PGlite's WebAssembly heap, which never shrinks; run in a child that
+ * exits, it costs the service nothing, and a first start uses as little memory as any other.
+ */
+async function initialiseInChildProcess(directory: string): Promise<void> {
+  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  const script = 'require(process.argv[1]).PGlite.create(process.argv[2]).then((db) => db.close())';
+  await promisify(execFile)(process.execPath, ['-e', script, entry, directory]);
 }
 
 export async function migrateToLatest(knex: Knex): Promise<string[]> {
