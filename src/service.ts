@@ -59,6 +59,12 @@ export async function openContext(config: Config, log: Logger, db?: Database): P
   return withRemoteMedia({ config, log, db: database, tenants, signingKeys, storage, media: new MediaStore(database.knex, storage), keyring, federation });
 }
 
+export async function closeContext(context: AppContext): Promise<void> {
+  await context.remoteMedia.close();
+  context.federation.close();
+  await context.db.close();
+}
+
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
   const context = await openContext(config, log, db);
   const server: Server = createApp(context).listen(config.listen.port, config.listen.host);
@@ -76,9 +82,7 @@ export async function startService(config: Config, log: Logger, db?: Database): 
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await context.remoteMedia.close();
-      context.federation.close();
-      await context.db.close();
+      await closeContext(context);
     },
   };
 }

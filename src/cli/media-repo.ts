@@ -1,14 +1,14 @@
 #!/usr/bin/env node
-// media-repo serve | migrate | keys list  [-config FILE]
+// media-repo serve | migrate | keys list | storage sweep  [-config FILE]
 import { existsSync } from 'node:fs';
 import { buildConfig, loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
-import { openContext, startService } from '../service.js';
+import { closeContext, openContext, startService } from '../service.js';
 import { createLogger } from '../log.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list';
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep';
 const FLAGS: FlagSpec[] = [
   { name: 'config', usage: 'The YAML config file (default: config.yaml here, else built-in defaults)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
 ];
@@ -19,14 +19,15 @@ export async function run(argv: string[], io: CliIo = process): Promise<number> 
     const parsed = parseFlags(argv, FLAGS);
     if (parsed === 'help') return parsed;
     command = parsed.positionals.join(' ') || 'serve';
-    if (!['serve', 'migrate', 'keys list'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!['serve', 'migrate', 'keys list', 'storage sweep'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     return parsed.flags.get('config')!;
   };
   return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async (configFile) => {
     const config = loadConfig(configFile, io);
     if (command === 'serve') await serve(config);
     else if (command === 'migrate') await migrate(config, io);
-    else await listKeys(config, io);
+    else if (command === 'keys list') await listKeys(config, io);
+    else await sweepStorage(config, io);
   });
 }
 
@@ -84,7 +85,18 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
       }
     }
   } finally {
-    await context.db.close();
+    await closeContext(context);
+  }
+}
+
+/** Deletes stored files no media or thumbnail row points at (left by a crash between the two writes). */
+async function sweepStorage(config: Config, io: CliIo): Promise<void> {
+  const context = await openContext(config, createLogger('warn', io.stderr));
+  try {
+    const { checked, deleted } = await context.media.sweepUnreferencedBlobs();
+    io.stdout.write(`checked ${checked} stored files, deleted ${deleted} that nothing referenced\n`);
+  } finally {
+    await closeContext(context);
   }
 }
 

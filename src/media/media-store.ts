@@ -190,12 +190,32 @@ export class MediaStore {
     return attached;
   }
 
+  /**
+   * Deletes the stored blobs no row points at: what a crash between committing bytes and writing their
+   * row leaves behind. Safe while serving: a writer attaching the same bytes holds their lock.
+   */
+  async sweepUnreferencedBlobs(): Promise<{ checked: number; deleted: number }> {
+    let checked = 0;
+    let deleted = 0;
+    for await (const sha256 of this.storage.list()) {
+      checked++;
+      if (await this.deleteIfUnreferenced(sha256)) deleted++;
+    }
+    return { checked, deleted };
+  }
+
   private async discardBlob(blob: StagedBlob): Promise<void> {
     await blob.discard();
-    await this.knex.transaction(async (trx) => {
-      await lockBlob(trx, blob.sha256, 'exclusive');
-      const referenced = await trx.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256: blob.sha256 });
-      if (referenced.rows.length === 0) await this.storage.delete(blob.sha256);
+    await this.deleteIfUnreferenced(blob.sha256);
+  }
+
+  private async deleteIfUnreferenced(sha256: string): Promise<boolean> {
+    return this.knex.transaction(async (trx) => {
+      await lockBlob(trx, sha256, 'exclusive');
+      const referenced = await trx.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256 });
+      if (referenced.rows.length > 0) return false;
+      await this.storage.delete(sha256);
+      return true;
     });
   }
 }

@@ -30,6 +30,8 @@ export interface Datastore {
   read(sha256: string, range?: ByteRange): Promise<Readable>;
   has(sha256: string): Promise<boolean>;
   delete(sha256: string): Promise<void>;
+  /** Every committed blob's sha256, for sweeping the unreferenced ones. */
+  list(): AsyncIterable<string>;
   /** A URL the client may be redirected to instead (e.g. a presigned S3 URL); undefined to serve the bytes. */
   redirectUrl?(sha256: string): Promise<string | undefined>;
 }

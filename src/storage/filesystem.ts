@@ -61,6 +61,17 @@ export class FilesystemDatastore implements Datastore {
     await rm(this.pathOf(sha256), { force: true });
   }
 
+  async *list(): AsyncIterable<string> {
+    for (const first of await readdir(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(first)) continue;
+      for (const second of await readdir(join(this.root, first))) {
+        for (const name of await readdir(join(this.root, first, second))) {
+          if (isSha256Hex(name) && name.startsWith(first + second)) yield name;
+        }
+      }
+    }
+  }
+
   private staged(temp: string, sha256: string, size: number): StagedBlob {
     let state: 'staged' | 'committed' | 'discarded' = 'staged';
     return {

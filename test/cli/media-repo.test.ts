@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { run } from '../../src/cli/media-repo.js';
+import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { createScratchDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<string, { file: string; keyId: string; publicKey: string }>;
@@ -54,6 +55,16 @@ describe('media-repo CLI', () => {
     expect(stdout).toContain('nokey.example\n  no signing key\n');
     const seed = /\n\n(.*)\n-----END/.exec(vectors.mmr!.file)![1]!;
     expect(stdout).not.toContain(seed.slice(0, 20));
+  }, 60_000);
+
+  test('storage sweep deletes stored files no row references', async () => {
+    const storage = await FilesystemDatastore.open(join(dir, 'data', 'media'));
+    const orphan = await storage.writeStream(Readable.from([Buffer.from('orphaned by a crash')]), { maxBytes: 100 });
+    await orphan.commit();
+    const { code, stdout } = await runCli(['-config', configFile, 'storage', 'sweep']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^checked \d+ stored files, deleted 1 that nothing referenced\n$/);
+    expect(await storage.has(orphan.sha256)).toBe(false);
   }, 60_000);
 
   test('a bad config or command is a clear error', async () => {

@@ -105,6 +105,20 @@ describe('MediaStore', () => {
     expect(queries).toEqual([]);
   });
 
+  test('the sweep deletes committed bytes that no row references, and only those', async () => {
+    const kept = await stage('kept by a row');
+    expect(await store.insertMedia(media('swept-kept'), kept)).toBe(true);
+    // What a crash between committing the bytes and writing their row leaves behind.
+    const orphan = await stage('left by a crash');
+    await orphan.commit();
+    const { checked, deleted } = await store.sweepUnreferencedBlobs();
+    expect(deleted).toBe(1);
+    expect(checked).toBeGreaterThanOrEqual(2);
+    expect(await storage.has(orphan.sha256)).toBe(false);
+    expect(await storage.has(kept.sha256)).toBe(true);
+    expect((await store.sweepUnreferencedBlobs()).deleted).toBe(0);
+  });
+
   test('a blob that only a remote thumbnail references survives a discard of the same bytes', async () => {
     const blob = await stage('remote thumbnail bytes');
     await blob.commit();

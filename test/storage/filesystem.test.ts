@@ -42,6 +42,16 @@ describe('FilesystemDatastore', () => {
     expect(await readAll(await store.read(staged.sha256, { start: 10, end: 19 }))).toEqual(bytes.subarray(10, 20));
   });
 
+  test('list yields every committed blob, never staged files or strays', async () => {
+    const committed = [Buffer.from('one'), Buffer.from('two')];
+    for (const bytes of committed) await (await store.writeStream(Readable.from([bytes]), { maxBytes: 100 })).commit();
+    await store.writeStream(Readable.from([Buffer.from('staged only')]), { maxBytes: 100 });
+    writeFileSync(join(root, 'README'), 'not a blob');
+    const listed: string[] = [];
+    for await (const digest of store.list()) listed.push(digest);
+    expect(listed.sort()).toEqual(committed.map(sha256).sort());
+  });
+
   test('an empty body is a blob too', async () => {
     const staged = await store.writeStream(Readable.from([]), { maxBytes: 10 });
     expect(staged.sha256).toBe(sha256(Buffer.alloc(0)));
