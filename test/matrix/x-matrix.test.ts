@@ -271,7 +271,8 @@ describe('authorizationHeaderValues over real HTTP', () => {
       server.listen(0, '127.0.0.1', () => {
         const { port } = server.address() as AddressInfo;
         const headers = [`X-Matrix origin="o.example",key="ed25519:a",sig="AAAA"`, `X-Matrix origin="o.example",key="ed25519:b",sig="BBBB"`];
-        httpRequest({ host: '127.0.0.1', port, path: '/_matrix/x', headers: { Authorization: headers } }, (res) => res.resume()).end();
+        // No keep-alive agent: the connection ends with the response, so the closed server leaves nothing open.
+        httpRequest({ host: '127.0.0.1', port, path: '/_matrix/x', agent: false, headers: { Authorization: headers } }, (res) => res.resume()).end();
       });
     });
     const req = await received;
