@@ -1,7 +1,7 @@
 // Thumbnails: the configured size that best serves the request, generated once with sharp and stored.
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
-import sharp, { type Metadata, type ResizeOptions } from 'sharp';
+import type { Metadata, ResizeOptions } from 'sharp';
 import type { ThumbnailSize } from '../config/config.js';
 import type { AppContext } from '../context.js';
 import { MatrixError, unknown } from '../matrix/errors.js';
@@ -89,6 +89,8 @@ async function renderThumbnail(ctx: AppContext, key: ThumbnailKey, source: Store
   // sharp buffers any non-file input whole; reading it ourselves (bounded above) lets us open it twice.
   const input = await readAll(await ctx.media.storage.read(source.sha256), limits.maxSourceBytes);
   const options = { limitInputPixels: limits.maxPixels, failOn: 'error' as const, autoOrient: true };
+  // Loaded on the first thumbnail: libvips costs about 32 MiB that an instance serving none never needs.
+  const { default: sharp } = await import('sharp');
   let metadata: Metadata;
   try {
     metadata = await sharp(input, options).metadata();
