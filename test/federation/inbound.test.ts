@@ -472,5 +472,7 @@ describe(`${hostile.length} hostile or wrong requests are each refused with the 
   test.each(hostile)('%s', async (_title, make, status, errcode) => {
     const received = await send(await make());
     expect([received.status, errcodeOf(received)]).toEqual([status, errcode]);
+    // HTTP requires a 405 to say what is allowed.
+    expect(received.headers.allow).toBe(status === 405 ? 'GET, HEAD' : undefined);
   });
 });

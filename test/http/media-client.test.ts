@@ -419,9 +419,11 @@ describe('client media API', () => {
     test('a known endpoint with the wrong method is 405 M_UNRECOGNIZED, an unknown one 404', async () => {
       const wrong = await fetch(`${service.url}/_matrix/media/v3/upload`, { headers: authed() });
       expect(wrong.status).toBe(405);
+      expect(wrong.headers.get('allow')).toBe('POST');
       expect((await wrong.json()).errcode).toBe('M_UNRECOGNIZED');
       const del = await fetch(`${service.url}/_matrix/client/v1/media/download/a.example/abc`, { method: 'DELETE' });
       expect(del.status).toBe(405);
+      expect(del.headers.get('allow')).toBe('GET, HEAD');
       const unknown = await fetch(`${service.url}/_matrix/client/v1/media/nothing`, { headers: authed() });
       expect(unknown.status).toBe(404);
       expect((await unknown.json()).errcode).toBe('M_UNRECOGNIZED');

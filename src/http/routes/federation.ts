@@ -9,6 +9,7 @@ import { openLocalMedia, type OpenedMedia } from '../../media/download.js';
 import { openThumbnail } from '../../media/thumbnail.js';
 import { MatrixError } from '../../matrix/errors.js';
 import { isValidMediaId } from '../../matrix/mxc.js';
+import { methodNotAllowed } from './common.js';
 import { generateBoundary, multipartContentType, multipartMixedStream, type MediaPart } from '../../matrix/multipart.js';
 
 const PREFIXES = ['/_matrix/federation/v1/media', '/_matrix/federation/unstable/org.matrix.msc3916.v2/media'];
@@ -26,9 +27,6 @@ export function federationRouter(ctx: AppContext): Router {
   return router;
 }
 
-const methodNotAllowed: RequestHandler = () => {
-  throw new MatrixError(405, 'M_UNRECOGNIZED', 'Method not allowed');
-};
 
 function download(ctx: AppContext): RequestHandler<{ mediaId: string }> {
   return async (req, res) => {
