@@ -8,6 +8,7 @@ import { MatrixError, unknown } from '../matrix/errors.js';
 import { mediaTypeEssence } from './content-disposition.js';
 import { waitForLocalMedia, type OpenedMedia, type StoredMedia, type WaitOptions } from './download.js';
 import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
+import { LruCache } from './lru-cache.js';
 import { Semaphore, SingleFlight } from './single-flight.js';
 
 export interface ThumbnailRequest extends WaitOptions {
@@ -28,7 +29,10 @@ const tooLargeToThumbnail = () => new MatrixError(413, 'M_TOO_LARGE', 'Content i
 interface Generators {
   flights: SingleFlight<ThumbnailRecord>;
   slots: Semaphore;
+  /** A media ID's bytes never change, so a thumbnail that could not be made never can: not re-read, not re-decoded. */
+  failures: LruCache<string, MatrixError>;
 }
+const FAILURE_CACHE_SIZE = 10_000;
 // Per media store (one per running service), so two services in one process never share work.
 const generators = new WeakMap<MediaStore, Generators>();
 
@@ -66,16 +70,22 @@ export function chooseThumbnailSize(sizes: ThumbnailSize[], wanted: { width: num
 function generateOnce(ctx: AppContext, key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
   let shared = generators.get(ctx.media);
   if (!shared) {
-    shared = { flights: new SingleFlight(), slots: new Semaphore(availableParallelism()) };
+    shared = { flights: new SingleFlight(), slots: new Semaphore(availableParallelism()), failures: new LruCache(FAILURE_CACHE_SIZE) };
     generators.set(ctx.media, shared);
   }
-  const { flights, slots } = shared;
+  const { flights, slots, failures } = shared;
   const id = JSON.stringify([key.serverName, key.mediaId, key.width, key.height, key.method, key.animated]);
+  const failed = failures.get(id);
+  if (failed) return Promise.reject(failed);
   return flights.run(id, () => slots.run(async () => {
     // Another instance (or an earlier flight) may have stored it since we looked.
     const stored = await ctx.media.getThumbnail(key);
     if (stored) return stored;
-    const { data, contentType } = await renderThumbnail(ctx, key, source);
+    const { data, contentType } = await renderThumbnail(ctx, key, source).catch((error: unknown) => {
+      // Only the content's own verdicts (400, 413) are final; I/O trouble may pass.
+      if (error instanceof MatrixError && error.status < 500) failures.set(id, error);
+      throw error;
+    });
     const blob = await ctx.media.storage.writeStream(Readable.from([data]), { maxBytes: data.length });
     return ctx.media.insertThumbnail(key, contentType, blob);
   }));

@@ -165,6 +165,23 @@ describe('thumbnails', () => {
     }
   });
 
+  test('a thumbnail that cannot be made is refused again without reading the source', async () => {
+    const mxc = await upload(Buffer.from('\x89PNG\r\n\x1a\nstill truncated'), 'image/png');
+    expect((await thumbnail(mxc, 32, 32, 'crop')).status).toBe(400);
+    const storage = service.context.media.storage;
+    const read = storage.read.bind(storage);
+    let reads = 0;
+    storage.read = (...args) => { reads++; return read(...args); };
+    try {
+      const again = await thumbnail(mxc, 32, 32, 'crop');
+      expect(again.status).toBe(400);
+      expect(again.json().errcode).toBe('M_UNKNOWN');
+    } finally {
+      storage.read = read;
+    }
+    expect(reads).toBe(0);
+  });
+
   test.each([
     ['width=0&height=32', 'M_INVALID_PARAM'],
     ['width=-5&height=32', 'M_INVALID_PARAM'],
