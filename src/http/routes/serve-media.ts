@@ -43,7 +43,7 @@ export function sendThumbnail(req: Request, res: Response, media: ServableMedia,
 }
 
 /** Aborted when the client disconnects before the response is complete: stops waits for pending uploads. */
-function clientGone(res: Response): AbortSignal {
+export function clientGone(res: Response): AbortSignal {
   const controller = new AbortController();
   res.once('close', () => {
     if (!res.writableFinished) controller.abort();
