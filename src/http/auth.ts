@@ -5,6 +5,7 @@ import got, { type Response as GotResponse } from 'got';
 import type { Config, HomeserverConfig } from '../config/config.js';
 import type { AppContext } from '../context.js';
 import type { Logger } from '../log.js';
+import { LruCache } from '../lru-cache.js';
 import { forbidden, MatrixError, notFound } from '../matrix/errors.js';
 
 export interface Requester {
@@ -27,7 +28,7 @@ const unknownToken = (extra: Record<string, unknown> = {}) =>
   new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token', extra);
 
 export class AccessTokenVerifier {
-  private readonly cache = new Map<string, { requester: Requester; expiresAt: number }>();
+  private readonly cache = new LruCache<string, { requester: Requester; expiresAt: number }>(CACHE_LIMIT);
   private readonly inFlight = new Map<string, Promise<Requester>>();
 
   constructor(private readonly settings: Config['auth'], private readonly log: Logger) {}
@@ -54,7 +55,6 @@ export class AccessTokenVerifier {
 
   private remember(key: string, requester: Requester): void {
     if (this.settings.tokenCacheTtlMs <= 0) return;
-    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, { requester, expiresAt: Date.now() + this.settings.tokenCacheTtlMs });
   }
 

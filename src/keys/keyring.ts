@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import type { Config, NotaryConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
+import { LruCache } from '../lru-cache.js';
 import { encodeBase64, decodeBase64 } from '../matrix/base64.js';
 import {
   NOTARY_QUERY_PATH,
@@ -57,13 +58,16 @@ interface Row {
   source: string;
 }
 
-/** Servers remembered in memory; beyond it the oldest entries go (the database still has their keys). */
+/**
+ * Servers remembered in memory; beyond it the least recently used go (the database still has their keys).
+ * Bounded: hostile requests naming endless invented origins must not grow memory without end.
+ */
 const MEMORY_LIMIT = 10_000;
 
 export class Keyring {
-  private readonly memory = new Map<string, Map<string, CachedKey>>();
+  private readonly memory = new LruCache<string, Map<string, CachedKey>>(MEMORY_LIMIT);
   /** When keys of a server were last fetched or attempted, by this instance or (via the DB) any. */
-  private readonly lastFetch = new Map<string, number>();
+  private readonly lastFetch = new LruCache<string, number>(MEMORY_LIMIT);
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly now: () => number;
 
@@ -103,7 +107,7 @@ export class Keyring {
     const now = this.now();
     const last = this.lastFetch.get(slot);
     if (last !== undefined && now - last < this.options.federation.keyRefetchIntervalMs) return;
-    setBounded(this.lastFetch, slot, now);
+    this.lastFetch.set(slot, now);
     for (const source of this.sources(serverName, scoped, keyId)) {
       let sets: ServerKeySet[];
       try {
@@ -145,7 +149,7 @@ export class Keyring {
     for (const row of rows) keys.set(row.key_id, cachedFromRow(row));
     // Another instance's recent fetch counts against the rate limit too.
     const fetched = Math.max(...rows.map((r) => r.fetched_ts), this.lastFetch.get(slot) ?? -Infinity);
-    if (fetched > -Infinity) setBounded(this.lastFetch, slot, fetched);
+    if (fetched > -Infinity) this.lastFetch.set(slot, fetched);
   }
 
   private async store(set: ServerKeySet, scoped: boolean, source: string, fetchedTs: number): Promise<void> {
@@ -170,16 +174,10 @@ export class Keyring {
     let keys = this.memory.get(slot);
     if (!keys) {
       keys = new Map();
-      setBounded(this.memory, slot, keys);
+      this.memory.set(slot, keys);
     }
     return keys;
   }
-}
-
-// Bounded: hostile requests naming endless invented origins must not grow memory without end.
-function setBounded<V>(map: Map<string, V>, key: string, value: V): void {
-  if (!map.has(key) && map.size >= MEMORY_LIMIT) map.delete(map.keys().next().value!);
-  map.set(key, value);
 }
 
 function slotOf(serverName: string, scoped: boolean): string {

@@ -2,6 +2,7 @@
 // verify through cached node:crypto KeyObjects, which OpenSSL runs ~12x faster.
 import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { LruCache } from '../lru-cache.js';
 
 export const SEED_LENGTH = 32;
 export const PUBLIC_KEY_LENGTH = 32;
@@ -33,16 +34,14 @@ export function createSigner(seed: Uint8Array): Signer {
   return { publicKey, sign: (message) => new Uint8Array(sign(null, message, key)) };
 }
 
-const publicKeyObjects = new Map<string, KeyObject>();
-const PUBLIC_KEY_CACHE_LIMIT = 10_000;
+// Bounded: a flood of distinct keys from hostile peers must not grow memory without end.
+const publicKeyObjects = new LruCache<string, KeyObject>(10_000);
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
   const id = Buffer.from(publicKey).toString('hex');
   let key = publicKeyObjects.get(id);
   if (!key) {
     key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    // Bounded: a flood of distinct keys from hostile peers must not grow memory without end.
-    if (publicKeyObjects.size >= PUBLIC_KEY_CACHE_LIMIT) publicKeyObjects.delete(publicKeyObjects.keys().next().value!);
     publicKeyObjects.set(id, key);
   }
   return key;

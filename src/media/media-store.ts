@@ -2,7 +2,7 @@
 // bytes that are not committed, and bytes no row points at are deleted.
 import type { Knex } from 'knex';
 import type { Datastore, StagedBlob } from '../storage/datastore.js';
-import { LruCache } from './lru-cache.js';
+import { LruCache } from '../lru-cache.js';
 
 export interface MediaRecord {
   serverName: string;

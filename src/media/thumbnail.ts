@@ -8,7 +8,7 @@ import { MatrixError, unknown } from '../matrix/errors.js';
 import { mediaTypeEssence } from './content-disposition.js';
 import { waitForLocalMedia, type OpenedMedia, type StoredMedia, type WaitOptions } from './download.js';
 import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
-import { LruCache } from './lru-cache.js';
+import { LruCache } from '../lru-cache.js';
 import { Semaphore, SingleFlight } from './single-flight.js';
 
 export interface ThumbnailRequest extends WaitOptions {

@@ -1,4 +1,4 @@
-import { LruCache } from '../../src/media/lru-cache.js';
+import { LruCache } from '../src/lru-cache.js';
 
 describe('LruCache', () => {
   test('keeps at most its capacity and forgets the least recently used first', () => {
