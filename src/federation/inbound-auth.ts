@@ -96,11 +96,23 @@ function checkOriginAllowed(tenant: HomeserverConfig, origin: string): void {
  * characters. A pattern without a port also matches the name on any port.
  */
 export function originMatches(pattern: string, origin: string): boolean {
-  const regex = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`, 'i');
+  const regex = patternRegExp(pattern);
   if (regex.test(origin)) return true;
   const parsed = parseServerName(origin);
   if (parsed?.port === undefined) return false;
   return regex.test(parsed.kind === 'ipv6' ? `[${parsed.hostname}]` : parsed.hostname);
+}
+
+// Patterns come from the config, so this stays as small as the allow/deny lists; compiled once, not per request.
+const compiledPatterns = new Map<string, RegExp>();
+
+function patternRegExp(pattern: string): RegExp {
+  let regex = compiledPatterns.get(pattern);
+  if (!regex) {
+    regex = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`, 'i');
+    compiledPatterns.set(pattern, regex);
+  }
+  return regex;
 }
 
 function escapeRegExp(text: string): string {
