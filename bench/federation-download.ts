@@ -123,8 +123,8 @@ async function benchDatabase(): Promise<{ db: Database; label: string; drop(): P
 
 const database = await benchDatabase();
 const service = await startService(config, createLogger('silent'), database.db);
-const { media } = service.context;
-const blob = await media.storage.writeStream(Readable.from([content]), { maxBytes: MEDIA_BYTES });
+const { media, datastores } = service.services;
+const blob = await datastores.forKind('local_media').writeStream(Readable.from([content]), { maxBytes: MEDIA_BYTES });
 await media.insertMedia({ serverName: DESTINATION, mediaId: MEDIA_ID, isRemote: false, userId: `@bench:${DESTINATION}`, contentType: 'application/octet-stream', uploadName: 'bench.bin' }, blob);
 
 const signedRequest = { method: 'GET', uri: URI, origin: ORIGIN, destination: DESTINATION };
@@ -143,12 +143,12 @@ const plain = await requestsPerSecond(bareUrl, {}, MEDIA_BYTES);
 
 // Authentication alone (keys already in the keyring's memory) against one raw verify of the same bytes.
 const inbound = { method: 'GET', uri: URI, host: DESTINATION, authorization: [authorization] };
-const authenticated = await authenticateRequest(service.context.tenants, service.context.keyring, inbound);
+const authenticated = await authenticateRequest(service.services.tenants, service.services.keyring, inbound);
 if (authenticated.origin !== ORIGIN) throw new Error('the bench request does not authenticate');
 const message = signedBytes(requestSigningJson(signedRequest));
 const signature = signer.sign(message);
 const publicKey = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), signer.publicKey]), format: 'der', type: 'spki' });
-const authRate = await callsPerSecond(() => authenticateRequest(service.context.tenants, service.context.keyring, inbound), VERIFY_SECONDS);
+const authRate = await callsPerSecond(() => authenticateRequest(service.services.tenants, service.services.keyring, inbound), VERIFY_SECONDS);
 const rawRate = await callsPerSecond(() => {
   if (!verify(null, message, publicKey, signature)) throw new Error('raw verify failed');
 }, VERIFY_SECONDS);

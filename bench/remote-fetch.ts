@@ -147,14 +147,14 @@ async function main(): Promise<void> {
     const single = await fetchOnce(`${origin.url}/direct`, {}, false);
     const direct = await concurrently(`${origin.url}/direct`, {});
     const viaService = await concurrently(`${service.url}/_matrix/client/v1/media/download/${ORIGIN}/${MEDIA_ID}`, { Host: TENANT, Authorization: 'Bearer bench' });
-    await service.context.remoteMedia.settled();
+    await service.services.remoteMedia.settled();
 
     const complete = viaService.every((f) => f.bytes === MEDIA_BYTES) && viaService[0]!.sha256 === expectedSha;
     const directTtfb = stats(direct.map((f) => f.ttfbMs));
     const serviceTtfb = stats(viaService.map((f) => f.ttfbMs));
     const directTotal = stats(direct.map((f) => f.totalMs));
     const serviceTotal = stats(viaService.map((f) => f.totalMs));
-    const row = await service.context.media.get(ORIGIN, MEDIA_ID);
+    const row = await service.services.media.get(ORIGIN, MEDIA_ID);
     const ms = (value: number) => `${value.toFixed(1)} ms`;
     console.log(`${CLIENTS} concurrent clients, one uncached ${MEDIA_BYTES / 1024 / 1024} MiB remote media (${db.embedded ? 'embedded PGlite' : 'PostgreSQL'})`);
     console.log(`upstream requests to the origin:      ${origin.federationRequests()}${origin.federationRequests() === 1 ? '' : '   <-- expected 1'}`);

@@ -1,39 +1,129 @@
-// Starts the service: database and migrations, homeserver key import, then the HTTP listener.
+// The composition root: builds every part once, in order, each with only what it needs, and starts the
+// HTTP listener. Nothing else constructs services.
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { readSecret, type Config } from './config/config.js';
-import type { AppContext } from './context.js';
+import { Tenants } from './config/tenants.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
+import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
-import { createApp } from './http/app.js';
-import { Tenants } from './http/tenant.js';
-import { MasterKey } from './keys/master-key.js';
+import { createApp, type AppServices } from './http/app.js';
 import { Keyring } from './keys/keyring.js';
+import { MasterKey } from './keys/master-key.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
-import { MediaStore } from './media/media-store.js';
-import { withRemoteMedia } from './media/remote.js';
-import { FilesystemDatastore } from './storage/filesystem.js';
 import type { Logger } from './log.js';
+import { BlobReferences } from './media/blob-references.js';
+import { LocalMedia } from './media/local-media.js';
+import { MediaStore } from './media/media-store.js';
+import { RemoteMedia } from './media/remote-media.js';
+import { Thumbnails } from './media/thumbnails.js';
+import { Uploads } from './media/uploads.js';
+import { Datastores } from './storage/datastores.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
 
+export interface Services extends AppServices {
+  db: Database;
+  keyring: Keyring;
+  signingKeys: SigningKeyStore;
+  federation: FederationClient;
+  /** Media bytes, content-addressed by sha256, in the configured datastores. */
+  datastores: Datastores;
+  blobs: BlobReferences;
+}
+
 export interface RunningService {
   url: string;
-  context: AppContext;
+  services: Services;
   close(): Promise<void>;
 }
 
-export async function openContext(config: Config, log: Logger, db?: Database): Promise<AppContext> {
+export async function openServices(config: Config, log: Logger, db?: Database): Promise<Services> {
   const database = db ?? (await openDatabase({
     url: config.database.url === undefined ? undefined : readSecret(config.database.url, 'database.url'),
     dataDir: config.dataDir,
     poolMax: config.database.poolMax,
   }));
-  const applied = await migrateToLatest(database.knex);
+  const { knex } = database;
+  const applied = await migrateToLatest(knex);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
-  const signingKeys = new SigningKeyStore(database.knex, loadMasterKey(config, log));
+  const signingKeys = new SigningKeyStore(knex, loadMasterKey(config, log));
+  await importSigningKeys(config, signingKeys, log);
+
+  // TEMPORARY until the config lists datastores.
+  const datastores = await Datastores.open([{ id: 'default', type: 'file', forKinds: ['local_media', 'remote_media', 'thumbnails'], opts: { path: config.storage.filesystem.path } }]);
+  const blobs = new BlobReferences(knex, datastores);
+  const media = new MediaStore(knex, blobs);
+  const federation = createFederationClient(config, signingKeys, log);
+  const keyring = new Keyring({
+    knex,
+    federation: config.federation,
+    // Key fetches go through discovery and the IP filter like every other outbound request.
+    fetchServerKeys: federation.fetchServerKeysJson,
+    queryNotary: federation.queryNotary,
+    // A request waiting on a key fetch holds the peer's connection: keep that wait well below its timeout.
+    fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
+    log,
+  });
+  const localMedia = new LocalMedia(media, datastores);
+  return {
+    config,
+    log,
+    db: database,
+    tenants: new Tenants(config.homeservers),
+    signingKeys,
+    datastores,
+    blobs,
+    media,
+    keyring,
+    federation,
+    localMedia,
+    uploads: new Uploads(media, datastores, config.media),
+    thumbnails: new Thumbnails(media, localMedia, datastores, config.media.thumbnails),
+    remoteMedia: new RemoteMedia({
+      knex,
+      media,
+      blobs,
+      datastores,
+      federation,
+      log,
+      settings: { ...config.federation, maxTimeoutMs: config.media.maxTimeoutMs },
+      spoolDirectory: join(config.dataDir, 'remote-spool'),
+    }),
+  };
+}
+
+export async function closeServices(services: Services): Promise<void> {
+  await services.remoteMedia.close();
+  services.federation.close();
+  await services.db.close();
+}
+
+export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
+  const services = await openServices(config, log, db);
+  const server: Server = createApp(services).listen(config.listen.port, config.listen.host);
+  // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.setTimeout(Math.max(120_000, config.media.maxTimeoutMs + 30_000));
+  await once(server, 'listening');
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: services.db.embedded }, 'listening');
+  return {
+    url,
+    services,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServices(services);
+    },
+  };
+}
+
+async function importSigningKeys(config: Config, signingKeys: SigningKeyStore, log: Logger): Promise<void> {
   for (const hs of config.homeservers) {
     if (!hs.signingKeyPath) {
       log.warn({ homeserver: hs.name }, 'no signingKeyPath: remote media can only be fetched over the legacy unauthenticated endpoints');
@@ -43,48 +133,6 @@ export async function openContext(config: Config, log: Logger, db?: Database): P
     const key = await signingKeys.activeKey(hs.name);
     log.info({ homeserver: hs.name, keyId: key?.keyId, outcome }, 'signing key ready');
   }
-  const storage = await FilesystemDatastore.open(config.storage.filesystem.path);
-  const federation = createFederationClient(config, signingKeys, log);
-  const keyring = new Keyring({
-    knex: database.knex,
-    federation: config.federation,
-    // Key fetches go through discovery and the IP filter like every other outbound request.
-    fetchServerKeys: federation.fetchServerKeysJson,
-    queryNotary: federation.queryNotary,
-    // A request waiting on a key fetch holds the peer's connection: keep that wait well below its timeout.
-    fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
-    log,
-  });
-  const tenants = new Tenants(config.homeservers);
-  return withRemoteMedia({ config, log, db: database, tenants, signingKeys, storage, media: new MediaStore(database.knex, storage), keyring, federation });
-}
-
-export async function closeContext(context: AppContext): Promise<void> {
-  await context.remoteMedia.close();
-  context.federation.close();
-  await context.db.close();
-}
-
-export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
-  const context = await openContext(config, log, db);
-  const server: Server = createApp(context).listen(config.listen.port, config.listen.host);
-  // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.setTimeout(Math.max(120_000, config.media.maxTimeoutMs + 30_000));
-  await once(server, 'listening');
-  const { address, port } = server.address() as AddressInfo;
-  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
-  log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: context.db.embedded }, 'listening');
-  return {
-    url,
-    context,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await closeContext(context);
-    },
-  };
 }
 
 function loadMasterKey(config: Config, log: Logger): MasterKey {

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { buildConfig, loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
-import { closeContext, openContext, startService } from '../service.js';
+import { closeServices, openServices, startService } from '../service.js';
 import { createLogger } from '../log.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 
@@ -65,9 +65,9 @@ async function migrate(config: Config, io: CliIo): Promise<void> {
 }
 
 async function listKeys(config: Config, io: CliIo): Promise<void> {
-  const context = await openContext(config, createLogger('warn', io.stderr));
+  const services = await openServices(config, createLogger('warn', io.stderr));
   try {
-    const keys = await context.signingKeys.list();
+    const keys = await services.signingKeys.list();
     for (const hs of config.homeservers) {
       const own = keys.filter((k) => k.serverName === hs.name);
       const active = own.find((k) => k.expiredTs === null);
@@ -85,18 +85,18 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
       }
     }
   } finally {
-    await closeContext(context);
+    await closeServices(services);
   }
 }
 
 /** Deletes stored files no media or thumbnail row points at (left by a crash between the two writes). */
 async function sweepStorage(config: Config, io: CliIo): Promise<void> {
-  const context = await openContext(config, createLogger('warn', io.stderr));
+  const services = await openServices(config, createLogger('warn', io.stderr));
   try {
-    const { checked, deleted } = await context.media.sweepUnreferencedBlobs();
+    const { checked, deleted } = await services.blobs.sweepUnreferenced();
     io.stdout.write(`checked ${checked} stored files, deleted ${deleted} that nothing referenced\n`);
   } finally {
-    await closeContext(context);
+    await closeServices(services);
   }
 }
 

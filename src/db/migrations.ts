@@ -4,10 +4,14 @@ import * as signingKeys from '../../migrations/001_signing_keys.js';
 import * as media from '../../migrations/002_media.js';
 import * as remoteKeys from '../../migrations/003_remote_keys.js';
 import * as remoteMedia from '../../migrations/004_remote_media.js';
+import * as datastoreIds from '../../migrations/005_datastore_ids.js';
 
 interface Migration { up(knex: Knex): Promise<void> }
 
-const migrations: Array<[string, Migration]> = [['001_signing_keys', signingKeys], ['002_media', media], ['003_remote_keys', remoteKeys], ['004_remote_media', remoteMedia]];
+const migrations: Array<[string, Migration]> = [
+  ['001_signing_keys', signingKeys], ['002_media', media], ['003_remote_keys', remoteKeys], ['004_remote_media', remoteMedia],
+  ['005_datastore_ids', datastoreIds],
+];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {
   getMigrations: async () => migrations,

@@ -13,9 +13,8 @@
 import { Readable } from 'node:stream';
 import type { NotaryConfig } from '../config/config.js';
 import type { ActiveSigningKey } from '../keys/signing-key-store.js';
-import { REQUEST_SCOPE } from '../keys/signing-key-store.js';
 import type { Logger } from '../log.js';
-import { buildAuthorizationHeader, MSC4100_SCOPED_SCHEME, X_MATRIX_SCHEME } from '../matrix/x-matrix.js';
+import { buildAuthorizationHeader, MSC4100_SCOPED_SCHEME, REQUESTS_SCOPE, X_MATRIX_SCHEME } from '../matrix/x-matrix.js';
 import type { ServerResolver } from './discovery.js';
 import { readLimited, targetForUrl, UpstreamError, type OutboundHttp, type Response, type Timeouts } from './http.js';
 
@@ -83,7 +82,7 @@ export class FederationClient {
       const authorization = buildAuthorizationHeader({ method: 'GET', uri: path, origin: key.serverName, destination: serverName }, key.keyId, key.signer, scheme);
       return this.options.http.request(resolved, { path, timeouts, headers: { Authorization: authorization } });
     };
-    if (!key.scope.includes(REQUEST_SCOPE) || this.isDowngraded(serverName)) return send(X_MATRIX_SCHEME);
+    if (!key.scope.includes(REQUESTS_SCOPE) || this.isDowngraded(serverName)) return send(X_MATRIX_SCHEME);
     const scoped = await send(MSC4100_SCOPED_SCHEME);
     const refusal = await readRefusal(scoped);
     if (refusal === undefined) return scoped;
@@ -163,10 +162,31 @@ export class FederationClient {
 
 /** RemoteHttpError for a non-2xx answer whose body was (maybe) parsed. */
 export function remoteError(response: Response, parsed: unknown): RemoteHttpError {
-  const errcode = typeof parsed === 'object' && parsed !== null && typeof (parsed as Record<string, unknown>).errcode === 'string'
-    ? (parsed as { errcode: string }).errcode
-    : undefined;
+  const errcode = errcodeOf(parsed);
   return new RemoteHttpError(response.status, errcode, parsed, `${response.target.hostHeader} answered ${response.status}${errcode ? ` ${errcode}` : ''}`);
+}
+
+/** A remote's error answer: its first bytes, and their JSON when they are JSON. */
+export interface ErrorBody {
+  bytes: Buffer;
+  isJson: boolean;
+  json: unknown;
+}
+
+/** Reads an error answer's body (at most MAX_ERROR_BODY_BYTES); a body that cannot be read counts as empty. */
+export async function readErrorBody(response: Response): Promise<ErrorBody> {
+  const bytes = await readLimited(response.body, { maxBytes: MAX_ERROR_BODY_BYTES, idleMs: 10_000 }, 'error response').catch(() => Buffer.alloc(0));
+  try {
+    return { bytes, isJson: true, json: JSON.parse(bytes.toString('utf8')) };
+  } catch {
+    return { bytes, isJson: false, json: undefined };
+  }
+}
+
+/** The errcode of a Matrix error body, if it is one. */
+export function errcodeOf(json: unknown): string | undefined {
+  const errcode = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).errcode : undefined;
+  return typeof errcode === 'string' ? errcode : undefined;
 }
 
 /**
@@ -176,12 +196,7 @@ export function remoteError(response: Response, parsed: unknown): RemoteHttpErro
  */
 async function readRefusal(response: Response): Promise<{ authError: boolean; body: Buffer } | undefined> {
   if (response.status !== 400 && response.status !== 401 && response.status !== 403) return undefined;
-  const body = await readLimited(response.body, { maxBytes: MAX_ERROR_BODY_BYTES, idleMs: 10_000 }, 'error response').catch(() => Buffer.alloc(0));
-  let errcode: unknown;
-  try {
-    errcode = (JSON.parse(body.toString('utf8')) as { errcode?: unknown }).errcode;
-  } catch {
-    errcode = undefined;
-  }
-  return { authError: response.status === 401 || errcode === 'M_UNAUTHORIZED' || errcode === 'M_FORBIDDEN', body };
+  const { bytes, json } = await readErrorBody(response);
+  const errcode = errcodeOf(json);
+  return { authError: response.status === 401 || errcode === 'M_UNAUTHORIZED' || errcode === 'M_FORBIDDEN', body: bytes };
 }

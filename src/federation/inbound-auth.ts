@@ -1,16 +1,14 @@
-// Authenticating inbound federation requests (server-server API "Request Authentication", MSC4100):
+// Authenticating inbound federation requests (server-server API "Request Authentication",
+// https://spec.matrix.org/v1.16/server-server-api/#request-authentication, and MSC4100):
 // every X-Matrix and X-MSC4100-Scoped signature present must verify against the origin's keys from the
 // keyring, the destination must be the hosted homeserver the request reached, and the homeserver's
 // allow/deny lists must admit the origin.
-import type { RequestHandler } from 'express';
 import type { HomeserverConfig } from '../config/config.js';
-import type { AppContext } from '../context.js';
-import type { Tenants } from '../http/tenant.js';
+import type { Tenants } from '../config/tenants.js';
 import type { KeyLookupOptions } from '../keys/keyring.js';
 import { MatrixError } from '../matrix/errors.js';
 import { parseServerName } from '../matrix/server-name.js';
 import {
-  authorizationHeaderValues,
   MATRIX_SCOPED_SCHEME,
   MSC4100_SCOPED_SCHEME,
   parseAuthorization,
@@ -126,19 +124,4 @@ async function verifySignatures(keyring: KeyLookup, header: ParsedAuthorization,
     if (!publicKey) throw unauthorized(`No usable ${scoped ? 'm.requests-scoped ' : ''}key ${keyId} of ${request.origin} to check the ${header.scheme} signature`);
     if (!verifyRequestSignature(request, keyId, signature, publicKey)) throw unauthorized(`The ${header.scheme} signature by ${keyId} does not verify`);
   }));
-}
-
-/** Express middleware: authenticates the request and leaves the result in `res.locals.federation`. */
-export function requireFederationAuth(ctx: Pick<AppContext, 'tenants' | 'keyring'>): RequestHandler {
-  return async (req, res, next) => {
-    res.locals.federation = await authenticateRequest(ctx.tenants, ctx.keyring, {
-      method: req.method,
-      uri: req.originalUrl,
-      host: req.host,
-      authorization: authorizationHeaderValues(req.rawHeaders),
-      // Only requests with a body sign `content`; express leaves req.body undefined without a parser.
-      content: req.body as unknown,
-    });
-    next();
-  };
 }

@@ -1,26 +1,21 @@
-// Fetching one remote media (or a thumbnail of it) from its origin server (NOTES §5): the MSC3916
+// Fetching one remote media (or a thumbnail of it) from its origin server (server-server API "Content
+// Repository", https://spec.matrix.org/v1.16/server-server-api/#content-repository): the MSC3916
 // federation endpoint signed by the requesting homeserver, its multipart body read as a stream, a Location
 // part followed without credentials; the legacy /_matrix/media/v3 endpoint when the remote does not know
 // the federation one (404/405 with M_UNRECOGNIZED or a body that is not JSON), or when the homeserver has
 // no signing key.
 import type { Readable } from 'node:stream';
 import { readMultipartMixed, MultipartError } from '../matrix/multipart.js';
-import { NoSigningKeyError, remoteError, type FederationClient } from './client.js';
-import { limitedBody, readLimited, UpstreamError, type Response } from './http.js';
-
-export interface ThumbnailParams {
-  readonly width: number;
-  readonly height: number;
-  readonly method?: 'crop' | 'scale';
-  readonly animated?: boolean;
-}
+import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
+import { errcodeOf, NoSigningKeyError, readErrorBody, remoteError, type ErrorBody, type FederationClient } from './client.js';
+import { limitedBody, UpstreamError, type Response } from './http.js';
 
 export interface RemoteMediaRequest {
   /** The hosted homeserver asking; its key signs the request. */
   readonly origin: string;
   readonly serverName: string;
   readonly mediaId: string;
-  readonly thumbnail?: ThumbnailParams;
+  readonly thumbnail?: ThumbnailSpec;
   /** Sent as timeout_ms: how long the origin may wait for an upload still in progress. */
   readonly timeoutMs: number;
   /** Deadline for response headers (of each request: federation, Location, legacy). */
@@ -44,7 +39,6 @@ export interface RemoteMediaBody {
 
 // The JSON part, headers and boundaries around the media bytes; the multipart reader bounds each of them.
 const MULTIPART_OVERHEAD_BYTES = 256 * 1024;
-const MAX_ERROR_BYTES = 64 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /** Fetches the media; a remote error answer throws RemoteHttpError, transport trouble UpstreamError. */
@@ -82,11 +76,12 @@ export function legacyPath(request: Pick<RemoteMediaRequest, 'serverName' | 'med
   return `/_matrix/media/v3/${kind}/${encodeURIComponent(request.serverName)}/${encodeURIComponent(request.mediaId)}?${query}`;
 }
 
-function addThumbnailParams(query: URLSearchParams, thumbnail: ThumbnailParams): void {
+function addThumbnailParams(query: URLSearchParams, thumbnail: ThumbnailSpec): void {
   query.set('width', String(thumbnail.width));
   query.set('height', String(thumbnail.height));
-  if (thumbnail.method) query.set('method', thumbnail.method);
-  if (thumbnail.animated !== undefined) query.set('animated', String(thumbnail.animated));
+  query.set('method', thumbnail.method);
+  // Only asked for when wanted: servers that predate the parameter then see the request they know.
+  if (thumbnail.animated) query.set('animated', 'true');
 }
 
 async function readFederationBody(client: FederationClient, request: RemoteMediaRequest, response: Response): Promise<RemoteMediaBody> {
@@ -142,58 +137,13 @@ async function plainBody(request: RemoteMediaRequest, response: Response, via: R
   };
 }
 
-async function readErrorBody(response: Response): Promise<{ json: unknown; isJson: boolean }> {
-  const text = await readLimited(response.body, { maxBytes: MAX_ERROR_BYTES, idleMs: 10_000 }, 'error response').catch(() => undefined);
-  if (text === undefined) return { json: undefined, isJson: false };
-  try {
-    return { json: JSON.parse(text.toString('utf8')), isJson: true };
-  } catch {
-    return { json: undefined, isJson: false };
-  }
-}
-
 /** The spec's fallback trigger (404 M_UNRECOGNIZED) and what older servers and proxies send instead. */
-function isUnrecognized(status: number, body: { json: unknown; isJson: boolean }): boolean {
+function isUnrecognized(status: number, body: ErrorBody): boolean {
   if (status !== 404 && status !== 405) return false;
-  if (!body.isJson) return true;
-  const errcode = typeof body.json === 'object' && body.json !== null ? (body.json as Record<string, unknown>).errcode : undefined;
-  return errcode === 'M_UNRECOGNIZED';
+  return !body.isJson || errcodeOf(body.json) === 'M_UNRECOGNIZED';
 }
 
 function declaredLength(header: string | undefined): number | undefined {
   if (header === undefined || !/^\d+$/.test(header.trim())) return undefined;
   return Number(header.trim());
-}
-
-/**
- * The file name of a Content-Disposition value: filename* (RFC 8187, UTF-8 or ISO-8859-1) wins over
- * filename; quoted or token values; null when absent or when it holds control characters or path parts.
- */
-export function fileNameFromContentDisposition(value: string | undefined): string | null {
-  if (value === undefined) return null;
-  const params = new Map<string, string>();
-  const param = /;\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
-  for (const match of value.matchAll(param)) {
-    const name = match[1]!.toLowerCase();
-    const raw = match[2]!.trim();
-    if (!params.has(name)) params.set(name, raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw);
-  }
-  const extended = params.get('filename*');
-  const decoded = extended === undefined ? undefined : decodeExtValue(extended);
-  const name = decoded ?? params.get('filename');
-  if (name === undefined || name === '' || /[\u0000-\u001f\u007f/\\]/.test(name)) return null;
-  return name;
-}
-
-function decodeExtValue(value: string): string | undefined {
-  const match = /^([A-Za-z0-9!#$%&+\-^_`{}~]+)'[^']*'(.*)$/.exec(value);
-  if (!match) return undefined;
-  const charset = match[1]!.toLowerCase();
-  try {
-    if (charset === 'utf-8') return decodeURIComponent(match[2]!);
-    if (charset === 'iso-8859-1') return match[2]!.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  } catch {
-    return undefined;
-  }
-  return undefined;
 }

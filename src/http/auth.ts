@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import got, { type Response as GotResponse } from 'got';
 import type { Config, HomeserverConfig } from '../config/config.js';
-import type { AppContext } from '../context.js';
+import type { Tenants } from '../config/tenants.js';
 import type { Logger } from '../log.js';
 import { LruCache } from '../lru-cache.js';
 import { forbidden, MatrixError, notFound } from '../matrix/errors.js';
@@ -118,30 +118,37 @@ function accessTokenOf(req: Request, allowQueryString: boolean): string | undefi
   return typeof query === 'string' && query !== '' ? query : undefined;
 }
 
-/**
- * The hosted homeserver whose user is calling: the one the Host header names (the client talks to its
- * own homeserver's address), else the one named in the path; a media ID of another hosted homeserver
- * must still be readable with this user's token.
- */
-export function callerTenant(ctx: AppContext, req: Request, pathServerName?: string): HomeserverConfig {
-  const byHost = ctx.tenants.byHostHeader(req.headers.host);
-  if (byHost) return byHost;
-  const byPath = pathServerName === undefined ? undefined : ctx.tenants.byName(pathServerName);
-  if (byPath) return byPath;
-  throw notFound(`This media repository does not serve the homeserver "${req.headers.host ?? ''}"`);
-}
+/** Client requests: which hosted homeserver a caller belongs to, and who the caller is. */
+export class ClientAuthenticator {
+  private readonly tokens: AccessTokenVerifier;
 
-/** Checks the request's access token with the caller's homeserver; guests only where `allowGuests`. */
-export async function authenticate(
-  ctx: AppContext, tokens: AccessTokenVerifier, req: Request, options: { allowGuests: boolean; pathServerName?: string },
-): Promise<AuthenticatedCaller> {
-  const tenant = callerTenant(ctx, req, options.pathServerName);
-  const token = accessTokenOf(req, ctx.config.auth.allowQueryStringToken);
-  if (token === undefined) throw missingToken();
-  const asUserId = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;
-  const requester = await tokens.verify(tenant, token, asUserId);
-  if (requester.isGuest && !options.allowGuests) throw forbidden('Guest users cannot use this endpoint');
-  return { ...requester, tenant };
+  constructor(private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger) {
+    this.tokens = new AccessTokenVerifier(settings, log);
+  }
+
+  /**
+   * The hosted homeserver whose user is calling: the one the Host header names (the client talks to its
+   * own homeserver's address), else the one named in the path; a media ID of another hosted homeserver
+   * must still be readable with this user's token.
+   */
+  callerTenant(req: Request, pathServerName?: string): HomeserverConfig {
+    const byHost = this.tenants.byHostHeader(req.headers.host);
+    if (byHost) return byHost;
+    const byPath = pathServerName === undefined ? undefined : this.tenants.byName(pathServerName);
+    if (byPath) return byPath;
+    throw notFound(`This media repository does not serve the homeserver "${req.headers.host ?? ''}"`);
+  }
+
+  /** Checks the request's access token with the caller's homeserver; guests only where `allowGuests`. */
+  async authenticate(req: Request, options: { allowGuests: boolean; pathServerName?: string }): Promise<AuthenticatedCaller> {
+    const tenant = this.callerTenant(req, options.pathServerName);
+    const token = accessTokenOf(req, this.settings.allowQueryStringToken);
+    if (token === undefined) throw missingToken();
+    const asUserId = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;
+    const requester = await this.tokens.verify(tenant, token, asUserId);
+    if (requester.isGuest && !options.allowGuests) throw forbidden('Guest users cannot use this endpoint');
+    return { ...requester, tenant };
+  }
 }
 
 function parseJsonObject(text: string): Record<string, unknown> | undefined {

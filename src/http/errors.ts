@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import { MatrixError } from '../matrix/errors.js';
+import { SizeLimitError } from '../storage/datastore.js';
 
 export const unrecognizedRoute: RequestHandler = (_req, _res, next) => {
   next(new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request'));
@@ -25,6 +26,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
 
 export function toMatrixError(error: unknown): MatrixError {
   if (error instanceof MatrixError) return error;
+  if (error instanceof SizeLimitError) return new MatrixError(413, 'M_TOO_LARGE', error.message);
   const http = error as { type?: string; status?: number; statusCode?: number };
   // body-parser's own errors carry a status and a type.
   if (http.type === 'entity.parse.failed') return new MatrixError(400, 'M_NOT_JSON', 'The request body is not valid JSON');

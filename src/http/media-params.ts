@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import { invalidParam, missingParam } from '../matrix/errors.js';
 import { isValidMediaId } from '../matrix/mxc.js';
 import { isValidServerName } from '../matrix/server-name.js';
+import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 
 /** The spec's default for timeout_ms. */
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -54,14 +55,7 @@ export function booleanParam(req: Request, name: string, fallback: boolean): boo
   throw invalidParam(`"${name}" must be true or false`);
 }
 
-export interface ThumbnailParams {
-  width: number;
-  height: number;
-  method: 'crop' | 'scale';
-  animated: boolean;
-}
-
-export function thumbnailParams(req: Request): ThumbnailParams {
+export function thumbnailParams(req: Request): ThumbnailSpec {
   const method = queryValue(req, 'method') ?? 'scale';
   if (method !== 'crop' && method !== 'scale') throw invalidParam('"method" must be crop or scale');
   return { width: dimension(req, 'width'), height: dimension(req, 'height'), method, animated: booleanParam(req, 'animated', false) };

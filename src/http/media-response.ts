@@ -2,7 +2,7 @@
 import type { Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { MatrixError } from '../matrix/errors.js';
-import type { OpenedMedia } from '../media/download.js';
+import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
 
 /** The spec's recommended policy for served content (content_repo.md, "Security considerations"). */
@@ -19,9 +19,6 @@ export interface SendOptions {
   disposition: string;
   cacheControl: string;
 }
-
-/** Local media, or remote media still streaming in from its origin (size and digest not known yet). */
-export type ServableMedia = Omit<OpenedMedia, 'size' | 'sha256'> & { size: number | undefined; sha256: string | undefined };
 
 export async function sendMedia(req: Request, res: Response, media: ServableMedia, options: SendOptions): Promise<void> {
   const etag = media.sha256 === undefined ? undefined : `"${media.sha256}"`;

@@ -7,11 +7,11 @@ import type { Config, NotaryConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { LruCache } from '../lru-cache.js';
 import { encodeBase64, decodeBase64 } from '../matrix/base64.js';
+import { REQUESTS_SCOPE } from '../matrix/x-matrix.js';
 import {
   NOTARY_QUERY_PATH,
   parseNotaryResponse,
   parseServerKeys,
-  REQUESTS_SCOPE,
   SCOPED_NOTARY_QUERY_PATH,
   SCOPED_SERVER_KEYS_PATH,
   SERVER_KEYS_PATH,

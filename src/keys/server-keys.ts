@@ -14,9 +14,6 @@ export const SCOPED_NOTARY_QUERY_PATH = '/_matrix/key/unstable/org.matrix.msc410
 /** "Servers MUST use the lesser of this field and 7 days into the future." */
 export const MAX_KEY_VALIDITY_MS = 7 * 24 * 3600_000;
 
-/** MSC4100: only keys with this scope may sign requests. */
-export const REQUESTS_SCOPE = 'm.requests';
-
 // The spec allows [a-zA-Z0-9_] in a key version; only ed25519 keys exist.
 const ED25519_KEY_ID = /^ed25519:[A-Za-z0-9_]+$/;
 

@@ -3,11 +3,9 @@
 import type { Knex } from 'knex';
 import { encodeBase64 } from '../matrix/base64.js';
 import { createSigner, publicKeyFromSeed, type Signer } from '../matrix/ed25519.js';
+import { REQUESTS_SCOPE } from '../matrix/x-matrix.js';
 import { readKeyFile } from './key-files.js';
 import type { MasterKey } from './master-key.js';
-
-/** MSC4100: keys this service holds only ever sign requests, never events. */
-export const REQUEST_SCOPE = 'm.requests';
 
 export interface ActiveSigningKey {
   serverName: string;
@@ -67,7 +65,7 @@ export class SigningKeyStore {
           server_name: serverName,
           key_id: keyId,
           public_key: publicKey,
-          scope: [REQUEST_SCOPE],
+          scope: [REQUESTS_SCOPE],
           encrypted_seed: this.masterKey.encrypt(key.seed, context(serverName, keyId)),
           created_ts: now,
         });

@@ -30,3 +30,5 @@ export const unauthorized = (message: string, status = 401) => new MatrixError(s
 export const invalidParam = (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message);
 export const missingParam = (message: string) => new MatrixError(400, 'M_MISSING_PARAM', message);
 export const unknown = (status: number, message: string) => new MatrixError(status, 'M_UNKNOWN', message);
+/** Media whose bytes have not arrived in time (async uploads, remote fetches still starting). */
+export const notYetUploaded = (message = 'Content has not yet been uploaded') => new MatrixError(504, 'M_NOT_YET_UPLOADED', message);

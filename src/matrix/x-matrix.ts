@@ -16,6 +16,9 @@ export const X_MATRIX_SCHEME = 'X-Matrix';
 export const MSC4100_SCOPED_SCHEME = 'X-MSC4100-Scoped';
 export const MATRIX_SCOPED_SCHEME = 'X-Matrix-Scoped';
 
+/** MSC4100: only keys with this scope may sign requests, and the keys this service holds sign nothing else. */
+export const REQUESTS_SCOPE = 'm.requests';
+
 export interface FederationRequest {
   readonly method: string;
   /** The raw request target as sent: path and query, starting with /_matrix/. */

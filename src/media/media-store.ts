@@ -1,8 +1,10 @@
-// The media and thumbnails tables, and the one rule tying them to the datastore: a row never points at
-// bytes that are not committed, and bytes no row points at are deleted.
+// The media and thumbnails tables. Rows get their bytes through BlobReferences, which keeps rows and
+// stored bytes in step.
 import type { Knex } from 'knex';
-import type { Datastore, StagedBlob } from '../storage/datastore.js';
+import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
+import type { StagedBlob } from '../storage/datastore.js';
 import { LruCache } from '../lru-cache.js';
+import type { BlobReferences } from './blob-references.js';
 
 export interface MediaRecord {
   serverName: string;
@@ -13,6 +15,7 @@ export interface MediaRecord {
   uploadName: string | null;
   /** Null while a /create'd upload is pending. */
   sha256: string | null;
+  datastoreId: string | null;
   size: number | null;
   createdTs: number;
   storedTs: number | null;
@@ -33,17 +36,15 @@ export interface MediaContent {
   uploadName: string | null;
 }
 
-export interface ThumbnailKey {
+/** A thumbnail of one media: the media, and what was asked of it. */
+export interface ThumbnailKey extends ThumbnailSpec {
   serverName: string;
   mediaId: string;
-  width: number;
-  height: number;
-  method: 'crop' | 'scale';
-  animated: boolean;
 }
 
 export interface ThumbnailRecord extends ThumbnailKey {
   contentType: string;
+  datastoreId: string;
   sha256: string;
   size: number;
   createdTs: number;
@@ -51,23 +52,18 @@ export interface ThumbnailRecord extends ThumbnailKey {
 
 export type PendingOutcome = { created: true } | { created: false; retryAfterMs: number };
 
-// Advisory lock classes (first key of pg_advisory_xact_lock(int, int)).
-const BLOB_LOCK = 0x6d626c62;
+// Advisory lock class (first key of pg_advisory_xact_lock(int, int)).
 const PENDING_LOCK = 0x6d70656e;
-
-/** Every table whose sha256 column points into the datastore (remote_thumbnails: migration 004). */
-const BLOB_REFERENCES = ['media', 'thumbnails', 'remote_thumbnails'];
-const REFERENCED_SQL = `${BLOB_REFERENCES.map((table) => `SELECT 1 FROM ${table} WHERE sha256 = :sha256`).join(' UNION ALL ')} LIMIT 1`;
 
 interface MediaRow {
   server_name: string; media_id: string; is_remote: boolean; user_id: string | null; content_type: string | null;
-  upload_name: string | null; sha256: string | null; size: number | null; created_ts: number;
+  upload_name: string | null; sha256: string | null; datastore_id: string | null; size: number | null; created_ts: number;
   stored_ts: number | null; expires_ts: number | null;
 }
 
 export interface ThumbnailRow {
   server_name: string; media_id: string; width: number; height: number; method: 'crop' | 'scale';
-  animated: boolean; content_type: string; sha256: string; size: number; created_ts: number;
+  animated: boolean; content_type: string; datastore_id: string; sha256: string; size: number; created_ts: number;
 }
 
 // Rows whose bytes have arrived never change, so every instance may keep them; a database round trip
@@ -78,7 +74,7 @@ export class MediaStore {
   private readonly storedMedia = new LruCache<string, MediaRecord>(RECORD_CACHE_SIZE);
   private readonly thumbnailRecords = new LruCache<string, ThumbnailRecord>(RECORD_CACHE_SIZE);
 
-  constructor(private readonly knex: Knex, readonly storage: Datastore) {}
+  constructor(private readonly knex: Knex, readonly blobs: BlobReferences) {}
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
     const key = `${serverName}/${mediaId}`;
@@ -93,7 +89,7 @@ export class MediaStore {
 
   /** Commits the blob and records it; false (blob discarded unless referenced) when the ID is taken. */
   async insertMedia(media: NewMedia, blob: StagedBlob, now = Date.now()): Promise<boolean> {
-    return this.attachBlob(blob, async (trx) => {
+    return this.blobs.attach(blob, async (trx) => {
       const inserted = await trx('media').insert({
         server_name: media.serverName,
         media_id: media.mediaId,
@@ -101,6 +97,7 @@ export class MediaStore {
         user_id: media.userId,
         content_type: media.contentType,
         upload_name: media.uploadName,
+        datastore_id: blob.datastoreId,
         sha256: blob.sha256,
         size: blob.size,
         created_ts: now,
@@ -134,12 +131,12 @@ export class MediaStore {
 
   /** Fills a pending upload; false when it was filled (or dropped) meanwhile: the first writer wins. */
   async completePending(serverName: string, mediaId: string, content: MediaContent, blob: StagedBlob, now = Date.now()): Promise<boolean> {
-    return this.attachBlob(blob, async (trx) => {
+    return this.blobs.attach(blob, async (trx) => {
       const updated = await trx('media')
         .where({ server_name: serverName, media_id: mediaId })
         .whereNull('sha256')
         .update({
-          sha256: blob.sha256, size: blob.size, content_type: content.contentType, upload_name: content.uploadName,
+          datastore_id: blob.datastoreId, sha256: blob.sha256, size: blob.size, content_type: content.contentType, upload_name: content.uploadName,
           stored_ts: now, expires_ts: null,
         });
       return updated === 1;
@@ -158,8 +155,8 @@ export class MediaStore {
 
   /** Records a generated thumbnail; if another generator got there first, its row wins and ours is dropped. */
   async insertThumbnail(key: ThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<ThumbnailRecord> {
-    const row: ThumbnailRow = { ...thumbnailWhere(key), content_type: contentType, sha256: blob.sha256, size: blob.size, created_ts: now };
-    const inserted = await this.attachBlob(blob, async (trx) => {
+    const row = thumbnailRow(key, contentType, blob, now);
+    const inserted = await this.blobs.attach(blob, async (trx) => {
       const rows = await trx('thumbnails').insert(row)
         .onConflict(['server_name', 'media_id', 'width', 'height', 'method', 'animated']).ignore().returning('sha256');
       return rows.length === 1;
@@ -169,67 +166,16 @@ export class MediaStore {
     if (!winner) throw new Error('a concurrently generated thumbnail vanished');
     return winner;
   }
-
-  /**
-   * Commits the blob and runs `attach` (which records it in some table of BLOB_REFERENCES) in one
-   * transaction holding the blob's lock (shared); when nothing got attached, deletes the blob unless some
-   * row references it (lock exclusive). The lock makes "unreferenced" true: no other writer can be between
-   * committing these bytes and inserting its row. Every writer of a referencing row must come through here.
-   */
-  async attachBlob(blob: StagedBlob, attach: (trx: Knex.Transaction) => Promise<boolean>): Promise<boolean> {
-    let attached = false;
-    try {
-      attached = await this.knex.transaction(async (trx) => {
-        await lockBlob(trx, blob.sha256, 'shared');
-        await blob.commit();
-        return attach(trx);
-      });
-    } finally {
-      if (!attached) await this.discardBlob(blob);
-    }
-    return attached;
-  }
-
-  /**
-   * Deletes the stored blobs no row points at: what a crash between committing bytes and writing their
-   * row leaves behind. Safe while serving: a writer attaching the same bytes holds their lock.
-   */
-  async sweepUnreferencedBlobs(): Promise<{ checked: number; deleted: number }> {
-    let checked = 0;
-    let deleted = 0;
-    for await (const sha256 of this.storage.list()) {
-      checked++;
-      if (await this.deleteIfUnreferenced(sha256)) deleted++;
-    }
-    return { checked, deleted };
-  }
-
-  private async discardBlob(blob: StagedBlob): Promise<void> {
-    await blob.discard();
-    await this.deleteIfUnreferenced(blob.sha256);
-  }
-
-  private async deleteIfUnreferenced(sha256: string): Promise<boolean> {
-    return this.knex.transaction(async (trx) => {
-      await lockBlob(trx, sha256, 'exclusive');
-      const referenced = await trx.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256 });
-      if (referenced.rows.length > 0) return false;
-      await this.storage.delete(sha256);
-      return true;
-    });
-  }
-}
-
-/** Writers attaching the same bytes share the lock; only a deleter needs it alone. */
-async function lockBlob(trx: Knex.Transaction, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
-  const lock = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
-  await trx.raw(`SELECT ${lock}(?, hashtext(?))`, [BLOB_LOCK, sha256]);
 }
 
 export function thumbnailWhere(key: ThumbnailKey): Pick<ThumbnailRow, 'server_name' | 'media_id' | 'width' | 'height' | 'method' | 'animated'> {
   return {
     server_name: key.serverName, media_id: key.mediaId, width: key.width, height: key.height, method: key.method, animated: key.animated,
   };
+}
+
+export function thumbnailRow(key: ThumbnailKey, contentType: string, blob: StagedBlob, now: number): ThumbnailRow {
+  return { ...thumbnailWhere(key), content_type: contentType, datastore_id: blob.datastoreId, sha256: blob.sha256, size: blob.size, created_ts: now };
 }
 
 function toMediaRecord(row: MediaRow): MediaRecord {
@@ -241,6 +187,7 @@ function toMediaRecord(row: MediaRow): MediaRecord {
     contentType: row.content_type,
     uploadName: row.upload_name,
     sha256: row.sha256,
+    datastoreId: row.datastore_id,
     size: row.size,
     createdTs: row.created_ts,
     storedTs: row.stored_ts,
@@ -257,6 +204,7 @@ export function toThumbnailRecord(row: ThumbnailRow): ThumbnailRecord {
     method: row.method,
     animated: row.animated,
     contentType: row.content_type,
+    datastoreId: row.datastore_id,
     sha256: row.sha256,
     size: row.size,
     createdTs: row.created_ts,

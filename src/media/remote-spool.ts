@@ -140,3 +140,17 @@ export class Spool {
     if (--this.refs === 0) void this.handle.close().catch(() => undefined);
   }
 }
+
+/** The upstream body into the spool at disk speed; past maxBytes the body is cut and `tooLarge` thrown. */
+export async function fillSpool(spool: Spool, body: Readable, maxBytes: number, tooLarge: () => Error): Promise<void> {
+  let total = 0;
+  for await (const chunk of body) {
+    total += (chunk as Buffer).length;
+    if (total > maxBytes) {
+      body.destroy();
+      throw tooLarge();
+    }
+    await spool.write(chunk as Buffer);
+  }
+  spool.finish();
+}

@@ -4,7 +4,7 @@
 import type { Knex } from 'knex';
 import type { StagedBlob } from '../storage/datastore.js';
 // Remote thumbnails have the shape of local ones; they live in a table of their own.
-import { thumbnailWhere, toThumbnailRecord, type ThumbnailKey, type ThumbnailRecord, type ThumbnailRow } from './media-store.js';
+import { thumbnailRow, thumbnailWhere, toThumbnailRecord, type ThumbnailKey, type ThumbnailRecord, type ThumbnailRow } from './media-store.js';
 
 export interface CachedFailure {
   status: number;
@@ -20,10 +20,10 @@ export class RemoteFetchStore {
     return row && toThumbnailRecord(row);
   }
 
-  /** Records a committed thumbnail inside MediaStore.attachBlob's transaction; false when a row was already there. */
+  /** Records a committed thumbnail inside BlobReferences.attach's transaction; false when a row was already there. */
   async insertThumbnail(trx: Knex.Transaction, key: ThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<boolean> {
     const inserted = await trx('remote_thumbnails')
-      .insert({ ...thumbnailWhere(key), content_type: contentType, sha256: blob.sha256, size: blob.size, created_ts: now })
+      .insert(thumbnailRow(key, contentType, blob, now))
       .onConflict(['server_name', 'media_id', 'width', 'height', 'method', 'animated'])
       .ignore()
       .returning('sha256');

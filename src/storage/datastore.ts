@@ -1,4 +1,5 @@
-// Media bytes live in a datastore, addressed by their sha256; metadata lives in PostgreSQL.
+// Media bytes live in a datastore, addressed by their sha256; metadata lives in PostgreSQL, and every row
+// names the datastore holding its bytes.
 import type { Readable } from 'node:stream';
 
 /** Inclusive byte offsets, as in HTTP Range and fs.createReadStream. */
@@ -9,12 +10,26 @@ export interface ByteRange {
 
 export interface WriteLimits {
   maxBytes: number;
-  /** The error thrown past maxBytes; default 413 M_TOO_LARGE. */
+  /** The error thrown past maxBytes; default SizeLimitError. */
   tooLarge?: () => Error;
 }
 
-/** Bytes fully received and hashed, not yet visible under their sha256. */
+/** A write went past its byte limit; the HTTP layer answers it as 413 M_TOO_LARGE. */
+export class SizeLimitError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`The content is larger than the limit of ${maxBytes} bytes`);
+    this.name = 'SizeLimitError';
+  }
+}
+
+/**
+ * Bytes fully received and hashed, not yet visible under their sha256. The staging contract, which an
+ * object store honours as well as a filesystem: staged bytes are invisible to `read` and `list`; `commit`
+ * may be slow (an object store copies), is called at most once and succeeds when the blob already exists;
+ * staged bytes that are neither committed nor discarded (a crash) are the datastore's to clean up.
+ */
 export interface StagedBlob {
+  readonly datastoreId: string;
   readonly sha256: string;
   readonly size: number;
   /** Makes the bytes readable under sha256; if that blob already exists the staged copy is dropped. */
@@ -24,6 +39,8 @@ export interface StagedBlob {
 }
 
 export interface Datastore {
+  /** The name rows use to point at this datastore; never changes once rows use it. */
+  readonly id: string;
   /** Streams `body` to a staging area while hashing it; past maxBytes it throws and leaves nothing behind. */
   writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob>;
   /** The blob's bytes, or one inclusive range of them. Rejects when the blob does not exist. */

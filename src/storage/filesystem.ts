@@ -5,8 +5,8 @@ import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isSha256Hex, type ByteRange, type Datastore, type StagedBlob, type WriteLimits } from './datastore.js';
-import { feedWithoutDestroying, HashingMeter, tooLargeError } from './hashing-meter.js';
+import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type WriteLimits } from './datastore.js';
+import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
 
 const TEMP_DIR = '.tmp';
 // A staged file untouched this long belongs to a crashed process (uploads in progress keep writing).
@@ -15,13 +15,13 @@ const STALE_TEMP_MS = 24 * 3600_000;
 export class FilesystemDatastore implements Datastore {
   private readonly tempDir: string;
 
-  private constructor(readonly root: string) {
+  private constructor(readonly id: string, readonly root: string) {
     this.tempDir = join(root, TEMP_DIR);
   }
 
   /** Creates the folders and removes staged files left by a crash. */
-  static async open(root: string): Promise<FilesystemDatastore> {
-    const store = new FilesystemDatastore(root);
+  static async open(root: string, id = 'default'): Promise<FilesystemDatastore> {
+    const store = new FilesystemDatastore(id, root);
     await mkdir(store.tempDir, { recursive: true });
     await store.removeStaleTemp(STALE_TEMP_MS);
     return store;
@@ -29,7 +29,7 @@ export class FilesystemDatastore implements Datastore {
 
   async writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob> {
     const temp = join(this.tempDir, `${randomUUID()}.part`);
-    const meter = new HashingMeter(limits.maxBytes, limits.tooLarge ?? tooLargeError(limits.maxBytes));
+    const meter = new HashingMeter(limits.maxBytes, limits.tooLarge ?? (() => new SizeLimitError(limits.maxBytes)));
     feedWithoutDestroying(body, meter);
     try {
       // flush: the bytes are on disk before a database row can point at them.
@@ -75,6 +75,7 @@ export class FilesystemDatastore implements Datastore {
   private staged(temp: string, sha256: string, size: number): StagedBlob {
     let state: 'staged' | 'committed' | 'discarded' = 'staged';
     return {
+      datastoreId: this.id,
       sha256,
       size,
       commit: async () => {

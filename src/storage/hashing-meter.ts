@@ -1,10 +1,6 @@
 // A pass-through that hashes and counts the bytes, failing as soon as they pass the limit.
 import { createHash, type Hash } from 'node:crypto';
 import { finished, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { MatrixError } from '../matrix/errors.js';
-
-export const tooLargeError = (maxBytes: number) => () =>
-  new MatrixError(413, 'M_TOO_LARGE', `The content is larger than the limit of ${maxBytes} bytes`);
 
 export class HashingMeter extends Transform {
   private readonly hash: Hash = createHash('sha256');

@@ -1,10 +1,10 @@
 // The client media API: authenticated media (/_matrix/client/v1/media/*, spec v1.11), uploads
 // (/_matrix/media/*/upload, /_matrix/media/v1/create), and the legacy endpoints from ./legacy.
 import { Router, type Request, type RequestHandler, type Response } from 'express';
-import type { AppContext } from '../../context.js';
 import { notFound } from '../../matrix/errors.js';
-import { createPendingMedia, uploadMedia, uploadToPendingMedia, type UploadInput } from '../../media/upload.js';
-import { AccessTokenVerifier, authenticate } from '../auth.js';
+import type { UploadInput } from '../../media/uploads.js';
+import type { AppServices } from '../app.js';
+import { ClientAuthenticator } from '../auth.js';
 import { contentLength, fileNameParam, mediaPath, thumbnailParams, timeoutMs, uploadContentType, uploadName } from '../media-params.js';
 import { PRIVATE_CACHE } from '../media-response.js';
 import { cors, methodNotAllowed, previewsUnsupported } from './common.js';
@@ -15,68 +15,70 @@ const V1 = '/_matrix/client/v1/media';
 // r0 and v1 are older names of the same upload endpoints that clients still use.
 const UPLOAD_VERSIONS = ['v3', 'r0', 'v1'];
 
+type ClientServices = Omit<AppServices, 'keyring' | 'db'>;
+
 /** Every client-facing media route, sharing one access-token cache. */
-export function clientMediaApi(ctx: AppContext): Router {
+export function clientMediaApi(services: ClientServices): Router {
   const router = Router();
-  const tokens = new AccessTokenVerifier(ctx.config.auth, ctx.log);
+  const auth = new ClientAuthenticator(services.tenants, services.config.auth, services.log);
   router.use(['/_matrix/client', '/_matrix/media'], cors);
-  router.use(authenticatedMediaRoutes(ctx, tokens));
-  router.use(uploadRoutes(ctx, tokens));
-  router.use(legacyMediaRoutes(ctx, tokens));
+  router.use(authenticatedMediaRoutes(services, auth));
+  router.use(uploadRoutes(services, auth));
+  router.use(legacyMediaRoutes(services, auth));
   return router;
 }
 
-function authenticatedMediaRoutes(ctx: AppContext, tokens: AccessTokenVerifier): Router {
+function authenticatedMediaRoutes(services: ClientServices, auth: ClientAuthenticator): Router {
   const router = Router();
-  const maxTimeoutMs = ctx.config.media.maxTimeoutMs;
+  const maxTimeoutMs = services.config.media.maxTimeoutMs;
 
   router.route(`${V1}/config`).get(async (req, res) => {
-    const caller = await authenticate(ctx, tokens, req, { allowGuests: false });
+    const caller = await auth.authenticate(req, { allowGuests: false });
     res.json({ 'm.upload.size': caller.tenant.maxUploadBytes });
   }).all(methodNotAllowed);
 
   router.route([`${V1}/download/:serverName/:mediaId`, `${V1}/download/:serverName/:mediaId/:fileName`]).get(async (req, res) => {
     const target = mediaPath(req);
-    const caller = await authenticate(ctx, tokens, req, { allowGuests: true, pathServerName: target.serverName });
-    const media = await openRequestedMedia(ctx, res, { target, timeoutMs: timeoutMs(req, maxTimeoutMs), caller: () => caller.tenant });
+    const caller = await auth.authenticate(req, { allowGuests: true, pathServerName: target.serverName });
+    const media = await openRequestedMedia(services, res, { target, timeoutMs: timeoutMs(req, maxTimeoutMs), caller: () => caller.tenant });
     await sendDownload(req, res, media, PRIVATE_CACHE, fileNameParam(req));
   }).all(methodNotAllowed);
 
   router.route(`${V1}/thumbnail/:serverName/:mediaId`).get(async (req, res) => {
     const target = mediaPath(req);
     const thumbnail = thumbnailParams(req);
-    const caller = await authenticate(ctx, tokens, req, { allowGuests: true, pathServerName: target.serverName });
-    const media = await openRequestedMedia(ctx, res, { target, thumbnail, timeoutMs: timeoutMs(req, maxTimeoutMs), caller: () => caller.tenant });
+    const caller = await auth.authenticate(req, { allowGuests: true, pathServerName: target.serverName });
+    const media = await openRequestedMedia(services, res, { target, thumbnail, timeoutMs: timeoutMs(req, maxTimeoutMs), caller: () => caller.tenant });
     await sendThumbnail(req, res, media, PRIVATE_CACHE);
   }).all(methodNotAllowed);
 
   router.route(`${V1}/preview_url`).get(async (req) => {
-    await authenticate(ctx, tokens, req, { allowGuests: false });
+    await auth.authenticate(req, { allowGuests: false });
     throw previewsUnsupported();
   }).all(methodNotAllowed);
 
   return router;
 }
 
-function uploadRoutes(ctx: AppContext, tokens: AccessTokenVerifier): Router {
+function uploadRoutes(services: ClientServices, auth: ClientAuthenticator): Router {
   const router = Router();
 
   router.route(UPLOAD_VERSIONS.map((v) => `/_matrix/media/${v}/upload`)).post(uploadHandler(async (req, res) => {
-    const caller = await authenticate(ctx, tokens, req, { allowGuests: false });
-    res.json({ content_uri: await uploadMedia(ctx, caller.tenant, caller.userId, uploadInput(req)) });
+    const caller = await auth.authenticate(req, { allowGuests: false });
+    res.json({ content_uri: await services.uploads.upload(caller.tenant, caller.userId, uploadInput(req)) });
   })).all(methodNotAllowed);
 
   router.route('/_matrix/media/v1/create').post(async (req, res) => {
-    const caller = await authenticate(ctx, tokens, req, { allowGuests: false });
-    res.json(await createPendingMedia(ctx, caller.tenant, caller.userId));
+    const caller = await auth.authenticate(req, { allowGuests: false });
+    res.json(await services.uploads.createPending(caller.tenant, caller.userId));
   }).all(methodNotAllowed);
 
   router.route(UPLOAD_VERSIONS.map((v) => `/_matrix/media/${v}/upload/:serverName/:mediaId`)).put(uploadHandler(async (req, res) => {
     const { serverName, mediaId } = mediaPath(req);
-    const caller = await authenticate(ctx, tokens, req, { allowGuests: false, pathServerName: serverName });
-    const owner = ctx.tenants.byName(serverName);
+    const caller = await auth.authenticate(req, { allowGuests: false, pathServerName: serverName });
+    const owner = services.tenants.byName(serverName);
     if (!owner) throw notFound('Unknown media ID');
-    await uploadToPendingMedia(ctx, owner, caller.userId, mediaId, uploadInput(req));
+    await services.uploads.uploadToPending(owner, caller.userId, mediaId, uploadInput(req));
     res.json({});
   })).all(methodNotAllowed);
 

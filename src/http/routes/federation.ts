@@ -2,55 +2,53 @@
 // homeserver, to X-Matrix-authenticated servers, as multipart/mixed with a JSON part and the media part.
 import { pipeline } from 'node:stream/promises';
 import { Router, type RequestHandler, type Response } from 'express';
-import type { AppContext } from '../../context.js';
-import { requireFederationAuth, type AuthenticatedRequest } from '../../federation/inbound-auth.js';
-import { contentDisposition } from '../../media/content-disposition.js';
-import { openLocalMedia, type OpenedMedia } from '../../media/download.js';
-import { openThumbnail } from '../../media/thumbnail.js';
+import { contentDisposition } from '../../matrix/content-disposition.js';
 import { MatrixError } from '../../matrix/errors.js';
 import { isValidMediaId } from '../../matrix/mxc.js';
 import { generateBoundary, multipartContentType, multipartMixedStream, type MediaPart } from '../../matrix/multipart.js';
+import type { ServableMedia } from '../../media/servable.js';
+import type { AppServices } from '../app.js';
+import { federationAuthenticator, type FederationAuthenticator } from '../federation-auth.js';
 import { thumbnailParams, timeoutMs } from '../media-params.js';
 import { methodNotAllowed } from './common.js';
 import { clientGone } from './serve-media.js';
 
+type FederationServices = Pick<AppServices, 'config' | 'tenants' | 'keyring' | 'localMedia' | 'thumbnails'>;
+
 const PREFIXES = ['/_matrix/federation/v1/media', '/_matrix/federation/unstable/org.matrix.msc3916.v2/media'];
 
-export function federationRouter(ctx: AppContext): Router {
+export function federationRouter(services: FederationServices): Router {
   const router = Router();
-  const auth = requireFederationAuth(ctx);
+  const authenticate = federationAuthenticator(services.tenants, services.keyring);
   for (const prefix of PREFIXES) {
-    router.route(`${prefix}/download/:mediaId`).get(auth, download(ctx)).all(methodNotAllowed);
-    router.route(`${prefix}/thumbnail/:mediaId`).get(auth, thumbnail(ctx)).all(methodNotAllowed);
+    router.route(`${prefix}/download/:mediaId`).get(download(services, authenticate)).all(methodNotAllowed);
+    router.route(`${prefix}/thumbnail/:mediaId`).get(thumbnail(services, authenticate)).all(methodNotAllowed);
   }
   return router;
 }
 
-function download(ctx: AppContext): RequestHandler<{ mediaId: string }> {
+function download(services: FederationServices, authenticate: FederationAuthenticator): RequestHandler<{ mediaId: string }> {
   return async (req, res) => {
-    const { tenant } = res.locals.federation as AuthenticatedRequest;
+    const { tenant } = await authenticate(req);
     const mediaId = requireMediaId(req.params.mediaId);
-    const media = await openLocalMedia(ctx, tenant.name, mediaId, { timeoutMs: timeoutMs(req, ctx.config.media.maxTimeoutMs), signal: clientGone(res) });
-    await sendMultipart(ctx, res, media);
+    const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), signal: clientGone(res) };
+    await sendMultipart(res, await services.localMedia.open(tenant.name, mediaId, wait));
   };
 }
 
-function thumbnail(ctx: AppContext): RequestHandler<{ mediaId: string }> {
+function thumbnail(services: FederationServices, authenticate: FederationAuthenticator): RequestHandler<{ mediaId: string }> {
   return async (req, res) => {
-    const { tenant } = res.locals.federation as AuthenticatedRequest;
+    const { tenant } = await authenticate(req);
     const mediaId = requireMediaId(req.params.mediaId);
-    const media = await openThumbnail(ctx, tenant.name, mediaId, {
-      ...thumbnailParams(req),
-      timeoutMs: timeoutMs(req, ctx.config.media.maxTimeoutMs),
-      signal: clientGone(res),
-    });
-    await sendMultipart(ctx, res, media);
+    const spec = thumbnailParams(req);
+    const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), signal: clientGone(res) };
+    await sendMultipart(res, await services.thumbnails.open(tenant.name, mediaId, spec, wait));
   };
 }
 
 /** Both parts streamed; when the datastore redirects, the second part is only a Location. */
-async function sendMultipart(ctx: AppContext, res: Response, media: OpenedMedia): Promise<void> {
-  const location = await ctx.media.storage.redirectUrl?.(media.sha256);
+async function sendMultipart(res: Response, media: ServableMedia): Promise<void> {
+  const location = await media.redirectUrl?.();
   const part: MediaPart = location !== undefined
     ? { location }
     : {

@@ -2,34 +2,36 @@
 // of a hosted homeserver comes from media/download and media/thumbnail, anything else from media/remote.
 import type { Request, Response } from 'express';
 import type { HomeserverConfig } from '../../config/config.js';
-import type { AppContext } from '../../context.js';
-import { formatDisposition, contentDisposition } from '../../media/content-disposition.js';
-import { openLocalMedia } from '../../media/download.js';
-import { openThumbnail } from '../../media/thumbnail.js';
-import { sendMedia, type ServableMedia } from '../media-response.js';
-import type { MediaPath, ThumbnailParams } from '../media-params.js';
+import { formatDisposition, contentDisposition } from '../../matrix/content-disposition.js';
+import type { ThumbnailSpec } from '../../matrix/thumbnail-spec.js';
+import type { ServableMedia } from '../../media/servable.js';
+import type { AppServices } from '../app.js';
+import { sendMedia } from '../media-response.js';
+import type { MediaPath } from '../media-params.js';
+
+export type MediaServices = Pick<AppServices, 'tenants' | 'localMedia' | 'thumbnails' | 'remoteMedia'>;
 
 export interface MediaRequest {
   target: MediaPath;
-  thumbnail?: ThumbnailParams;
+  thumbnail?: ThumbnailSpec;
   timeoutMs: number;
   /** The hosted homeserver on whose behalf remote media is fetched. */
   caller: () => HomeserverConfig;
 }
 
-export function isLocal(ctx: AppContext, serverName: string): boolean {
-  return ctx.tenants.byName(serverName) !== undefined;
+export function isLocal(services: Pick<AppServices, 'tenants'>, serverName: string): boolean {
+  return services.tenants.byName(serverName) !== undefined;
 }
 
-export async function openRequestedMedia(ctx: AppContext, res: Response, request: MediaRequest): Promise<ServableMedia> {
+export async function openRequestedMedia(services: MediaServices, res: Response, request: MediaRequest): Promise<ServableMedia> {
   const { serverName, mediaId } = request.target;
   const wait = { timeoutMs: request.timeoutMs, signal: clientGone(res) };
-  if (isLocal(ctx, serverName)) {
+  if (isLocal(services, serverName)) {
     return request.thumbnail
-      ? openThumbnail(ctx, serverName, mediaId, { ...request.thumbnail, ...wait })
-      : openLocalMedia(ctx, serverName, mediaId, wait);
+      ? services.thumbnails.open(serverName, mediaId, request.thumbnail, wait)
+      : services.localMedia.open(serverName, mediaId, wait);
   }
-  return ctx.remoteMedia.open(request.caller(), serverName, mediaId, { thumbnail: request.thumbnail, timeoutMs: request.timeoutMs });
+  return services.remoteMedia.open(request.caller(), serverName, mediaId, { thumbnail: request.thumbnail, timeoutMs: request.timeoutMs });
 }
 
 /** Sends a download; `fileName` from the path overrides the uploaded name. */

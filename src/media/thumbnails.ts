@@ -2,21 +2,18 @@
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { Metadata, ResizeOptions } from 'sharp';
-import type { ThumbnailSize } from '../config/config.js';
-import type { AppContext } from '../context.js';
+import type { Config, ThumbnailSize } from '../config/config.js';
+import { mediaTypeEssence } from '../matrix/content-disposition.js';
 import { MatrixError, unknown } from '../matrix/errors.js';
-import { mediaTypeEssence } from './content-disposition.js';
-import { waitForLocalMedia, type OpenedMedia, type StoredMedia, type WaitOptions } from './download.js';
-import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
+import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
+import type { Datastores } from '../storage/datastores.js';
 import { LruCache } from '../lru-cache.js';
+import type { LocalMedia, StoredMedia, WaitOptions } from './local-media.js';
+import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
+import { servableBlob, type ServableMedia } from './servable.js';
 import { Semaphore, SingleFlight } from './single-flight.js';
 
-export interface ThumbnailRequest extends WaitOptions {
-  width: number;
-  height: number;
-  method: 'crop' | 'scale';
-  animated: boolean;
-}
+export type ThumbnailSettings = Config['media']['thumbnails'];
 
 // Decoders we trust with untrusted bytes; SVG (a renderer) and PDF are deliberately absent.
 const THUMBNAILABLE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
@@ -26,30 +23,56 @@ const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': '
 const cannotThumbnail = () => unknown(400, 'Cannot generate thumbnails for the requested content');
 const tooLargeToThumbnail = () => new MatrixError(413, 'M_TOO_LARGE', 'Content is too large to thumbnail');
 
-interface Generators {
-  flights: SingleFlight<ThumbnailRecord>;
-  slots: Semaphore;
-  /** A media ID's bytes never change, so a thumbnail that could not be made never can: not re-read, not re-decoded. */
-  failures: LruCache<string, MatrixError>;
-}
 const FAILURE_CACHE_SIZE = 10_000;
-// Per media store (one per running service), so two services in one process never share work.
-const generators = new WeakMap<MediaStore, Generators>();
 
-export async function openThumbnail(ctx: AppContext, serverName: string, mediaId: string, request: ThumbnailRequest): Promise<OpenedMedia> {
-  const source = await waitForLocalMedia(ctx.media, serverName, mediaId, request);
-  const settings = ctx.config.media.thumbnails;
-  const size = chooseThumbnailSize(settings.sizes, request);
-  const key: ThumbnailKey = { serverName, mediaId, ...size, animated: request.animated && settings.animated };
-  const thumbnail = (await ctx.media.getThumbnail(key)) ?? (await generateOnce(ctx, key, source));
-  return {
-    contentType: thumbnail.contentType,
-    uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`,
-    size: thumbnail.size,
-    sha256: thumbnail.sha256,
-    storedTs: source.storedTs,
-    open: (range) => ctx.media.storage.read(thumbnail.sha256, range),
-  };
+export class Thumbnails {
+  private readonly flights = new SingleFlight<ThumbnailRecord>();
+  private readonly slots = new Semaphore(availableParallelism());
+  /** A media ID's bytes never change, so a thumbnail that could not be made never can: not re-read, not re-decoded. */
+  private readonly failures = new LruCache<string, MatrixError>(FAILURE_CACHE_SIZE);
+
+  constructor(
+    private readonly media: MediaStore,
+    private readonly localMedia: LocalMedia,
+    private readonly datastores: Datastores,
+    private readonly settings: ThumbnailSettings,
+  ) {}
+
+  async open(serverName: string, mediaId: string, spec: ThumbnailSpec, wait: WaitOptions): Promise<ServableMedia> {
+    const source = await this.localMedia.waitFor(serverName, mediaId, wait);
+    const size = chooseThumbnailSize(this.settings.sizes, spec);
+    const key: ThumbnailKey = { serverName, mediaId, ...size, animated: spec.animated && this.settings.animated };
+    const thumbnail = (await this.media.getThumbnail(key)) ?? (await this.generateOnce(key, source));
+    const blob = { ...thumbnail, uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`, storedTs: source.storedTs };
+    return servableBlob(blob, this.datastores.get(thumbnail.datastoreId));
+  }
+
+  private generateOnce(key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
+    const id = JSON.stringify([key.serverName, key.mediaId, key.width, key.height, key.method, key.animated]);
+    const failed = this.failures.get(id);
+    if (failed) return Promise.reject(failed);
+    return this.flights.run(id, () => this.slots.run(async () => {
+      // Another instance (or an earlier flight) may have stored it since we looked.
+      const stored = await this.media.getThumbnail(key);
+      if (stored) return stored;
+      const { data, contentType } = await this.render(key, source).catch((error: unknown) => {
+        // Only the content's own verdicts (400, 413) are final; I/O trouble may pass.
+        if (error instanceof MatrixError && error.status < 500) this.failures.set(id, error);
+        throw error;
+      });
+      const blob = await this.datastores.forKind('thumbnails', key.serverName).writeStream(Readable.from([data]), { maxBytes: data.length });
+      return this.media.insertThumbnail(key, contentType, blob);
+    }));
+  }
+
+  private async render(key: ThumbnailKey, source: StoredMedia): Promise<{ data: Buffer; contentType: string }> {
+    // Only declared images are read and decoded at all: anything else costs nothing to refuse.
+    if (!mediaTypeEssence(source.contentType ?? '').startsWith('image/')) throw cannotThumbnail();
+    if (source.size > this.settings.maxSourceBytes) throw tooLargeToThumbnail();
+    // sharp buffers any non-file input whole; reading it ourselves (bounded above) lets us open it twice.
+    const input = await readAll(await this.datastores.get(source.datastoreId).read(source.sha256), this.settings.maxSourceBytes);
+    return renderThumbnail(this.settings, key, input);
+  }
 }
 
 /**
@@ -67,37 +90,7 @@ export function chooseThumbnailSize(sizes: ThumbnailSize[], wanted: { width: num
   return largest(sameMethod(sizes).length > 0 ? sameMethod(sizes) : sizes);
 }
 
-function generateOnce(ctx: AppContext, key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
-  let shared = generators.get(ctx.media);
-  if (!shared) {
-    shared = { flights: new SingleFlight(), slots: new Semaphore(availableParallelism()), failures: new LruCache(FAILURE_CACHE_SIZE) };
-    generators.set(ctx.media, shared);
-  }
-  const { flights, slots, failures } = shared;
-  const id = JSON.stringify([key.serverName, key.mediaId, key.width, key.height, key.method, key.animated]);
-  const failed = failures.get(id);
-  if (failed) return Promise.reject(failed);
-  return flights.run(id, () => slots.run(async () => {
-    // Another instance (or an earlier flight) may have stored it since we looked.
-    const stored = await ctx.media.getThumbnail(key);
-    if (stored) return stored;
-    const { data, contentType } = await renderThumbnail(ctx, key, source).catch((error: unknown) => {
-      // Only the content's own verdicts (400, 413) are final; I/O trouble may pass.
-      if (error instanceof MatrixError && error.status < 500) failures.set(id, error);
-      throw error;
-    });
-    const blob = await ctx.media.storage.writeStream(Readable.from([data]), { maxBytes: data.length });
-    return ctx.media.insertThumbnail(key, contentType, blob);
-  }));
-}
-
-async function renderThumbnail(ctx: AppContext, key: ThumbnailKey, source: StoredMedia): Promise<{ data: Buffer; contentType: string }> {
-  const limits = ctx.config.media.thumbnails;
-  // Only declared images are read and decoded at all: anything else costs nothing to refuse.
-  if (!mediaTypeEssence(source.contentType ?? '').startsWith('image/')) throw cannotThumbnail();
-  if (source.size > limits.maxSourceBytes) throw tooLargeToThumbnail();
-  // sharp buffers any non-file input whole; reading it ourselves (bounded above) lets us open it twice.
-  const input = await readAll(await ctx.media.storage.read(source.sha256), limits.maxSourceBytes);
+async function renderThumbnail(limits: ThumbnailSettings, key: ThumbnailKey, input: Buffer): Promise<{ data: Buffer; contentType: string }> {
   const options = { limitInputPixels: limits.maxPixels, failOn: 'error' as const, autoOrient: true };
   // Loaded on the first thumbnail: libvips costs about 32 MiB that an instance serving none never needs.
   const { default: sharp } = await import('sharp');

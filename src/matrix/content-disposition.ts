@@ -1,5 +1,6 @@
-// Content-Disposition for served media: inline only for the spec's allow-list ("Serving inline
-// content"), else attachment; the file name encoded per RFC 6266 / RFC 8187.
+// Content-Disposition both ways: for served media, inline only for the spec's allow-list ("Serving inline
+// content"), else attachment, the file name encoded per RFC 6266 / RFC 8187; and the file name read back
+// from a remote server's header.
 
 const INLINE_CONTENT_TYPES = new Set([
   'text/css', 'text/plain', 'text/csv',
@@ -47,4 +48,37 @@ function encodeRfc8187(value: string): string {
     encoded += byte < 0x80 && ATTR_CHAR.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return encoded;
+}
+
+/**
+ * The file name of a Content-Disposition value: filename* (RFC 8187, UTF-8 or ISO-8859-1) wins over
+ * filename; quoted or token values; null when absent or when it holds control characters or path parts.
+ */
+export function fileNameFromContentDisposition(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  const params = new Map<string, string>();
+  const param = /;\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
+  for (const match of value.matchAll(param)) {
+    const name = match[1]!.toLowerCase();
+    const raw = match[2]!.trim();
+    if (!params.has(name)) params.set(name, raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw);
+  }
+  const extended = params.get('filename*');
+  const decoded = extended === undefined ? undefined : decodeExtValue(extended);
+  const name = decoded ?? params.get('filename');
+  if (name === undefined || name === '' || /[\u0000-\u001f\u007f/\\]/.test(name)) return null;
+  return name;
+}
+
+function decodeExtValue(value: string): string | undefined {
+  const match = /^([A-Za-z0-9!#$%&+\-^_`{}~]+)'[^']*'(.*)$/.exec(value);
+  if (!match) return undefined;
+  const charset = match[1]!.toLowerCase();
+  try {
+    if (charset === 'utf-8') return decodeURIComponent(match[2]!);
+    if (charset === 'iso-8859-1') return match[2]!.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }

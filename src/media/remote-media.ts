@@ -1,0 +1,126 @@
+// Remote media for the client API: served from the cache when it is there, else fetched once from its
+// origin server and streamed to every waiting client while it is written to storage (see remote-flight).
+//
+// One upstream request per media (or thumbnail size), however many clients ask at once: in process, the
+// first request starts a Flight that later ones join; across instances, a lock row (remote-fetch-lock).
+// No connection is held while the remote server is waited for.
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { HomeserverConfig } from '../config/config.js';
+import type { FederationClient } from '../federation/client.js';
+import type { Logger } from '../log.js';
+import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
+import type { Datastores } from '../storage/datastores.js';
+import type { BlobReferences } from './blob-references.js';
+import type { MediaStore } from './media-store.js';
+import { waitAtMost } from './remote-errors.js';
+import { RemoteFailures } from './remote-failures.js';
+import { Flight, type FetchTarget, type FlightDeps, type RemoteSettings } from './remote-flight.js';
+import { RemoteFetchStore } from './remote-store.js';
+import { servableBlob, type ServableMedia } from './servable.js';
+
+export interface RemoteOpenOptions {
+  thumbnail?: ThumbnailSpec;
+  /** How long this client waits for the bytes to start (timeout_ms, already capped). */
+  timeoutMs: number;
+}
+
+export interface RemoteMediaOptions {
+  knex: Knex;
+  media: MediaStore;
+  blobs: BlobReferences;
+  datastores: Datastores;
+  federation: FederationClient;
+  log: Logger;
+  settings: RemoteSettings & {
+    /** media.maxTimeoutMs: no client waits longer, so neither does a fetch waiting on another instance. */
+    maxTimeoutMs: number;
+  };
+  /** Where spool files are created (and at once unlinked). */
+  spoolDirectory: string;
+  lockHeartbeatMs?: number;
+  lockStaleMs?: number;
+  now?: () => number;
+}
+
+export class RemoteMedia {
+  private readonly flights = new Map<string, Flight>();
+  private readonly warnedNoKey = new Set<string>();
+  private readonly deps: FlightDeps;
+
+  constructor(private readonly options: RemoteMediaOptions) {
+    const now = options.now ?? Date.now;
+    const store = new RemoteFetchStore(options.knex);
+    this.deps = {
+      store,
+      failures: new RemoteFailures(store, options.settings.failureCacheMs, now),
+      federation: options.federation,
+      media: options.media,
+      blobs: options.blobs,
+      datastores: options.datastores,
+      log: options.log,
+      settings: options.settings,
+      lock: { heartbeatMs: options.lockHeartbeatMs ?? 5000, staleMs: options.lockStaleMs ?? 30_000, maxWaitMs: options.settings.maxTimeoutMs, now },
+      instanceId: randomUUID(),
+      spoolDirectory: options.spoolDirectory,
+      cached: (target) => this.cached(target),
+      warnNoSigningKey: (tenant) => this.warnNoSigningKey(tenant),
+    };
+  }
+
+  /** `tenant`: the hosted homeserver whose user asks; its key signs the request to the origin. */
+  async open(tenant: Pick<HomeserverConfig, 'name'>, serverName: string, mediaId: string, options: RemoteOpenOptions): Promise<ServableMedia> {
+    const target: FetchTarget = { tenant: tenant.name, serverName, mediaId, thumbnail: options.thumbnail, key: fetchKey(serverName, mediaId, options.thumbnail) };
+    // A fetch in progress here answers without a database round trip; it also serves from the cache if it finds one.
+    const running = this.flights.get(target.key);
+    if (running) return waitAtMost(running.ready, options.timeoutMs);
+    const cached = await this.cached(target);
+    if (cached) return cached;
+    let flight = this.flights.get(target.key);
+    if (!flight) {
+      const started = new Flight(this.deps, target, options.timeoutMs);
+      this.flights.set(target.key, started);
+      void started.run().finally(() => this.flights.delete(target.key));
+      flight = started;
+    }
+    return waitAtMost(flight.ready, options.timeoutMs);
+  }
+
+  /** Resolves once every fetch in progress is recorded (or has failed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.flights.values()].map((f) => f.done));
+  }
+
+  /** Aborts fetches in progress (clients streaming them see their connection cut) and waits for them. */
+  async close(): Promise<void> {
+    for (const flight of this.flights.values()) flight.abort();
+    await this.settled();
+  }
+
+  /** The cached media or thumbnail, served from the datastore holding it. */
+  private async cached(target: FetchTarget): Promise<ServableMedia | undefined> {
+    const { datastores } = this.options;
+    if (!target.thumbnail) {
+      const media = await this.options.media.get(target.serverName, target.mediaId);
+      if (!media || !media.isRemote || media.sha256 === null || media.datastoreId === null || media.size === null) return undefined;
+      return servableBlob({ ...media, sha256: media.sha256, size: media.size, storedTs: media.storedTs ?? undefined }, datastores.get(media.datastoreId));
+    }
+    const thumbnail = await this.deps.store.getThumbnail({ serverName: target.serverName, mediaId: target.mediaId, ...target.thumbnail });
+    if (!thumbnail) return undefined;
+    return servableBlob({ ...thumbnail, uploadName: null, storedTs: thumbnail.createdTs }, datastores.get(thumbnail.datastoreId));
+  }
+
+  private warnNoSigningKey(tenant: string): void {
+    if (this.warnedNoKey.has(tenant)) return;
+    this.warnedNoKey.add(tenant);
+    this.options.log.warn(
+      { homeserver: tenant },
+      'NO SIGNING KEY for this homeserver: remote media is fetched over the deprecated unauthenticated /_matrix/media/v3 endpoints only, which servers that froze unauthenticated media refuse; set signingKeyPath',
+    );
+  }
+}
+
+function fetchKey(serverName: string, mediaId: string, thumbnail: ThumbnailSpec | undefined): string {
+  if (!thumbnail) return `download ${serverName} ${mediaId}`;
+  return `thumbnail ${serverName} ${mediaId} ${thumbnail.width}x${thumbnail.height} ${thumbnail.method}${thumbnail.animated ? ' animated' : ''}`;
+}
