@@ -119,8 +119,8 @@ afterAll(async () => {
 });
 
 async function insertMedia(serverName: string, mediaId: string, isRemote: boolean, bytes = CONTENT, contentType = 'text/plain'): Promise<void> {
-  const { media } = service.context;
-  const blob = await media.storage.writeStream(Readable.from([bytes]), { maxBytes: 1 << 20 });
+  const { media, datastores } = service.services;
+  const blob = await datastores.forKind('local_media').writeStream(Readable.from([bytes]), { maxBytes: 1 << 20 });
   const inserted = await media.insertMedia({ serverName, mediaId, isRemote, userId: isRemote ? null : `@alice:${serverName}`, contentType, uploadName: 'notes.txt' }, blob);
   expect(inserted).toBe(true);
 }
@@ -294,7 +294,7 @@ describe('serving local media to authenticated servers', () => {
   });
 
   test('a datastore that redirects makes the second part a Location with an empty body', async () => {
-    const storage = service.context.media.storage as { redirectUrl?: (sha256: string) => Promise<string | undefined> };
+    const storage = service.services.datastores.get('default') as { redirectUrl?: (sha256: string) => Promise<string | undefined> };
     const before = storage.redirectUrl;
     storage.redirectUrl = async (sha256) => `https://cdn.example/${sha256}?sig=abc`;
     try {

@@ -22,7 +22,7 @@ import { Dns } from '../../src/federation/dns.js';
 import { OutboundHttp } from '../../src/federation/http.js';
 import { IpFilter } from '../../src/federation/ip-filter.js';
 import { parseKeyFile } from '../../src/keys/key-files.js';
-import { REQUEST_SCOPE } from '../../src/keys/signing-key-store.js';
+import { REQUESTS_SCOPE } from '../../src/matrix/x-matrix.js';
 import { createLogger } from '../../src/log.js';
 import { createSigner } from '../../src/matrix/ed25519.js';
 import { startService, type RunningService } from '../../src/service.js';
@@ -492,7 +492,7 @@ export function createTestFederationClient(options: TestClientOptions = {}): { c
   });
   const signers = new Map(Object.entries(options.keys ?? {}).map(([serverName, key]) => {
     const seed = parseKeyFile(key.file, 'test.key').keys[0]!.seed;
-    return [serverName, { serverName, keyId: key.keyId, publicKey: key.publicKey, scope: key.scope ?? [REQUEST_SCOPE], signer: createSigner(seed) }];
+    return [serverName, { serverName, keyId: key.keyId, publicKey: key.publicKey, scope: key.scope ?? [REQUESTS_SCOPE], signer: createSigner(seed) }];
   }));
   const lines = options.logLines;
   const log = createLogger(lines ? 'info' : 'silent', lines ? { write: (line: string) => lines.push(line) } : undefined);
@@ -576,7 +576,7 @@ export async function startRepoUnderTest(options: {
     logLines,
     get: (path, headers = {}) => clientGet(`${service.url}${path}`, { Host: options.tenant, Authorization: `Bearer ${TEST_TOKEN}`, ...headers }),
     inspect: async () => {
-      const knex = service.context.db.knex;
+      const knex = service.services.db.knex;
       const count = async (table: string) => Number((await knex(table).count<{ c: string }[]>({ c: '*' }))[0]!.c);
       return {
         media: Number((await knex('media').where({ is_remote: true }).count<{ c: string }[]>({ c: '*' }))[0]!.c),

@@ -37,7 +37,7 @@ describe('service', () => {
   });
 
   test('each homeserver with a key file has its key imported at start', async () => {
-    expect((await service.context.signingKeys.activeKey('a.example'))?.keyId).toBe(vectors.dendrite!.keyId);
-    expect(await service.context.signingKeys.activeKey('b.example')).toBeUndefined();
+    expect((await service.services.signingKeys.activeKey('a.example'))?.keyId).toBe(vectors.dendrite!.keyId);
+    expect(await service.services.signingKeys.activeKey('b.example')).toBeUndefined();
   });
 });

@@ -95,7 +95,7 @@ describe('async uploads', () => {
     expect(errcode(unknown)).toBe('M_NOT_FOUND');
 
     const mediaId = await createId('alice');
-    await service.context.db.knex('media').where({ media_id: mediaId }).update({ expires_ts: Date.now() - 1 });
+    await service.services.db.knex('media').where({ media_id: mediaId }).update({ expires_ts: Date.now() - 1 });
     const before = await snapshot(service);
     const expired = await put('alice', mediaId, Buffer.from('too late'));
     expect(expired.status).toBe(404);
@@ -167,7 +167,7 @@ describe('async uploads', () => {
   test('expired pending IDs no longer count against the limit', async () => {
     const ids = await Promise.all(Array.from({ length: MAX_PENDING }, () => createId('frank')));
     expect((await create('frank')).status).toBe(429);
-    await service.context.db.knex('media').whereIn('media_id', ids).update({ expires_ts: Date.now() - 1 });
+    await service.services.db.knex('media').whereIn('media_id', ids).update({ expires_ts: Date.now() - 1 });
     expect((await create('frank')).status).toBe(200);
   });
 

@@ -6,8 +6,7 @@ import { parse as parseDisposition } from 'content-disposition';
 import { createClient, type MatrixClient } from 'matrix-js-sdk';
 import { getHttpUriForMxc } from 'matrix-js-sdk/lib/content-repo.js';
 import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
-import type { ServableMedia } from '../../src/http/media-response.js';
-import type { OpenedMedia } from '../../src/media/download.js';
+import type { ServableMedia } from '../../src/media/servable.js';
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service.js';
 import { blobFiles, sha256Hex, snapshot, stagedFiles, storageRoot } from './media-fixtures.js';
@@ -209,12 +208,12 @@ describe('client media API', () => {
     });
 
     test('remote server names go to the remote media fetcher with the caller\'s homeserver', async () => {
-      const context = service.context as { remoteMedia?: unknown };
+      const context = service.services as { remoteMedia?: unknown };
       const saved = context.remoteMedia;
       const bytes = Buffer.from('remote bytes');
       const asked: unknown[] = [];
       context.remoteMedia = {
-        open: async (tenant: { name: string }, serverName: string, mediaId: string, options: unknown): Promise<OpenedMedia> => {
+        open: async (tenant: { name: string }, serverName: string, mediaId: string, options: unknown): Promise<ServableMedia> => {
           asked.push([tenant.name, serverName, mediaId, options]);
           return {
             contentType: 'image/png', uploadName: 'remote.png', size: bytes.length, sha256: sha256Hex(bytes),
@@ -237,7 +236,7 @@ describe('client media API', () => {
     });
 
     test('remote media still streaming in is sent without length, digest or ranges', async () => {
-      const context = service.context as { remoteMedia?: unknown };
+      const context = service.services as { remoteMedia?: unknown };
       const saved = context.remoteMedia;
       const bytes = Buffer.from('arriving from the origin right now');
       context.remoteMedia = {

@@ -19,11 +19,11 @@ export function stagedFiles(root: string): string[] {
 }
 
 export function storageRoot(service: RunningService): string {
-  return service.context.config.storage.filesystem.path;
+  return service.services.config.storage.filesystem.path;
 }
 
 export async function countRows(service: RunningService, table: 'media' | 'thumbnails'): Promise<number> {
-  const [row] = await service.context.db.knex(table).count<{ count: string | number }[]>({ count: '*' });
+  const [row] = await service.services.db.knex(table).count<{ count: string | number }[]>({ count: '*' });
   return Number(row!.count);
 }
 

@@ -39,7 +39,7 @@ describe('legacy media endpoints', () => {
   const legacyUrl = (service: RunningService, mxc: string, width?: number, height?: number) =>
     getHttpUriForMxc(service.url, mxc, width, height, width ? 'crop' : undefined, false, false, false);
   const backdate = (service: RunningService, mxc: string) =>
-    service.context.db.knex('media').where({ media_id: mxc.split('/').pop() }).update({ created_ts: BEFORE_FREEZE, stored_ts: BEFORE_FREEZE });
+    service.services.db.knex('media').where({ media_id: mxc.split('/').pop() }).update({ created_ts: BEFORE_FREEZE, stored_ts: BEFORE_FREEZE });
 
   test('media stored after the freeze is 404 M_NOT_FOUND without a token, and still served with one', async () => {
     const mxc = await upload(frozen, Buffer.from('new media'));
@@ -90,7 +90,7 @@ describe('legacy media endpoints', () => {
   });
 
   test('remote media is not fetched for legacy requests: not cached before the freeze means 404', async () => {
-    const context = frozen.context as { remoteMedia?: unknown };
+    const context = frozen.services as { remoteMedia?: unknown };
     const saved = context.remoteMedia;
     let fetched = 0;
     context.remoteMedia = { open: async () => { fetched++; throw new Error('must not be called'); } };
@@ -107,11 +107,11 @@ describe('legacy media endpoints', () => {
   });
 
   test('remote media cached before the freeze is served from the cache; re-cached after it, it is frozen', async () => {
-    await frozen.context.db.knex('media').insert({
+    await frozen.services.db.knex('media').insert({
       server_name: 'remote.example', media_id: 'cachedEarly', is_remote: true, content_type: 'text/plain',
-      sha256: 'a'.repeat(64), size: 6, created_ts: BEFORE_FREEZE, stored_ts: BEFORE_FREEZE,
+      datastore_id: 'default', sha256: 'a'.repeat(64), size: 6, created_ts: BEFORE_FREEZE, stored_ts: BEFORE_FREEZE,
     });
-    const context = frozen.context as { remoteMedia?: unknown };
+    const context = frozen.services as { remoteMedia?: unknown };
     const saved = context.remoteMedia;
     let storedTs = BEFORE_FREEZE;
     context.remoteMedia = {

@@ -134,7 +134,7 @@ describe('thumbnails', () => {
       expect(res.status).toBe(200);
       expect(res.body).toEqual(results[0]!.body);
     }
-    const rows = await service.context.db.knex('thumbnails').where({ media_id: mediaId });
+    const rows = await service.services.db.knex('thumbnails').where({ media_id: mediaId });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ width: 96, height: 96, method: 'crop', animated: false });
     expect(blobFiles(storageRoot(service)).length).toBe(blobsBefore + 1);
@@ -168,7 +168,7 @@ describe('thumbnails', () => {
   test('a thumbnail that cannot be made is refused again without reading the source', async () => {
     const mxc = await upload(Buffer.from('\x89PNG\r\n\x1a\nstill truncated'), 'image/png');
     expect((await thumbnail(mxc, 32, 32, 'crop')).status).toBe(400);
-    const storage = service.context.media.storage;
+    const storage = service.services.datastores.get('default');
     const read = storage.read.bind(storage);
     let reads = 0;
     storage.read = (...args) => { reads++; return read(...args); };

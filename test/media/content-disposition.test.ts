@@ -1,6 +1,6 @@
 // Content-Disposition values, read back with the `content-disposition` package (express's RFC 6266 parser) as the oracle.
 import { parse } from 'content-disposition';
-import { contentDisposition, formatDisposition, isInlineContentType } from '../../src/media/content-disposition.js';
+import { contentDisposition, formatDisposition, isInlineContentType } from '../../src/matrix/content-disposition.js';
 
 describe('contentDisposition', () => {
   test.each([

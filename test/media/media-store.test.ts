@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Database } from '../../src/db/database.js';
+import { BlobReferences } from '../../src/media/blob-references.js';
 import { MediaStore, type NewMedia } from '../../src/media/media-store.js';
+import { Datastores } from '../../src/storage/datastores.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { openTestDatabase } from '../helpers/database.js';
 
@@ -12,10 +14,12 @@ describe('MediaStore', () => {
   let db: Database;
   let storage: FilesystemDatastore;
   let store: MediaStore;
+  let blobs: BlobReferences;
   beforeAll(async () => {
     db = await openTestDatabase();
     storage = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-')));
-    store = new MediaStore(db.knex, storage);
+    blobs = new BlobReferences(db.knex, new Datastores([storage], new Map([['local_media', storage]])));
+    store = new MediaStore(db.knex, blobs);
   });
   afterAll(async () => {
     await db.close();
@@ -33,7 +37,7 @@ describe('MediaStore', () => {
     expect(await storage.has(blob.sha256)).toBe(true);
     expect(await store.get('a.example', 'm1')).toEqual({
       serverName: 'a.example', mediaId: 'm1', isRemote: false, userId: '@alice:a.example', contentType: 'text/plain',
-      uploadName: 'a.txt', sha256: blob.sha256, size: 12, createdTs: 1000, storedTs: 1000, expiresTs: null,
+      uploadName: 'a.txt', datastoreId: 'default', sha256: blob.sha256, size: 12, createdTs: 1000, storedTs: 1000, expiresTs: null,
     });
     expect(await store.get('a.example', 'nope')).toBeUndefined();
   });
@@ -92,7 +96,7 @@ describe('MediaStore', () => {
     expect(await store.completePending('a.example', 'later', { contentType: 'text/plain', uploadName: null }, blob)).toBe(true);
     expect((await store.get('a.example', 'later'))?.sha256).toBe(blob.sha256);
     // Another instance reads it once, then serves it with no query.
-    const reader = new MediaStore(db.knex, storage);
+    const reader = new MediaStore(db.knex, blobs);
     expect((await reader.get('a.example', 'later'))?.sha256).toBe(blob.sha256);
     const queries: string[] = [];
     const listen = (q: { sql: string }) => queries.push(q.sql);
@@ -111,12 +115,12 @@ describe('MediaStore', () => {
     // What a crash between committing the bytes and writing their row leaves behind.
     const orphan = await stage('left by a crash');
     await orphan.commit();
-    const { checked, deleted } = await store.sweepUnreferencedBlobs();
+    const { checked, deleted } = await blobs.sweepUnreferenced();
     expect(deleted).toBe(1);
     expect(checked).toBeGreaterThanOrEqual(2);
     expect(await storage.has(orphan.sha256)).toBe(false);
     expect(await storage.has(kept.sha256)).toBe(true);
-    expect((await store.sweepUnreferencedBlobs()).deleted).toBe(0);
+    expect((await blobs.sweepUnreferenced()).deleted).toBe(0);
   });
 
   test('a blob that only a remote thumbnail references survives a discard of the same bytes', async () => {
@@ -124,7 +128,7 @@ describe('MediaStore', () => {
     await blob.commit();
     await db.knex('remote_thumbnails').insert({
       server_name: 'remote.example', media_id: 'r1', width: 32, height: 32, method: 'crop', animated: false,
-      content_type: 'image/png', sha256: blob.sha256, size: blob.size, created_ts: 1,
+      content_type: 'image/png', datastore_id: 'default', sha256: blob.sha256, size: blob.size, created_ts: 1,
     });
     expect(await store.insertMedia(media('m1'), await stage('remote thumbnail bytes'))).toBe(false);
     expect(await storage.has(blob.sha256)).toBe(true);
@@ -135,7 +139,7 @@ describe('MediaStore', () => {
     const first = await stage('thumb one');
     const second = await stage('thumb two');
     const stored = await store.insertThumbnail(key, 'image/png', first, 5);
-    expect(stored).toEqual({ ...key, contentType: 'image/png', sha256: first.sha256, size: 9, createdTs: 5 });
+    expect(stored).toEqual({ ...key, contentType: 'image/png', datastoreId: 'default', sha256: first.sha256, size: 9, createdTs: 5 });
     expect(await store.insertThumbnail(key, 'image/png', second, 6)).toEqual(stored);
     expect(await storage.has(second.sha256)).toBe(false);
     expect(await store.getThumbnail(key)).toEqual(stored);

@@ -70,7 +70,7 @@ describe('one instance', () => {
       expect(response.body.equals(bytes)).toBe(true);
     }
     expect(remote.requestsFor(`${DOWNLOADS}popular`)).toHaveLength(1);
-    await repo.service.context.remoteMedia.settled();
+    await repo.service.services.remoteMedia.settled();
     expect((await repo.inspect()).media).toBe(1);
   });
 
@@ -110,17 +110,17 @@ describe('one instance', () => {
 
   test('a lock row left by a dead instance is taken over once stale', async () => {
     remote.media.set('orphan', { kind: 'multipart', bytes: Buffer.from('rescued') });
-    const knex = repo.service.context.db.knex;
+    const knex = repo.service.services.db.knex;
     await knex('remote_fetches').insert({ fetch_key: `download ${REMOTE} orphan`, owner: 'dead-instance', heartbeat_ts: Date.now() - 60_000 });
     const response = await repo.get(`/_matrix/client/v1/media/download/${REMOTE}/orphan`);
     expect(response.body.toString()).toBe('rescued');
-    await repo.service.context.remoteMedia.settled();
+    await repo.service.services.remoteMedia.settled();
     expect(await knex('remote_fetches').where({ fetch_key: `download ${REMOTE} orphan` })).toEqual([]);
   });
 
   test('a live lock row makes the request wait; when it goes without a result, this instance fetches', async () => {
     remote.media.set('waited', { kind: 'multipart', bytes: Buffer.from('after the wait') });
-    const knex = repo.service.context.db.knex;
+    const knex = repo.service.services.db.knex;
     await knex('remote_fetches').insert({ fetch_key: `download ${REMOTE} waited`, owner: 'busy-instance', heartbeat_ts: Date.now() });
     const response = repo.get(`/_matrix/client/v1/media/download/${REMOTE}/waited`);
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -171,7 +171,7 @@ describe('two instances on one database', () => {
       expect(response.body.equals(bytes)).toBe(true);
     }
     expect(remote.requestsFor(`${DOWNLOADS}shared`)).toHaveLength(1);
-    const rows = await a.service.context.db.knex('media').where({ server_name: REMOTE, media_id: 'shared' });
+    const rows = await a.service.services.db.knex('media').where({ server_name: REMOTE, media_id: 'shared' });
     expect(rows).toHaveLength(1);
   });
 });

@@ -54,8 +54,8 @@ afterAll(async () => {
 
 // Each test uses its own media IDs, so the cache state is checked per media, once the fetch is recorded.
 async function cachedRow(id: string) {
-  await repo.service.context.remoteMedia.settled();
-  return repo.service.context.db.knex('media').where({ server_name: REMOTE, media_id: id }).first();
+  await repo.service.services.remoteMedia.settled();
+  return repo.service.services.db.knex('media').where({ server_name: REMOTE, media_id: id }).first();
 }
 
 async function expectNothingCachedFor(id: string) {
@@ -213,9 +213,9 @@ describe('remote thumbnails', () => {
     const second = await repo.get(path);
     expect(second.body.equals(small)).toBe(true);
     await repo.get(`/_matrix/client/v1/media/thumbnail/${REMOTE}/photo?width=320&height=240&method=scale`);
-    await repo.service.context.remoteMedia.settled();
+    await repo.service.services.remoteMedia.settled();
     expect(remote.requestsFor('/_matrix/federation/v1/media/thumbnail/photo').map((r) => new URL(r.path, 'http://x').searchParams.get('width'))).toEqual(['64', '320']);
-    const rows = await repo.service.context.db.knex('remote_thumbnails').where({ server_name: REMOTE, media_id: 'photo' }).orderBy('width');
+    const rows = await repo.service.services.db.knex('remote_thumbnails').where({ server_name: REMOTE, media_id: 'photo' }).orderBy('width');
     expect(rows.map((r: { width: number; method: string; sha256: string }) => [r.width, r.method, r.sha256])).toEqual([[64, 'crop', sha256(small)], [320, 'scale', sha256(small)]]);
     expect(await cachedRow('photo')).toBeUndefined(); // the original was never needed
   });
@@ -250,7 +250,7 @@ describe('failure cache and back-off', () => {
     legacyRemote.media.set('t1', { kind: 'slow', delayMs: 2000, bytes: Buffer.from('x') });
     legacyRemote.media.set('t2', { kind: 'multipart', bytes: Buffer.from('fine') });
     expect((await cachingRepo.get('/_matrix/client/v1/media/download/synapse.test/t1?timeout_ms=500')).status).toBe(504);
-    await cachingRepo.service.context.remoteMedia.settled();
+    await cachingRepo.service.services.remoteMedia.settled();
     const before = legacyRemote.requests.length;
     const backedOff = await cachingRepo.get('/_matrix/client/v1/media/download/synapse.test/t2');
     expect(backedOff.status).toBe(502);

@@ -1,6 +1,6 @@
 // Which configured thumbnail size serves a request (spec "Thumbnails": never smaller than asked when avoidable).
 import type { ThumbnailSize } from '../../src/config/config.js';
-import { chooseThumbnailSize } from '../../src/media/thumbnail.js';
+import { chooseThumbnailSize } from '../../src/media/thumbnails.js';
 
 const SPEC_SIZES: ThumbnailSize[] = [
   { width: 32, height: 32, method: 'crop' },

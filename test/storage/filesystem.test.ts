@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { MatrixError } from '../../src/matrix/errors.js';
+import { SizeLimitError } from '../../src/storage/datastore.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -59,20 +59,20 @@ describe('FilesystemDatastore', () => {
     expect(await readAll(await store.read(staged.sha256))).toEqual(Buffer.alloc(0));
   });
 
-  test('past maxBytes it throws 413 M_TOO_LARGE, leaves no file, and leaves the source undestroyed', async () => {
+  test('past maxBytes it throws a SizeLimitError naming the limit, leaves no file, and leaves the source undestroyed', async () => {
     const source = new PassThrough();
     const writing = store.writeStream(source, { maxBytes: 10 });
     source.write(Buffer.alloc(8));
     source.write(Buffer.alloc(8));
     const error = await writing.then(() => undefined, (e: unknown) => e);
-    expect(error).toBeInstanceOf(MatrixError);
-    expect([(error as MatrixError).status, (error as MatrixError).errcode]).toEqual([413, 'M_TOO_LARGE']);
+    expect(error).toBeInstanceOf(SizeLimitError);
+    expect((error as SizeLimitError).maxBytes).toBe(10);
     expect(allFiles(root)).toEqual([]);
     // An HTTP request body must survive, so that the 413 can still be sent on its socket.
     expect(source.destroyed).toBe(false);
   });
 
-  test('a caller-chosen error replaces the 413', async () => {
+  test('a caller-chosen error replaces the SizeLimitError', async () => {
     const error = await store.writeStream(Readable.from([Buffer.alloc(20)]), { maxBytes: 10, tooLarge: () => new Error('remote too large') })
       .then(() => undefined, (e: unknown) => e);
     expect((error as Error).message).toBe('remote too large');

@@ -3,7 +3,7 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { notFound } from '../../matrix/errors.js';
 import type { UploadInput } from '../../media/uploads.js';
-import type { AppServices } from '../app.js';
+import type { AppServices } from '../services.js';
 import { ClientAuthenticator } from '../auth.js';
 import { contentLength, fileNameParam, mediaPath, thumbnailParams, timeoutMs, uploadContentType, uploadName } from '../media-params.js';
 import { PRIVATE_CACHE } from '../media-response.js';

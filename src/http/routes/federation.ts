@@ -7,7 +7,7 @@ import { MatrixError } from '../../matrix/errors.js';
 import { isValidMediaId } from '../../matrix/mxc.js';
 import { generateBoundary, multipartContentType, multipartMixedStream, type MediaPart } from '../../matrix/multipart.js';
 import type { ServableMedia } from '../../media/servable.js';
-import type { AppServices } from '../app.js';
+import type { AppServices } from '../services.js';
 import { federationAuthenticator, type FederationAuthenticator } from '../federation-auth.js';
 import { thumbnailParams, timeoutMs } from '../media-params.js';
 import { methodNotAllowed } from './common.js';

@@ -3,7 +3,7 @@
 // token, so they serve only media stored before the freeze; config and preview_url need one.
 import { Router, type Request, type Response } from 'express';
 import { notFound } from '../../matrix/errors.js';
-import type { AppServices } from '../app.js';
+import type { AppServices } from '../services.js';
 import type { ClientAuthenticator } from '../auth.js';
 import { booleanParam, fileNameParam, mediaPath, thumbnailParams, timeoutMs, type MediaPath } from '../media-params.js';
 import { PUBLIC_CACHE } from '../media-response.js';

@@ -5,7 +5,7 @@ import type { HomeserverConfig } from '../../config/config.js';
 import { formatDisposition, contentDisposition } from '../../matrix/content-disposition.js';
 import type { ThumbnailSpec } from '../../matrix/thumbnail-spec.js';
 import type { ServableMedia } from '../../media/servable.js';
-import type { AppServices } from '../app.js';
+import type { AppServices } from '../services.js';
 import { sendMedia } from '../media-response.js';
 import type { MediaPath } from '../media-params.js';
 

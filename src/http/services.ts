@@ -1,0 +1,24 @@
+// What the routes use, in one type; the composition root (service.ts) builds it.
+import type { Config } from '../config/config.js';
+import type { Tenants } from '../config/tenants.js';
+import type { Database } from '../db/database.js';
+import type { KeyLookup } from '../federation/inbound-auth.js';
+import type { Logger } from '../log.js';
+import type { LocalMedia } from '../media/local-media.js';
+import type { MediaStore } from '../media/media-store.js';
+import type { RemoteMedia } from '../media/remote-media.js';
+import type { Thumbnails } from '../media/thumbnails.js';
+import type { Uploads } from '../media/uploads.js';
+
+export interface AppServices {
+  config: Config;
+  log: Logger;
+  db: Pick<Database, 'knex'>;
+  tenants: Tenants;
+  keyring: KeyLookup;
+  media: MediaStore;
+  localMedia: LocalMedia;
+  uploads: Uploads;
+  thumbnails: Thumbnails;
+  remoteMedia: RemoteMedia;
+}
