@@ -30,6 +30,14 @@ describe('config', () => {
     for (const hs of config.homeservers) expect(hs.clientApi).toMatch(/^https?:\/\//);
   });
 
+  test('the values the example shows are the defaults', () => {
+    const { homeservers, ...example } = loadConfigFile('config.example.yaml');
+    const { homeservers: none, ...defaults } = buildConfig({}, 'config.example.yaml');
+    expect(none).toEqual([]);
+    expect(homeservers[0]!.maxUploadBytes).toBe(defaults.media.maxUploadBytes);
+    expect(example).toEqual(defaults);
+  });
+
   test('defaults fill an empty file and relative paths anchor at the file', () => {
     const config = loadConfigFile(writeConfig('empty.yaml', ''));
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8000 });
@@ -70,6 +78,12 @@ homeservers:
   - {name: a.org, clientApi: "http://a"}
   - {name: b.org, clientApi: "http://b", hostnames: [a.org]}
 `)).toBe(' at /homeservers/1: "a.org" is already used by homeserver 0');
+  });
+
+  test('defaults land in a copy: the object passed in is not changed', () => {
+    const raw = { federation: {} };
+    buildConfig(raw);
+    expect(raw).toEqual({ federation: {} });
   });
 
   test('broken YAML names the line', () => {
