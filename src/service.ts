@@ -43,7 +43,7 @@ export async function openContext(config: Config, log: Logger, db?: Database): P
     const key = await signingKeys.activeKey(hs.name);
     log.info({ homeserver: hs.name, keyId: key?.keyId, outcome }, 'signing key ready');
   }
-  const storage = await FilesystemDatastore.open(config.storage.filesystem.path);
+  const storage = await FilesystemDatastore.open(config.datastores[0]!.opts.path);
   const federation = createFederationClient(config, signingKeys, log);
   const keyring = new Keyring({
     knex: database.knex,

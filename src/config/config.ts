@@ -5,7 +5,9 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { FromSchema } from 'json-schema-to-ts';
 import { parseDocument } from 'yaml';
 import { isValidServerName } from '../matrix/server-name.js';
-import { configSchema, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
+import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
+
+export { MEDIA_KINDS };
 
 /** The config as ajv leaves it: checked, static defaults filled in, nothing resolved yet. */
 type Validated = FromSchema<typeof configSchema>;
@@ -13,11 +15,16 @@ type Validated = FromSchema<typeof configSchema>;
 export type Secret = FromSchema<typeof secret>;
 export type ThumbnailSize = FromSchema<typeof thumbnailSize>;
 export type NotaryConfig = FromSchema<typeof notary>;
+export type MediaKind = (typeof MEDIA_KINDS)[number];
 
 // The resolved parts: the schema's shapes, with the few fields that are computed after validation.
 export interface HomeserverConfig extends Omit<FromSchema<typeof homeserver>, 'maxUploadBytes'> {
   /** Defaults to media.maxUploadBytes. */
   maxUploadBytes: number;
+}
+export interface DatastoreConfig extends Omit<FromSchema<typeof datastore>, 'forKinds'> {
+  /** `all` expanded; opts.path is absolute. */
+  forKinds: MediaKind[];
 }
 export type ListenConfig = Validated['listen'];
 export type DatabaseConfig = Validated['database'];
@@ -32,10 +39,11 @@ export interface FederationConfig extends Omit<Validated['federation'], 'remoteM
   remoteMaxBytes: number;
 }
 
-export interface Config extends Omit<Validated, 'storage' | 'homeservers' | 'media' | 'federation'> {
+export interface Config extends Omit<Validated, 'datastores' | 'homeservers' | 'media' | 'federation'> {
   /** The file it came from, for messages; undefined when running on built-in defaults. */
   source?: string;
-  storage: { filesystem: { path: string } };
+  /** Never empty; every media kind is taken by at least one. */
+  datastores: DatastoreConfig[];
   homeservers: HomeserverConfig[];
   media: MediaConfig;
   federation: FederationConfig;
@@ -98,6 +106,9 @@ function resolveConfig(input: Validated, file: string): Config {
     };
   });
   assertUniqueHosts(homeservers, file);
+  const datastores = (input.datastores ?? [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: resolve(dataDir, 'media') } }])
+    .map((ds): DatastoreConfig => ({ ...ds, forKinds: expandKinds(ds.forKinds), opts: { path: path(ds.opts.path) } }));
+  assertDatastoresCover(datastores, file);
   if (typeof legacyFreezeAt === 'string' && Number.isNaN(Date.parse(legacyFreezeAt))) {
     throw new ConfigError(file, '/media/legacyFreezeAt', `"${legacyFreezeAt}" is not a date (use ISO 8601, e.g. 2024-09-04T00:00:00Z)`);
   }
@@ -107,7 +118,7 @@ function resolveConfig(input: Validated, file: string): Config {
     dataDir,
     masterKey: anchorSecret(input.masterKey),
     database: { ...input.database, url: anchorSecret(input.database.url) },
-    storage: { filesystem: { path: path(input.storage?.filesystem?.path ?? resolve(dataDir, 'media')) } },
+    datastores,
     homeservers,
     media: { ...input.media, legacyFreezeAt: legacyFreezeAt === null ? null : new Date(legacyFreezeAt) },
     federation: { ...input.federation, remoteMaxBytes: remoteMaxBytes ?? maxUploadBytes, caFile: caFile === undefined ? undefined : path(caFile) },
@@ -129,6 +140,10 @@ export function readSecret(secret: Secret, what: string): string {
   }
 }
 
+function expandKinds(forKinds: Array<MediaKind | 'all'>): MediaKind[] {
+  return forKinds.includes('all') ? [...MEDIA_KINDS] : forKinds.filter((kind): kind is MediaKind => kind !== 'all');
+}
+
 function checkServerNames(name: string, hostnames: string[], at: string, file: string): void {
   if (!isValidServerName(name)) throw new ConfigError(file, `${at}/name`, `"${name}" is not a valid Matrix server name`);
   for (const [j, h] of hostnames.entries()) {
@@ -147,6 +162,17 @@ function assertUniqueHosts(homeservers: HomeserverConfig[], file: string): void 
       seen.set(host, i);
     }
   });
+}
+
+function assertDatastoresCover(datastores: DatastoreConfig[], file: string): void {
+  const seen = new Map<string, number>();
+  datastores.forEach((ds, i) => {
+    const other = seen.get(ds.id);
+    if (other !== undefined) throw new ConfigError(file, `/datastores/${i}/id`, `"${ds.id}" is already used by datastore ${other}`);
+    seen.set(ds.id, i);
+  });
+  const uncovered = MEDIA_KINDS.filter((kind) => !datastores.some((ds) => ds.forKinds.includes(kind)));
+  if (uncovered.length > 0) throw new ConfigError(file, '/datastores', `no datastore takes ${uncovered.join(', ')} (add it to a forKinds, or use all)`);
 }
 
 function errorPath(error: ErrorObject): string {

@@ -4,6 +4,9 @@
 
 const MiB = 1024 * 1024;
 
+/** What a datastore can hold; `all` in a config's forKinds means every one of these. */
+export const MEDIA_KINDS = ['local_media', 'remote_media', 'thumbnails'] as const;
+
 export const secret = {
   description: 'a string, {file: PATH} or {env: NAME}',
   oneOf: [
@@ -58,6 +61,24 @@ export const homeserver = {
   },
 } as const;
 
+// matrix-media-repo's datastore list; `file` is the only type so far, so opts are the file store's.
+export const datastore = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'type', 'forKinds', 'opts'],
+  properties: {
+    id: { type: 'string', pattern: '^[a-z0-9_-]+$' },
+    type: { enum: ['file'] },
+    forKinds: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['all', ...MEDIA_KINDS] } },
+    opts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path'],
+      properties: { path: { type: 'string', minLength: 1 } },
+    },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -81,18 +102,8 @@ export const configSchema = {
       default: {},
       properties: { url: secret, poolMax: { ...positiveInt, default: 10 } },
     },
-    storage: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        filesystem: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['path'],
-          properties: { path: { type: 'string', minLength: 1 } },
-        },
-      },
-    },
+    // No static default: the default store lives under dataDir.
+    datastores: { type: 'array', items: datastore },
     homeservers: { type: 'array', items: homeserver, default: [] },
     auth: {
       type: 'object',
