@@ -53,8 +53,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
   const signingKeys = new SigningKeyStore(knex, loadMasterKey(config, log));
   await importSigningKeys(config, signingKeys, log);
 
-  // TEMPORARY until the config lists datastores.
-  const datastores = await Datastores.open([{ id: 'default', type: 'file', forKinds: ['local_media', 'remote_media', 'thumbnails'], opts: { path: config.storage.filesystem.path } }]);
+  const datastores = await Datastores.open(config.datastores);
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs);
   const federation = createFederationClient(config, signingKeys, log);

@@ -2,58 +2,51 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import type { FromSchema } from 'json-schema-to-ts';
 import { parseDocument } from 'yaml';
 import { isValidServerName } from '../matrix/server-name.js';
-import { configSchema } from './schema.js';
+import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
 
-export type Secret = string | { file: string } | { env: string };
+export { MEDIA_KINDS };
 
-export interface ThumbnailSize { width: number; height: number; method: 'crop' | 'scale' }
-export interface NotaryConfig { serverName: string; verifyKeys: Record<string, string>; url?: string }
+/** The config as ajv leaves it: checked, static defaults filled in, nothing resolved yet. */
+type Validated = FromSchema<typeof configSchema>;
 
-export interface HomeserverConfig {
-  name: string;
-  clientApi: string;
-  signingKeyPath?: string;
-  hostnames: string[];
+export type Secret = FromSchema<typeof secret>;
+export type ThumbnailSize = FromSchema<typeof thumbnailSize>;
+export type NotaryConfig = FromSchema<typeof notary>;
+export type MediaKind = (typeof MEDIA_KINDS)[number];
+
+// The resolved parts: the schema's shapes, with the few fields that are computed after validation.
+export interface HomeserverConfig extends Omit<FromSchema<typeof homeserver>, 'maxUploadBytes'> {
+  /** Defaults to media.maxUploadBytes. */
   maxUploadBytes: number;
-  federation: { allowOrigins: string[]; denyOrigins: string[] };
+}
+export interface DatastoreConfig extends Omit<FromSchema<typeof datastore>, 'forKinds'> {
+  /** `all` expanded; opts.path is absolute. */
+  forKinds: MediaKind[];
+}
+export type ListenConfig = Validated['listen'];
+export type DatabaseConfig = Validated['database'];
+export type AuthConfig = Validated['auth'];
+export type ThumbnailsConfig = Validated['media']['thumbnails'];
+export interface MediaConfig extends Omit<Validated['media'], 'legacyFreezeAt'> {
+  /** Media stored after this is not served on the unauthenticated endpoints; null: no freeze. */
+  legacyFreezeAt: Date | null;
+}
+export interface FederationConfig extends Omit<Validated['federation'], 'remoteMaxBytes'> {
+  /** Defaults to media.maxUploadBytes. */
+  remoteMaxBytes: number;
 }
 
-export interface Config {
+export interface Config extends Omit<Validated, 'datastores' | 'homeservers' | 'media' | 'federation'> {
   /** The file it came from, for messages; undefined when running on built-in defaults. */
   source?: string;
-  listen: { host: string; port: number };
-  trustProxy: boolean | string | number;
-  logLevel: string;
-  dataDir: string;
-  masterKey?: Secret;
-  database: { url?: Secret; poolMax: number };
-  storage: { filesystem: { path: string } };
+  /** Never empty; every media kind is taken by at least one. */
+  datastores: DatastoreConfig[];
   homeservers: HomeserverConfig[];
-  auth: { tokenCacheTtlMs: number; whoamiTimeoutMs: number; allowQueryStringToken: boolean };
-  media: {
-    maxUploadBytes: number;
-    legacyFreezeAt: Date | null;
-    pendingUploadExpiryMs: number;
-    maxPendingUploadsPerUser: number;
-    maxTimeoutMs: number;
-    thumbnails: { sizes: ThumbnailSize[]; maxSourceBytes: number; maxPixels: number; animated: boolean };
-  };
-  federation: {
-    notaries: NotaryConfig[];
-    notaryFirst: boolean;
-    keyRefetchIntervalMs: number;
-    serverOverrides: Record<string, string>;
-    ipBlocklist: string[];
-    ipAllowlist: string[];
-    remoteMaxBytes: number;
-    connectTimeoutMs: number;
-    requestTimeoutMs: number;
-    failureCacheMs: number;
-    dnsServers?: string[];
-    caFile?: string;
-  };
+  media: MediaConfig;
+  federation: FederationConfig;
 }
 
 export class ConfigError extends Error {
@@ -63,19 +56,9 @@ export class ConfigError extends Error {
   }
 }
 
-const MiB = 1024 * 1024;
-
-/** The spec's recommended pre-generated thumbnail sizes. */
-const DEFAULT_THUMBNAIL_SIZES: ThumbnailSize[] = [
-  { width: 32, height: 32, method: 'crop' },
-  { width: 96, height: 96, method: 'crop' },
-  { width: 320, height: 240, method: 'scale' },
-  { width: 640, height: 480, method: 'scale' },
-  { width: 800, height: 600, method: 'scale' },
-];
-
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-const validate = ajv.compile(configSchema);
+const DEFAULTS = '<defaults>';
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true });
+const validate = ajv.compile<Validated>(configSchema);
 
 /** Reads and validates a YAML config file; relative paths in it are taken from the file's folder. */
 export function loadConfigFile(file: string): Config {
@@ -95,81 +78,50 @@ export function loadConfigFile(file: string): Config {
 }
 
 /** Validates a parsed config object and fills in defaults. `file` names it in errors and anchors relative paths. */
-export function buildConfig(raw: unknown, file = '<defaults>'): Config {
-  if (!validate(raw)) {
+export function buildConfig(raw: unknown, file = DEFAULTS): Config {
+  const input = structuredClone(raw); // ajv writes the defaults into it; the caller's object stays as it was
+  if (!validate(input)) {
     const error = mostUseful(validate.errors!);
     throw new ConfigError(file, errorPath(error), describe(error));
   }
-  const input = raw as RawConfig;
-  const base = file === '<defaults>' ? process.cwd() : dirname(resolve(file));
-  const path = (p: string) => resolve(base, p);
-  const dataDir = path(input.dataDir ?? 'data');
-  const maxUploadBytes = input.media?.maxUploadBytes ?? 100 * MiB;
+  return resolveConfig(input, file);
+}
 
-  const homeservers = (input.homeservers ?? []).map((hs, i): HomeserverConfig => {
-    const at = `/homeservers/${i}`;
-    if (!isValidServerName(hs.name)) throw new ConfigError(file, `${at}/name`, `"${hs.name}" is not a valid Matrix server name`);
-    for (const [j, h] of (hs.hostnames ?? []).entries()) {
-      if (!isValidServerName(h)) throw new ConfigError(file, `${at}/hostnames/${j}`, `"${h}" is not a valid host name`);
-    }
+/** The defaults that depend on other values (the file's folder, dataDir, media.maxUploadBytes), and the checks ajv cannot make. */
+function resolveConfig(input: Validated, file: string): Config {
+  const base = file === DEFAULTS ? process.cwd() : dirname(resolve(file));
+  const path = (p: string) => resolve(base, p);
+  const anchorSecret = (s: Secret | undefined) => (s !== undefined && typeof s === 'object' && 'file' in s ? { file: path(s.file) } : s);
+  const dataDir = path(input.dataDir);
+  const { maxUploadBytes, legacyFreezeAt } = input.media;
+  const { remoteMaxBytes, caFile } = input.federation;
+
+  const homeservers = input.homeservers.map((hs, i): HomeserverConfig => {
+    checkServerNames(hs.name, hs.hostnames, `/homeservers/${i}`, file);
     return {
-      name: hs.name,
+      ...hs,
       clientApi: hs.clientApi.replace(/\/+$/, ''),
       signingKeyPath: hs.signingKeyPath === undefined ? undefined : path(hs.signingKeyPath),
-      hostnames: hs.hostnames ?? [],
       maxUploadBytes: hs.maxUploadBytes ?? maxUploadBytes,
-      federation: { allowOrigins: hs.federation?.allowOrigins ?? [], denyOrigins: hs.federation?.denyOrigins ?? [] },
     };
   });
   assertUniqueHosts(homeservers, file);
-
-  const freeze = input.media?.legacyFreezeAt;
-  if (typeof freeze === 'string' && Number.isNaN(Date.parse(freeze))) {
-    throw new ConfigError(file, '/media/legacyFreezeAt', `"${freeze}" is not a date (use ISO 8601, e.g. 2024-09-04T00:00:00Z)`);
+  const datastores = (input.datastores ?? [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: resolve(dataDir, 'media') } }])
+    .map((ds): DatastoreConfig => ({ ...ds, forKinds: expandKinds(ds.forKinds), opts: { path: path(ds.opts.path) } }));
+  assertDatastoresCover(datastores, file);
+  if (typeof legacyFreezeAt === 'string' && Number.isNaN(Date.parse(legacyFreezeAt))) {
+    throw new ConfigError(file, '/media/legacyFreezeAt', `"${legacyFreezeAt}" is not a date (use ISO 8601, e.g. 2024-09-04T00:00:00Z)`);
   }
   return {
-    source: file === '<defaults>' ? undefined : resolve(file),
-    listen: { host: input.listen?.host ?? '127.0.0.1', port: input.listen?.port ?? 8000 },
-    trustProxy: input.trustProxy ?? 'loopback',
-    logLevel: input.logLevel ?? 'info',
+    ...input,
+    source: file === DEFAULTS ? undefined : resolve(file),
     dataDir,
-    masterKey: anchorSecret(input.masterKey, path),
-    database: { url: anchorSecret(input.database?.url, path), poolMax: input.database?.poolMax ?? 10 },
-    storage: { filesystem: { path: path(input.storage?.filesystem?.path ?? resolve(dataDir, 'media')) } },
+    masterKey: anchorSecret(input.masterKey),
+    database: { ...input.database, url: anchorSecret(input.database.url) },
+    datastores,
     homeservers,
-    auth: {
-      tokenCacheTtlMs: input.auth?.tokenCacheTtlMs ?? 60_000,
-      whoamiTimeoutMs: input.auth?.whoamiTimeoutMs ?? 10_000,
-      allowQueryStringToken: input.auth?.allowQueryStringToken ?? true,
-    },
-    media: {
-      maxUploadBytes,
-      // Spec v1.12 expects servers to have frozen unauthenticated media; this is the date matrix.org froze.
-      legacyFreezeAt: freeze === null ? null : new Date(freeze ?? '2024-09-04T00:00:00Z'),
-      pendingUploadExpiryMs: input.media?.pendingUploadExpiryMs ?? 24 * 3600_000,
-      maxPendingUploadsPerUser: input.media?.maxPendingUploadsPerUser ?? 10,
-      maxTimeoutMs: input.media?.maxTimeoutMs ?? 60_000,
-      thumbnails: {
-        sizes: input.media?.thumbnails?.sizes ?? DEFAULT_THUMBNAIL_SIZES,
-        maxSourceBytes: input.media?.thumbnails?.maxSourceBytes ?? 20 * MiB,
-        maxPixels: input.media?.thumbnails?.maxPixels ?? 32_000_000,
-        animated: input.media?.thumbnails?.animated ?? true,
-      },
-    },
-    federation: {
-      notaries: input.federation?.notaries ?? [],
-      notaryFirst: input.federation?.notaryFirst ?? false,
-      keyRefetchIntervalMs: input.federation?.keyRefetchIntervalMs ?? 60_000,
-      serverOverrides: input.federation?.serverOverrides ?? {},
-      ipBlocklist: input.federation?.ipBlocklist ?? [],
-      ipAllowlist: input.federation?.ipAllowlist ?? [],
-      remoteMaxBytes: input.federation?.remoteMaxBytes ?? maxUploadBytes,
-      connectTimeoutMs: input.federation?.connectTimeoutMs ?? 10_000,
-      requestTimeoutMs: input.federation?.requestTimeoutMs ?? 60_000,
-      failureCacheMs: input.federation?.failureCacheMs ?? 60_000,
-      dnsServers: input.federation?.dnsServers,
-      caFile: input.federation?.caFile === undefined ? undefined : path(input.federation.caFile),
-    },
+    media: { ...input.media, legacyFreezeAt: legacyFreezeAt === null ? null : new Date(legacyFreezeAt) },
+    federation: { ...input.federation, remoteMaxBytes: remoteMaxBytes ?? maxUploadBytes, caFile: caFile === undefined ? undefined : path(caFile) },
   };
 }
 
@@ -188,8 +140,15 @@ export function readSecret(secret: Secret, what: string): string {
   }
 }
 
-function anchorSecret(secret: Secret | undefined, path: (p: string) => string): Secret | undefined {
-  return secret !== undefined && typeof secret === 'object' && 'file' in secret ? { file: path(secret.file) } : secret;
+function expandKinds(forKinds: Array<MediaKind | 'all'>): MediaKind[] {
+  return forKinds.includes('all') ? [...MEDIA_KINDS] : forKinds.filter((kind): kind is MediaKind => kind !== 'all');
+}
+
+function checkServerNames(name: string, hostnames: string[], at: string, file: string): void {
+  if (!isValidServerName(name)) throw new ConfigError(file, `${at}/name`, `"${name}" is not a valid Matrix server name`);
+  for (const [j, h] of hostnames.entries()) {
+    if (!isValidServerName(h)) throw new ConfigError(file, `${at}/hostnames/${j}`, `"${h}" is not a valid host name`);
+  }
 }
 
 function assertUniqueHosts(homeservers: HomeserverConfig[], file: string): void {
@@ -203,6 +162,17 @@ function assertUniqueHosts(homeservers: HomeserverConfig[], file: string): void 
       seen.set(host, i);
     }
   });
+}
+
+function assertDatastoresCover(datastores: DatastoreConfig[], file: string): void {
+  const seen = new Map<string, number>();
+  datastores.forEach((ds, i) => {
+    const other = seen.get(ds.id);
+    if (other !== undefined) throw new ConfigError(file, `/datastores/${i}/id`, `"${ds.id}" is already used by datastore ${other}`);
+    seen.set(ds.id, i);
+  });
+  const uncovered = MEDIA_KINDS.filter((kind) => !datastores.some((ds) => ds.forKinds.includes(kind)));
+  if (uncovered.length > 0) throw new ConfigError(file, '/datastores', `no datastore takes ${uncovered.join(', ')} (add it to a forKinds, or use all)`);
 }
 
 function errorPath(error: ErrorObject): string {
@@ -220,26 +190,4 @@ function describe(error: ErrorObject): string {
   if (error.keyword === 'oneOf') return `must be ${(error.parentSchema as { description?: string }).description ?? 'one of the allowed forms'}`;
   if (error.keyword === 'enum') return `must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
   return error.message ?? 'invalid';
-}
-
-// The shape ajv has checked; optional everywhere because defaults fill the gaps.
-interface RawConfig {
-  listen?: { host?: string; port?: number };
-  trustProxy?: boolean | string | number;
-  logLevel?: string;
-  dataDir?: string;
-  masterKey?: Secret;
-  database?: { url?: Secret; poolMax?: number };
-  storage?: { filesystem?: { path: string } };
-  homeservers?: Array<{
-    name: string; clientApi: string; signingKeyPath?: string; hostnames?: string[]; maxUploadBytes?: number;
-    federation?: { allowOrigins?: string[]; denyOrigins?: string[] };
-  }>;
-  auth?: { tokenCacheTtlMs?: number; whoamiTimeoutMs?: number; allowQueryStringToken?: boolean };
-  media?: {
-    maxUploadBytes?: number; legacyFreezeAt?: string | null; pendingUploadExpiryMs?: number;
-    maxPendingUploadsPerUser?: number; maxTimeoutMs?: number;
-    thumbnails?: { sizes?: ThumbnailSize[]; maxSourceBytes?: number; maxPixels?: number; animated?: boolean };
-  };
-  federation?: Partial<Omit<Config['federation'], never>>;
 }

@@ -1,6 +1,13 @@
-// JSON schema of the YAML config. Unknown keys are errors so a typo never silently falls back to a default.
+// JSON schema of the YAML config: the one description of it. Types derive from it (FromSchema) and ajv
+// fills in every `default:`. Unknown keys are errors so a typo never silently falls back to a default.
+// An object whose keys have defaults defaults to {} itself, or ajv never descends to fill them.
 
-const secret = {
+const MiB = 1024 * 1024;
+
+/** What a datastore can hold; `all` in a config's forKinds means every one of these. */
+export const MEDIA_KINDS = ['local_media', 'remote_media', 'thumbnails'] as const;
+
+export const secret = {
   description: 'a string, {file: PATH} or {env: NAME}',
   oneOf: [
     { type: 'string', minLength: 1 },
@@ -9,19 +16,19 @@ const secret = {
   ],
 } as const;
 
-const serverNameList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+const serverNameList = { type: 'array', items: { type: 'string', minLength: 1 }, default: [] } as const;
 const positiveInt = { type: 'integer', minimum: 1 } as const;
 const nonNegativeInt = { type: 'integer', minimum: 0 } as const;
 const httpUrl = { type: 'string', pattern: '^https?://[^\\s]+$' } as const;
 
-const thumbnailSize = {
+export const thumbnailSize = {
   type: 'object',
   additionalProperties: false,
   required: ['width', 'height', 'method'],
   properties: { width: positiveInt, height: positiveInt, method: { enum: ['crop', 'scale'] } },
 } as const;
 
-const notary = {
+export const notary = {
   type: 'object',
   additionalProperties: false,
   required: ['serverName', 'verifyKeys'],
@@ -33,7 +40,7 @@ const notary = {
   },
 } as const;
 
-const homeserver = {
+export const homeserver = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'clientApi'],
@@ -43,11 +50,31 @@ const homeserver = {
     signingKeyPath: { type: 'string', minLength: 1 },
     // Extra Host header values (e.g. matrix.example.org) that map to this homeserver.
     hostnames: serverNameList,
+    // No static default: it falls back to media.maxUploadBytes.
     maxUploadBytes: positiveInt,
     federation: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: { allowOrigins: serverNameList, denyOrigins: serverNameList },
+    },
+  },
+} as const;
+
+// matrix-media-repo's datastore list; `file` is the only type so far, so opts are the file store's.
+export const datastore = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'type', 'forKinds', 'opts'],
+  properties: {
+    id: { type: 'string', pattern: '^[a-z0-9_-]+$' },
+    type: { enum: ['file'] },
+    forKinds: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['all', ...MEDIA_KINDS] } },
+    opts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path'],
+      properties: { path: { type: 'string', minLength: 1 } },
     },
   },
 } as const;
@@ -59,56 +86,67 @@ export const configSchema = {
     listen: {
       type: 'object',
       additionalProperties: false,
-      properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+      default: {},
+      properties: {
+        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8000 },
+      },
     },
-    trustProxy: { type: ['boolean', 'string', 'integer'] },
-    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
-    dataDir: { type: 'string', minLength: 1 },
+    trustProxy: { type: ['boolean', 'string', 'integer'], default: 'loopback' },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    dataDir: { type: 'string', minLength: 1, default: 'data' },
     masterKey: secret,
     database: {
       type: 'object',
       additionalProperties: false,
-      properties: { url: secret, poolMax: positiveInt },
+      default: {},
+      properties: { url: secret, poolMax: { ...positiveInt, default: 10 } },
     },
-    storage: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        filesystem: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['path'],
-          properties: { path: { type: 'string', minLength: 1 } },
-        },
-      },
-    },
-    homeservers: { type: 'array', items: homeserver },
+    // No static default: the default store lives under dataDir.
+    datastores: { type: 'array', items: datastore },
+    homeservers: { type: 'array', items: homeserver, default: [] },
     auth: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        tokenCacheTtlMs: nonNegativeInt,
-        whoamiTimeoutMs: positiveInt,
-        allowQueryStringToken: { type: 'boolean' },
+        tokenCacheTtlMs: { ...nonNegativeInt, default: 60_000 },
+        whoamiTimeoutMs: { ...positiveInt, default: 10_000 },
+        allowQueryStringToken: { type: 'boolean', default: true },
       },
     },
     media: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        maxUploadBytes: positiveInt,
-        legacyFreezeAt: { type: ['string', 'null'] },
-        pendingUploadExpiryMs: positiveInt,
-        maxPendingUploadsPerUser: positiveInt,
-        maxTimeoutMs: positiveInt,
+        maxUploadBytes: { ...positiveInt, default: 100 * MiB },
+        // Spec v1.12 expects servers to have frozen unauthenticated media; this is the date matrix.org froze.
+        legacyFreezeAt: { type: ['string', 'null'], default: '2024-09-04T00:00:00Z' },
+        pendingUploadExpiryMs: { ...positiveInt, default: 24 * 3600_000 },
+        maxPendingUploadsPerUser: { ...positiveInt, default: 10 },
+        maxTimeoutMs: { ...positiveInt, default: 60_000 },
         thumbnails: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           properties: {
-            sizes: { type: 'array', minItems: 1, items: thumbnailSize },
-            maxSourceBytes: positiveInt,
-            maxPixels: positiveInt,
-            animated: { type: 'boolean' },
+            // The spec's recommended pre-generated thumbnail sizes.
+            sizes: {
+              type: 'array',
+              minItems: 1,
+              items: thumbnailSize,
+              default: [
+                { width: 32, height: 32, method: 'crop' },
+                { width: 96, height: 96, method: 'crop' },
+                { width: 320, height: 240, method: 'scale' },
+                { width: 640, height: 480, method: 'scale' },
+                { width: 800, height: 600, method: 'scale' },
+              ],
+            },
+            maxSourceBytes: { ...positiveInt, default: 20 * MiB },
+            maxPixels: { ...positiveInt, default: 32_000_000 },
+            animated: { type: 'boolean', default: true },
           },
         },
       },
@@ -116,18 +154,20 @@ export const configSchema = {
     federation: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        notaries: { type: 'array', items: notary },
-        notaryFirst: { type: 'boolean' },
-        keyRefetchIntervalMs: nonNegativeInt,
+        notaries: { type: 'array', items: notary, default: [] },
+        notaryFirst: { type: 'boolean', default: false },
+        keyRefetchIntervalMs: { ...nonNegativeInt, default: 60_000 },
         // server name -> base URL, bypassing discovery (internal routing, tests).
-        serverOverrides: { type: 'object', additionalProperties: httpUrl },
-        ipBlocklist: { type: 'array', items: { type: 'string' } },
-        ipAllowlist: { type: 'array', items: { type: 'string' } },
+        serverOverrides: { type: 'object', additionalProperties: httpUrl, default: {} },
+        ipBlocklist: { type: 'array', items: { type: 'string' }, default: [] },
+        ipAllowlist: { type: 'array', items: { type: 'string' }, default: [] },
+        // No static default: it falls back to media.maxUploadBytes.
         remoteMaxBytes: positiveInt,
-        connectTimeoutMs: positiveInt,
-        requestTimeoutMs: positiveInt,
-        failureCacheMs: nonNegativeInt,
+        connectTimeoutMs: { ...positiveInt, default: 10_000 },
+        requestTimeoutMs: { ...positiveInt, default: 60_000 },
+        failureCacheMs: { ...nonNegativeInt, default: 60_000 },
         // Name servers for discovery ("ip" or "ip:port"); unset: the system resolver.
         dnsServers: { type: 'array', items: { type: 'string', minLength: 1 } },
         // PEM file of extra CA certificates trusted for outbound TLS (private CAs, tests).

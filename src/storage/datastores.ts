@@ -5,7 +5,7 @@ import { FilesystemDatastore } from './filesystem.js';
 
 export type MediaKind = 'local_media' | 'remote_media' | 'thumbnails';
 
-/** One datastore as the config describes it (`datastores:` entries, `forKinds` already expanded). */
+/** One datastore as the config describes it (`datastores:` entries, `forKinds` expanded); service.ts passing config.datastores here keeps the two in step. */
 export interface DatastoreDefinition {
   readonly id: string;
   readonly type: 'file';

@@ -30,11 +30,21 @@ describe('config', () => {
     for (const hs of config.homeservers) expect(hs.clientApi).toMatch(/^https?:\/\//);
   });
 
+  test('the values the example shows are the defaults', () => {
+    const { homeservers, ...example } = loadConfigFile('config.example.yaml');
+    const { homeservers: none, ...defaults } = buildConfig({}, 'config.example.yaml');
+    expect(none).toEqual([]);
+    expect(homeservers[0]!.maxUploadBytes).toBe(defaults.media.maxUploadBytes);
+    expect(example).toEqual(defaults);
+  });
+
   test('defaults fill an empty file and relative paths anchor at the file', () => {
     const config = loadConfigFile(writeConfig('empty.yaml', ''));
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8000 });
     expect(config.dataDir).toBe(join(dir, 'data'));
-    expect(config.storage.filesystem.path).toBe(join(dir, 'data', 'media'));
+    expect(config.datastores).toEqual([
+      { id: 'default', type: 'file', forKinds: ['local_media', 'remote_media', 'thumbnails'], opts: { path: join(dir, 'data', 'media') } },
+    ]);
     expect(config.media.thumbnails.sizes).toContainEqual({ width: 96, height: 96, method: 'crop' });
   });
 
@@ -70,6 +80,46 @@ homeservers:
   - {name: a.org, clientApi: "http://a"}
   - {name: b.org, clientApi: "http://b", hostnames: [a.org]}
 `)).toBe(' at /homeservers/1: "a.org" is already used by homeserver 0');
+  });
+
+  test('datastores: all expands to every kind and paths anchor at the file', () => {
+    const config = loadConfigFile(writeConfig('ds.yaml', `
+dataDir: /var/lib/elsewhere
+datastores:
+  - {id: local, type: file, forKinds: [local_media, thumbnails], opts: {path: ./media/local}}
+  - {id: remote_cache-1, type: file, forKinds: [all], opts: {path: /srv/remote}}
+`));
+    expect(config.datastores).toEqual([
+      { id: 'local', type: 'file', forKinds: ['local_media', 'thumbnails'], opts: { path: join(dir, 'media/local') } },
+      { id: 'remote_cache-1', type: 'file', forKinds: ['local_media', 'remote_media', 'thumbnails'], opts: { path: '/srv/remote' } },
+    ]);
+  });
+
+  test('the default datastore follows dataDir', () => {
+    expect(buildConfig({ dataDir: 'state' }, join(dir, 'x.yaml')).datastores[0]!.opts.path).toBe(join(dir, 'state', 'media'));
+  });
+
+  test('bad datastore lists are named with their path and reason', () => {
+    const store = (id: string, kinds: string, type = 'file') => `  - {id: ${id}, type: ${type}, forKinds: [${kinds}], opts: {path: m}}\n`;
+    expect(loadError(`datastores:\n${store('a', 'all')}${store('a', 'thumbnails')}`)).toBe(' at /datastores/1/id: "a" is already used by datastore 0');
+    expect(loadError(`datastores:\n${store('a', 'local_media')}${store('b', 'remote_media')}`))
+      .toBe(' at /datastores: no datastore takes thumbnails (add it to a forKinds, or use all)');
+    expect(loadError('datastores: []\n')).toMatch(/^ at \/datastores: no datastore takes local_media, remote_media, thumbnails/);
+    expect(loadError(`datastores:\n${store('a', 'all', 's3')}`)).toBe(' at /datastores/0/type: must be one of file');
+    expect(loadError(`datastores:\n${store('a', 'everything')}`)).toBe(' at /datastores/0/forKinds/0: must be one of all, local_media, remote_media, thumbnails');
+    expect(loadError(`datastores:\n${store('A B', 'all')}`)).toMatch(/^ at \/datastores\/0\/id: must match pattern/);
+    expect(loadError('datastores:\n  - {id: a, type: file, forKinds: [all]}\n')).toBe(" at /datastores/0: must have required property 'opts'");
+    expect(loadError('datastores:\n  - {id: a, type: file, forKinds: [all], opts: {path: m, bucket: b}}\n')).toBe(' at /datastores/0/opts/bucket: unknown key');
+  });
+
+  test('the old storage key is gone', () => {
+    expect(loadError('storage:\n  filesystem:\n    path: m\n')).toBe(' at /storage: unknown key');
+  });
+
+  test('defaults land in a copy: the object passed in is not changed', () => {
+    const raw = { federation: {} };
+    buildConfig(raw);
+    expect(raw).toEqual({ federation: {} });
   });
 
   test('broken YAML names the line', () => {

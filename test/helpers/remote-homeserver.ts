@@ -558,12 +558,12 @@ export async function startRepoUnderTest(options: {
     homeservers: [{ name: options.tenant, clientApi: options.whoamiUrl, ...(signingKeyPath ? { signingKeyPath } : {}) }],
     federation: options.federation,
     ...(options.media ? { media: options.media } : {}),
-    ...(options.storagePath ? { storage: { filesystem: { path: options.storagePath } } } : {}),
+    ...(options.storagePath ? { datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: options.storagePath } }] } : {}),
   }, join(dir, 'config.yaml'));
   const logLines: string[] = [];
   const log = createLogger('info', { write: (line: string) => logLines.push(line) });
   const service = await startService(config, log, options.db ?? (await openTestDatabase()));
-  const root = config.storage.filesystem.path;
+  const root = config.datastores[0]!.opts.path;
   const listFiles = (folder: string) => {
     try {
       return readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));

@@ -19,7 +19,7 @@ export function stagedFiles(root: string): string[] {
 }
 
 export function storageRoot(service: RunningService): string {
-  return service.services.config.storage.filesystem.path;
+  return service.services.config.datastores[0]!.opts.path;
 }
 
 export async function countRows(service: RunningService, table: 'media' | 'thumbnails'): Promise<number> {
