@@ -1,4 +1,5 @@
-// Server discovery (server-server API "Resolving server names", NOTES §4.2), in the spec's order. Each
+// Server discovery (server-server API "Resolving server names",
+// https://spec.matrix.org/v1.16/server-server-api/#resolving-server-names), in the spec's order. Each
 // step gives the endpoints to connect to, the Host header and the name the TLS certificate must match:
 // the server name or the delegated name, never an SRV target (DNS is not trusted).
 import { isIP } from 'node:net';

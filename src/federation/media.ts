@@ -5,7 +5,8 @@
 // the federation one (404/405 with M_UNRECOGNIZED or a body that is not JSON), or when the homeserver has
 // no signing key.
 import type { Readable } from 'node:stream';
-import { readMultipartMixed, MultipartError } from '../matrix/multipart.js';
+import { MultipartError } from '../matrix/multipart.js';
+import { readMultipartMixed } from '../matrix/multipart-reader.js';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 import { errcodeOf, NoSigningKeyError, readErrorBody, remoteError, type ErrorBody, type FederationClient } from './client.js';
 import { limitedBody, UpstreamError, type Response } from './http.js';

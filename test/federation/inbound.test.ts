@@ -6,7 +6,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import type { NotaryConfig } from '../../src/config/config.js';
-import { readMultipartMixed } from '../../src/matrix/multipart.js';
+import { readMultipartMixed } from '../../src/matrix/multipart-reader.js';
 import type { RunningService } from '../../src/service.js';
 import { LoopbackKeyServer, serverKeysResponse, SynapseSigner, type PeerKey, type ServerKeysSpec } from '../helpers/peer.js';
 import { startTestService } from '../helpers/service.js';

@@ -10,9 +10,9 @@ import {
   multipartMixedStream,
   MultipartError,
   parseMultipartBoundary,
-  readMultipartMixed,
   type MediaPart,
 } from '../../src/matrix/multipart.js';
+import { readMultipartMixed } from '../../src/matrix/multipart-reader.js';
 import { createPrng, type Prng } from './prng.js';
 
 const B = 'gc0p4Jq0M2Yt08jU534c0p';

@@ -13,17 +13,20 @@ import { openTestDatabase } from '../helpers/database.js';
 describe('MediaStore', () => {
   let db: Database;
   let storage: FilesystemDatastore;
+  let other: FilesystemDatastore;
   let store: MediaStore;
   let blobs: BlobReferences;
   beforeAll(async () => {
     db = await openTestDatabase();
     storage = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-')));
-    blobs = new BlobReferences(db.knex, new Datastores([storage], new Map([['local_media', storage]])));
+    other = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-other-')), 'other');
+    blobs = new BlobReferences(db.knex, new Datastores([storage, other], new Map([['local_media', storage]])));
     store = new MediaStore(db.knex, blobs);
   });
   afterAll(async () => {
     await db.close();
     rmSync(storage.root, { recursive: true, force: true });
+    rmSync(other.root, { recursive: true, force: true });
   });
 
   const stage = (text: string) => storage.writeStream(Readable.from([Buffer.from(text)]), { maxBytes: 1000 });
@@ -144,5 +147,19 @@ describe('MediaStore', () => {
     expect(await storage.has(second.sha256)).toBe(false);
     expect(await store.getThumbnail(key)).toEqual(stored);
     expect(await store.getThumbnail({ ...key, animated: true })).toBeUndefined();
+  });
+
+  test('the same bytes in two datastores are two blobs: rows name theirs, and a discard in one leaves the other', async () => {
+    const text = 'stored twice, in two datastores';
+    const kept = await other.writeStream(Readable.from([Buffer.from(text)]), { maxBytes: 1000 });
+    expect(await store.insertMedia(media('in-other'), kept)).toBe(true);
+    expect((await store.get('a.example', 'in-other'))?.datastoreId).toBe('other');
+    const dropped = await stage(text);
+    expect(await store.insertMedia(media('in-other'), dropped)).toBe(false);
+    expect(await storage.has(dropped.sha256)).toBe(false);
+    expect(await other.has(kept.sha256)).toBe(true);
+    const { deleted } = await blobs.sweepUnreferenced();
+    expect(deleted).toBe(0);
+    expect(await other.has(kept.sha256)).toBe(true);
   });
 });
