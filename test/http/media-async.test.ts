@@ -2,9 +2,9 @@
 // downloads of pending media wait for it.
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service.js';
-import { blobFiles, sha256Hex, snapshot, storageRoot } from './media-fixtures.js';
+import { blobFiles, sha256Hex, snapshot, storageRoot } from '../helpers/media-fixtures.js';
 import { rawRequest, type RawResponse } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_PENDING = 3;
 const MAX_TIMEOUT_MS = 1500;

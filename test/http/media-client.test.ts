@@ -10,9 +10,9 @@ import type { ServableMedia } from '../../src/http/media-response.js';
 import type { OpenedMedia } from '../../src/media/download.js';
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service.js';
-import { blobFiles, sha256Hex, snapshot, stagedFiles, storageRoot } from './media-fixtures.js';
+import { blobFiles, sha256Hex, snapshot, stagedFiles, storageRoot } from '../helpers/media-fixtures.js';
 import { rawRequest } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_UPLOAD = 64 * 1024;
 const CSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; object-src 'self';";

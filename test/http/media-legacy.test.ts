@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service.js';
 import { rawRequest } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const FREEZE = '2024-09-04T00:00:00Z';
 const BEFORE_FREEZE = Date.parse('2024-06-01T00:00:00Z');

@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type Database } from '../../src/db/database.js';
-import { startStandInHomeserver, type StandInHomeserver } from '../http/stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
 import {
   generateSynapseKey, patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN,

@@ -3,7 +3,7 @@
 // signedjson) and serves it while caching it. Every failure gives the right Matrix error and leaves
 // nothing behind: no row, no blob, no staged or spooled file.
 import { createHash } from 'node:crypto';
-import { startStandInHomeserver, type StandInHomeserver } from '../http/stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import {
   generateSynapseKey, patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN,
   type RemoteHomeserver, type RepoUnderTest, type SynapseKey,
