@@ -6,9 +6,9 @@ import { Readable } from 'node:stream';
 import { FederationClient, RemoteHttpError } from '../../src/federation/client.js';
 import { UpstreamError } from '../../src/federation/http.js';
 import { fetchRemoteMedia, fileNameFromContentDisposition, type RemoteMediaRequest } from '../../src/federation/media.js';
+import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import {
-  createTestFederationClient, generateSynapseKey, patternBytes, startRemoteHomeserver,
-  type MultipartStyle, type RemoteHomeserver, type SynapseKey,
+  createTestFederationClient, patternBytes, startRemoteHomeserver, type MultipartStyle, type RemoteHomeserver,
 } from '../helpers/remote-homeserver.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 

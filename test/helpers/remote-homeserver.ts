@@ -1,19 +1,16 @@
 // A remote homeserver on 127.0.0.1 for outbound-federation tests. It checks every federation request's
-// Authorization header with Synapse's own libraries (Debian's python3-signedjson, in a long-lived
-// /usr/bin/python3 helper, parsing the header the way Synapse's _parse_auth_header does) and serves
+// Authorization header with Synapse's own libraries (Debian's python3-signedjson, in the shared Python
+// worker, parsing the header the way Synapse's _parse_auth_header does) and serves
 // media in the variants peers produce or that go wrong: multipart (several wire styles), Location parts,
 // legacy-only servers, slow, stalled, truncated and oversized bodies, and Matrix errors.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, get as httpGet, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { buildConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import { FederationClient } from '../../src/federation/client.js';
@@ -27,151 +24,11 @@ import { createLogger } from '../../src/log.js';
 import { createSigner } from '../../src/matrix/ed25519.js';
 import { startService, type RunningService } from '../../src/service.js';
 import { openTestDatabase } from './database.js';
-import { SYSTEM_PYTHON, runPython } from './python.js';
-
-// ---------------------------------------------------------------------------------------------------
-// Keys and certificates made by independent tools: Synapse's signedjson and openssl.
-
-export interface SynapseKey {
-  /** The key file, Synapse format ("ed25519 <version> <seed>"). */
-  file: string;
-  keyId: string;
-  /** Unpadded Base64 public key, computed by signedjson. */
-  publicKey: string;
-}
-
-export async function generateSynapseKey(version: string): Promise<SynapseKey> {
-  const script = `
-import io, json, sys
-from signedjson.key import generate_signing_key, get_verify_key, encode_verify_key_base64, write_signing_keys
-key = generate_signing_key(sys.argv[1])
-out = io.StringIO()
-write_signing_keys(out, [key])
-print(json.dumps({"file": out.getvalue(), "keyId": "ed25519:" + key.version, "publicKey": encode_verify_key_base64(get_verify_key(key))}))
-`;
-  return JSON.parse(await runPython(script, '', [version])) as SynapseKey;
-}
-
-export interface Certificate {
-  key: string;
-  cert: string;
-}
-
-export interface TestCa {
-  /** PEM of the CA certificate: federation.caFile / OutboundHttp extraCa. */
-  caPem: string;
-  caFile: string;
-  /** A certificate for these DNS names and IP addresses, signed by the CA. */
-  issue(names: string[]): Promise<Certificate>;
-}
-
-const execFileAsync = promisify(execFile);
-
-export async function createTestCa(): Promise<TestCa> {
-  const dir = mkdtempSync(join(tmpdir(), 'test-ca-'));
-  const openssl = (args: string[]) => execFileAsync('openssl', args, { cwd: dir });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=media-repo test CA']);
-  let serial = 0;
-  return {
-    caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-    caFile: join(dir, 'ca.pem'),
-    issue: async (names) => {
-      const n = ++serial;
-      const san = names.map((name) => (/^[\d.]+$|:/.test(name) ? `IP:${name}` : `DNS:${name}`)).join(',');
-      writeFileSync(join(dir, `leaf${n}.ext`), `subjectAltName=${san}\n`);
-      await openssl(['req', ...ec, '-keyout', `leaf${n}.key`, '-out', `leaf${n}.csr`, '-subj', `/CN=${names[0]}`]);
-      await openssl(['x509', '-req', '-in', `leaf${n}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(1000 + n), '-out', `leaf${n}.pem`, '-days', '2', '-extfile', `leaf${n}.ext`]);
-      return { key: readFileSync(join(dir, `leaf${n}.key`), 'utf8'), cert: readFileSync(join(dir, `leaf${n}.pem`), 'utf8') };
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Signature checks by Synapse's libraries.
-
-const VERIFIER = `
-import json, re, sys
-from signedjson.key import decode_verify_key_bytes
-from signedjson.sign import verify_signed_json
-from unpaddedbase64 import decode_base64
-
-def parse_auth_header(header):
-    # synapse/federation/transport/server/_base.py _parse_auth_header
-    params = re.split(" |\\t", header, maxsplit=1)[1].split(",")
-    param_dict = {k.lower(): v for k, v in [param.split("=", maxsplit=1) for param in params]}
-    def strip_quotes(value):
-        if value.startswith('"'):
-            return re.sub("\\\\\\\\(.)", lambda m: m.group(1), value[1:-1])
-        return value
-    origin = strip_quotes(param_dict["origin"])
-    key = strip_quotes(param_dict["key"])
-    sig = strip_quotes(param_dict["sig"])
-    destination = strip_quotes(param_dict["destination"]) if "destination" in param_dict else None
-    return origin, key, sig, destination
-
-for line in sys.stdin:
-    request = json.loads(line)
-    result = {"id": request["id"]}
-    try:
-        headers = [h for h in request["headers"] if h.split(" ", 1)[0] == request["scheme"]]
-        if not headers:
-            raise ValueError("no %s Authorization header" % request["scheme"])
-        origin, key, sig, destination = parse_auth_header(headers[0])
-        if destination != request["destination"]:
-            raise ValueError("destination %r is not %r" % (destination, request["destination"]))
-        keys = request["keys"].get(origin, {})
-        if key not in keys:
-            raise ValueError("unknown key %s of %s" % (key, origin))
-        json_request = {"method": request["method"], "uri": request["uri"], "destination": destination, "origin": origin,
-                        "signatures": {origin: {key: sig}}}
-        verify_signed_json(json_request, origin, decode_verify_key_bytes(key, decode_base64(keys[key])))
-        result.update(ok=True, origin=origin, key=key)
-    except Exception as error:
-        result.update(ok=False, error="%s: %s" % (type(error).__name__, error))
-    print(json.dumps(result), flush=True)
-`;
-
-export interface Verdict {
-  ok: boolean;
-  origin?: string;
-  key?: string;
-  error?: string;
-}
-
-class SignatureVerifier {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly pending = new Map<number, (verdict: Verdict) => void>();
-  private nextId = 1;
-
-  constructor() {
-    this.child = spawn(SYSTEM_PYTHON, ['-c', VERIFIER]);
-    createInterface({ input: this.child.stdout }).on('line', (line) => {
-      const { id, ...verdict } = JSON.parse(line) as Verdict & { id: number };
-      this.pending.get(id)?.(verdict);
-      this.pending.delete(id);
-    });
-  }
-
-  verify(request: { method: string; uri: string; destination: string; headers: string[]; scheme: string; keys: TrustedKeys }): Promise<Verdict> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.child.stdin.write(`${JSON.stringify({ id, ...request })}\n`);
-    });
-  }
-
-  async close(): Promise<void> {
-    this.child.stdin.end();
-    if (this.child.exitCode === null) await once(this.child, 'exit');
-  }
-}
+import type { Certificate, SynapseKey } from './keys.js';
+import { PythonWorker, type TrustedKeys, type Verdict } from './python-worker.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The remote homeserver.
-
-/** origin server name -> key id -> unpadded Base64 public key */
-export type TrustedKeys = Record<string, Record<string, string>>;
 
 export type MultipartStyle =
   | 'strict' // CRLF everywhere, "--boundary--" at the end
@@ -241,7 +98,7 @@ export interface RemoteHomeserver {
 const BOUNDARY = 'gc0p4Jq0M2Yt08jU534c0p';
 
 export async function startRemoteHomeserver(options: RemoteHomeserverOptions): Promise<RemoteHomeserver> {
-  const verifier = new SignatureVerifier();
+  const python = PythonWorker.acquire();
   const media = new Map<string, MediaBehaviour>();
   const files = new Map<string, PlainFile>();
   const requests: RecordedRequest[] = [];
@@ -317,7 +174,7 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
   async function authenticate(req: IncomingMessage, recorded: RecordedRequest): Promise<Verdict> {
     const schemes = recorded.authorization.map((h) => h.split(' ', 1)[0]);
     const scheme = schemes.includes('X-Matrix') ? 'X-Matrix' : schemes.includes('X-MSC4100-Scoped') && options.acceptScoped !== false ? 'X-MSC4100-Scoped' : 'X-Matrix';
-    const verdict = await verifier.verify({
+    const verdict = await python.verifyRequest({
       method: req.method!, uri: req.url!, destination: options.serverName, headers: recorded.authorization, scheme, keys: options.trustedKeys,
     });
     recorded.verdict = { ...verdict, scheme };
@@ -395,7 +252,7 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await verifier.close();
+      await python.release();
     },
   };
 }

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
+import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import {
-  generateSynapseKey, patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN,
-  type RemoteHomeserver, type RepoUnderTest, type SynapseKey,
+  patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN, type RemoteHomeserver, type RepoUnderTest,
 } from '../helpers/remote-homeserver.js';
 
 const TENANT = 'tenant.test';

@@ -4,9 +4,9 @@
 // nothing behind: no row, no blob, no staged or spooled file.
 import { createHash } from 'node:crypto';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
+import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import {
-  generateSynapseKey, patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN,
-  type RemoteHomeserver, type RepoUnderTest, type SynapseKey,
+  patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN, type RemoteHomeserver, type RepoUnderTest,
 } from '../helpers/remote-homeserver.js';
 
 const TENANT = 'tenant.test';
