@@ -9,8 +9,8 @@ import type { FederationClient } from '../../src/federation/client.js';
 import { orderSrvRecords } from '../../src/federation/srv.js';
 import { cacheTtl } from '../../src/federation/well-known.js';
 import { startDnsServer, type DnsServer, type ZoneRecord } from '../helpers/dns-server.js';
+import { createTestFederationClient } from '../helpers/federation-client.js';
 import { createTestCa, type TestCa } from '../helpers/keys.js';
-import { createTestFederationClient } from '../helpers/remote-homeserver.js';
 
 const HOUR = 3600_000;
 

@@ -11,7 +11,7 @@ import type { RunningService } from '../../src/service.js';
 import { LoopbackKeyServer, serverKeysResponse, type ServerKeysSpec } from '../helpers/key-server.js';
 import type { SynapseKey } from '../helpers/keys.js';
 import { PythonWorker } from '../helpers/python-worker.js';
-import { startTestService } from '../helpers/service.js';
+import { startTestService } from '../helpers/service-under-test.js';
 
 const V2 = '/_matrix/key/v2/server';
 const SCOPED = '/_matrix/key/unstable/org.matrix.msc4100/server';

@@ -6,10 +6,10 @@ import { Readable } from 'node:stream';
 import { FederationClient, RemoteHttpError } from '../../src/federation/client.js';
 import { UpstreamError } from '../../src/federation/http.js';
 import { fetchRemoteMedia, fileNameFromContentDisposition, type RemoteMediaRequest } from '../../src/federation/media.js';
+import { createTestFederationClient } from '../helpers/federation-client.js';
 import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
-import {
-  createTestFederationClient, patternBytes, startRemoteHomeserver, type MultipartStyle, type RemoteHomeserver,
-} from '../helpers/remote-homeserver.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+import { startRemoteHomeserver, type MultipartStyle, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 
 const TENANT = 'tenant.test';

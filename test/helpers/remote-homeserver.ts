@@ -1,34 +1,16 @@
 // A remote homeserver on 127.0.0.1 for outbound-federation tests. It checks every federation request's
 // Authorization header with Synapse's own libraries (Debian's python3-signedjson, in the shared Python
-// worker, parsing the header the way Synapse's _parse_auth_header does) and serves
-// media in the variants peers produce or that go wrong: multipart (several wire styles), Location parts,
-// legacy-only servers, slow, stalled, truncated and oversized bodies, and Matrix errors.
+// worker, parsing the header the way Synapse's _parse_auth_header does) and serves media in the variants
+// peers produce or that go wrong: multipart (several wire styles), Location parts, legacy-only servers,
+// slow, stalled, truncated and oversized bodies, and Matrix errors.
 import { once } from 'node:events';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, get as httpGet, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { buildConfig } from '../../src/config/config.js';
-import type { Database } from '../../src/db/database.js';
-import { FederationClient } from '../../src/federation/client.js';
-import { ServerResolver } from '../../src/federation/discovery.js';
-import { Dns } from '../../src/federation/dns.js';
-import { OutboundHttp } from '../../src/federation/http.js';
-import { IpFilter } from '../../src/federation/ip-filter.js';
-import { parseKeyFile } from '../../src/keys/key-files.js';
-import { REQUEST_SCOPE } from '../../src/keys/signing-key-store.js';
-import { createLogger } from '../../src/log.js';
-import { createSigner } from '../../src/matrix/ed25519.js';
-import { startService, type RunningService } from '../../src/service.js';
-import { openTestDatabase } from './database.js';
-import type { Certificate, SynapseKey } from './keys.js';
+import type { Certificate } from './keys.js';
+import { patternBytes } from './media-fixtures.js';
 import { PythonWorker, type TrustedKeys, type Verdict } from './python-worker.js';
-
-// ---------------------------------------------------------------------------------------------------
-// The remote homeserver.
+import { slices, writeChunks } from './raw-http.js';
 
 export type MultipartStyle =
   | 'strict' // CRLF everywhere, "--boundary--" at the end
@@ -224,7 +206,7 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
         const length = head.length + behaviour.size + tail.length;
         res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}`, ...(behaviour.declareLength ? { 'Content-Length': String(length) } : {}) });
         res.write(head);
-        await writeChunks(res, patternBytes(behaviour.size, 7), 64 * 1024);
+        await writeChunks(res, slices(patternBytes(behaviour.size, 7), 64 * 1024));
         res.end(tail);
         return;
       }
@@ -268,26 +250,9 @@ async function writeMultipart(res: ServerResponse, style: MultipartStyle, partHe
   const tail = style === 'msc-example' ? `${eol}--${boundary}` : `${eol}--${boundary}--${eol}`;
   res.writeHead(200, { 'Content-Type': contentType });
   res.write(head);
-  if (chunkSize) await writeChunks(res, bytes, chunkSize);
+  if (chunkSize) await writeChunks(res, slices(bytes, chunkSize));
   else res.write(bytes);
   res.end(tail);
-}
-
-async function writeChunks(res: ServerResponse, bytes: Buffer, chunkSize: number): Promise<void> {
-  for (let offset = 0; offset < bytes.length; offset += chunkSize) {
-    if (res.destroyed) return;
-    if (!res.write(bytes.subarray(offset, offset + chunkSize))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
-    }
-  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -303,163 +268,4 @@ function authorizationValues(rawHeaders: string[]): string[] {
   const values: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1]!);
   return values;
-}
-
-/** Deterministic bytes that are not all alike (so truncation or reordering shows). */
-export function patternBytes(size: number, seed = 1): Buffer {
-  const bytes = Buffer.allocUnsafe(size);
-  let x = seed * 2654435761 >>> 0;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Our side: the outbound stack, built the way src/federation/outbound.ts builds it, with test knobs.
-
-export interface TestClientOptions {
-  /** Origin server name -> its Synapse key (a stand-in for the SigningKeyStore, which has its own tests). */
-  keys?: Record<string, SynapseKey & { scope?: string[] }>;
-  overrides?: Record<string, string>;
-  allowlist?: string[];
-  blocklist?: string[];
-  dnsServers?: string[];
-  extraCa?: string;
-  connectTimeoutMs?: number;
-  requestTimeoutMs?: number;
-  wellKnownPort?: number;
-  defaultPort?: number;
-  now?: () => number;
-  random?: () => number;
-  logLines?: string[];
-}
-
-export function createTestFederationClient(options: TestClientOptions = {}): { client: FederationClient; resolver: ServerResolver; http: OutboundHttp } {
-  const dns = new Dns({ servers: options.dnsServers, timeoutMs: 1000 });
-  const filter = new IpFilter({ allowlist: options.allowlist, blocklist: options.blocklist });
-  const http = new OutboundHttp({ dns, filter, extraCa: options.extraCa });
-  const timeouts = { connectMs: options.connectTimeoutMs ?? 2000, headersMs: options.requestTimeoutMs ?? 3000 };
-  const resolver = new ServerResolver({
-    dns, http, timeouts, overrides: options.overrides, wellKnownPort: options.wellKnownPort, defaultPort: options.defaultPort,
-    now: options.now, random: options.random,
-  });
-  const signers = new Map(Object.entries(options.keys ?? {}).map(([serverName, key]) => {
-    const seed = parseKeyFile(key.file, 'test.key').keys[0]!.seed;
-    return [serverName, { serverName, keyId: key.keyId, publicKey: key.publicKey, scope: key.scope ?? [REQUEST_SCOPE], signer: createSigner(seed) }];
-  }));
-  const lines = options.logLines;
-  const log = createLogger(lines ? 'info' : 'silent', lines ? { write: (line: string) => lines.push(line) } : undefined);
-  const client = new FederationClient({
-    resolver, http, log,
-    signingKeys: { activeKey: async (name) => signers.get(name) },
-    connectTimeoutMs: timeouts.connectMs,
-    requestTimeoutMs: timeouts.headersMs,
-  });
-  return { client, resolver, http };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The media repository under test, serving one hosted homeserver whose users fetch remote media.
-
-export interface RepoUnderTest {
-  service: RunningService;
-  logLines: string[];
-  /** GET on the service as a user of the tenant (Host header and access token set). */
-  get(path: string, headers?: Record<string, string>): Promise<ClientResponse>;
-  /** Cached remote media rows, remote thumbnail rows, committed blobs, staged and spooled files. */
-  inspect(): Promise<{ media: number; thumbnails: number; blobs: string[]; staged: string[]; spooled: string[] }>;
-  close(): Promise<void>;
-}
-
-export interface ClientResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  /** False when the connection was cut before the body ended. */
-  complete: boolean;
-  json(): Record<string, unknown>;
-}
-
-export const TEST_TOKEN = 'secret-token';
-
-/**
- * Starts the service (real routes, real auth against a stand-in whoami) for `tenant`, signing with
- * `key` (none: a keyless tenant). `db` shares a database between instances.
- */
-export async function startRepoUnderTest(options: {
-  tenant: string;
-  key?: SynapseKey;
-  whoamiUrl: string;
-  federation: Record<string, unknown>;
-  media?: Record<string, unknown>;
-  db?: Database;
-  /** Instances sharing a database share their datastore and master key too. */
-  storagePath?: string;
-  masterKey?: string;
-}): Promise<RepoUnderTest> {
-  const dir = mkdtempSync(join(tmpdir(), 'media-repo-remote-'));
-  let signingKeyPath: string | undefined;
-  if (options.key) {
-    signingKeyPath = join(dir, 'tenant.signing.key');
-    writeFileSync(signingKeyPath, options.key.file);
-  }
-  const config = buildConfig({
-    listen: { host: '127.0.0.1', port: 0 },
-    logLevel: 'info',
-    dataDir: dir,
-    masterKey: options.masterKey ?? randomBytes(32).toString('hex'),
-    homeservers: [{ name: options.tenant, clientApi: options.whoamiUrl, ...(signingKeyPath ? { signingKeyPath } : {}) }],
-    federation: options.federation,
-    ...(options.media ? { media: options.media } : {}),
-    ...(options.storagePath ? { storage: { filesystem: { path: options.storagePath } } } : {}),
-  }, join(dir, 'config.yaml'));
-  const logLines: string[] = [];
-  const log = createLogger('info', { write: (line: string) => logLines.push(line) });
-  const service = await startService(config, log, options.db ?? (await openTestDatabase()));
-  const root = config.storage.filesystem.path;
-  const listFiles = (folder: string) => {
-    try {
-      return readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-    } catch {
-      return [];
-    }
-  };
-  return {
-    service,
-    logLines,
-    get: (path, headers = {}) => clientGet(`${service.url}${path}`, { Host: options.tenant, Authorization: `Bearer ${TEST_TOKEN}`, ...headers }),
-    inspect: async () => {
-      const knex = service.context.db.knex;
-      const count = async (table: string) => Number((await knex(table).count<{ c: string }[]>({ c: '*' }))[0]!.c);
-      return {
-        media: Number((await knex('media').where({ is_remote: true }).count<{ c: string }[]>({ c: '*' }))[0]!.c),
-        thumbnails: await count('remote_thumbnails'),
-        blobs: listFiles(root).filter((f) => !f.startsWith(join(root, '.tmp'))),
-        staged: listFiles(join(root, '.tmp')),
-        spooled: listFiles(join(dir, 'remote-spool')),
-      };
-    },
-    close: () => service.close(),
-  };
-}
-
-export function clientGet(url: string, headers: Record<string, string>): Promise<ClientResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      let complete = false;
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => (complete = true));
-      res.on('error', () => undefined);
-      res.on('close', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode!, headers: res.headers, body, complete, json: () => JSON.parse(body.toString('utf8')) as Record<string, unknown> });
-      });
-    });
-    req.on('error', reject);
-  });
 }

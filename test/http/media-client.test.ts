@@ -9,9 +9,9 @@ import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import type { ServableMedia } from '../../src/http/media-response.js';
 import type { OpenedMedia } from '../../src/media/download.js';
 import type { RunningService } from '../../src/service.js';
-import { startTestService } from '../helpers/service.js';
+import { startTestService } from '../helpers/service-under-test.js';
 import { blobFiles, sha256Hex, snapshot, stagedFiles, storageRoot } from '../helpers/media-fixtures.js';
-import { rawRequest } from './raw-request.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_UPLOAD = 64 * 1024;

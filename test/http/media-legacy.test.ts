@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import { getHttpUriForMxc } from 'matrix-js-sdk/lib/content-repo.js';
 import sharp from 'sharp';
 import type { RunningService } from '../../src/service.js';
-import { startTestService } from '../helpers/service.js';
-import { rawRequest } from './raw-request.js';
+import { startTestService } from '../helpers/service-under-test.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const FREEZE = '2024-09-04T00:00:00Z';

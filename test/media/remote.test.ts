@@ -5,9 +5,9 @@
 import { createHash } from 'node:crypto';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
-import {
-  patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN, type RemoteHomeserver, type RepoUnderTest,
-} from '../helpers/remote-homeserver.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
+import { startRepoUnderTest, TEST_TOKEN, type RepoUnderTest } from '../helpers/service-under-test.js';
 
 const TENANT = 'tenant.test';
 const REMOTE = 'remote.test';
