@@ -1,4 +1,5 @@
-// Server discovery, step by step (NOTES §4.2), with a real DNS server on loopback and
+// Server discovery, step by step (Server-Server API, "Resolving server names":
+// https://spec.matrix.org/v1.16/server-server-api/#resolving-server-names), with a real DNS server on loopback and
 // /.well-known/matrix/server served over real TLS (a test CA made with openssl).
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';

@@ -1,4 +1,5 @@
-// The deprecated /_matrix/media/{v3,r0,v1} endpoints and the freeze (spec v1.11/v1.12, NOTES §6.3).
+// The deprecated /_matrix/media/{v3,r0,v1} endpoints and the freeze (spec v1.11/v1.12; Client-Server API,
+// "Content repository": https://spec.matrix.org/v1.16/client-server-api/#content-repository).
 import { Readable } from 'node:stream';
 import { getHttpUriForMxc } from 'matrix-js-sdk/lib/content-repo.js';
 import sharp from 'sharp';
