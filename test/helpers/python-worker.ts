@@ -215,18 +215,21 @@ export class PythonWorker {
   }
 
   private answer(line: string): void {
-    let message: { id: number; ok: boolean; result?: unknown; error?: string };
+    let message: { id: number; ok: boolean; result?: unknown; error?: string } | undefined;
     try {
       message = JSON.parse(line) as typeof message;
     } catch {
+      // reported below
+    }
+    const waiter = typeof message?.id === 'number' ? this.pending.get(message.id) : undefined;
+    if (!message || !waiter) {
       this.child.kill();
-      this.fail(`${SYSTEM_PYTHON} wrote a line that is not an answer: ${line}`);
+      this.fail(`${SYSTEM_PYTHON} wrote a line that answers no pending call: ${line}`);
       return;
     }
-    const waiter = this.pending.get(message.id);
     this.pending.delete(message.id);
-    if (message.ok) waiter?.resolve(message.result);
-    else waiter?.reject(new Error(`python failed:\n${message.error}`));
+    if (message.ok) waiter.resolve(message.result);
+    else waiter.reject(new Error(`python failed:\n${message.error}`));
   }
 
   private fail(reason: string): void {
