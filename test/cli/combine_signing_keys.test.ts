@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/cli/combine_signing_keys.js';
 import { formatKeyFile, generateSigningKey, keyId, parseKeyFile, readKeyFile, type KeyFileFormat } from '../../src/keys/key-files.js';
-import { runPython } from '../helpers/python.js';
+import { runPython } from '../helpers/python-worker.js';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<KeyFileFormat, { file: string; keyId: string; publicKey: string }>;
 const FORMATS: KeyFileFormat[] = ['synapse', 'dendrite', 'mmr'];

@@ -14,7 +14,8 @@ import { createFederationClient } from '../../src/federation/outbound.js';
 import { UpstreamError } from '../../src/federation/http.js';
 import { createLogger } from '../../src/log.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
-import { createTestCa, createTestFederationClient, type Certificate, type TestCa } from '../helpers/remote-homeserver.js';
+import { createTestFederationClient } from '../helpers/federation-client.js';
+import { createTestCa, type Certificate, type TestCa } from '../helpers/keys.js';
 
 interface Seen {
   host: string | undefined;

@@ -1,4 +1,5 @@
-// Server discovery, step by step (NOTES §4.2), with a real DNS server on loopback and
+// Server discovery, step by step (Server-Server API, "Resolving server names":
+// https://spec.matrix.org/v1.16/server-server-api/#resolving-server-names), with a real DNS server on loopback and
 // /.well-known/matrix/server served over real TLS (a test CA made with openssl).
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
@@ -9,7 +10,8 @@ import type { FederationClient } from '../../src/federation/client.js';
 import { orderSrvRecords } from '../../src/federation/srv.js';
 import { cacheTtl } from '../../src/federation/well-known.js';
 import { startDnsServer, type DnsServer, type ZoneRecord } from '../helpers/dns-server.js';
-import { createTestCa, createTestFederationClient, type TestCa } from '../helpers/remote-homeserver.js';
+import { createTestFederationClient } from '../helpers/federation-client.js';
+import { createTestCa, type TestCa } from '../helpers/keys.js';
 
 const HOUR = 3600_000;
 

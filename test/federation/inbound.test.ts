@@ -8,8 +8,10 @@ import sharp from 'sharp';
 import type { NotaryConfig } from '../../src/config/config.js';
 import { readMultipartMixed } from '../../src/matrix/multipart-reader.js';
 import type { RunningService } from '../../src/service.js';
-import { LoopbackKeyServer, serverKeysResponse, SynapseSigner, type PeerKey, type ServerKeysSpec } from '../helpers/peer.js';
-import { startTestService } from '../helpers/service.js';
+import { LoopbackKeyServer, serverKeysResponse, type ServerKeysSpec } from '../helpers/key-server.js';
+import type { SynapseKey } from '../helpers/keys.js';
+import { PythonWorker } from '../helpers/python-worker.js';
+import { startTestService } from '../helpers/service-under-test.js';
 
 const V2 = '/_matrix/key/v2/server';
 const SCOPED = '/_matrix/key/unstable/org.matrix.msc4100/server';
@@ -23,21 +25,21 @@ const DOWNLOAD = `/_matrix/federation/v1/media/download/${MEDIA_ID}`;
 const UNSTABLE_DOWNLOAD = `/_matrix/federation/unstable/org.matrix.msc3916.v2/media/download/${MEDIA_ID}`;
 const CONTENT = randomBytes(10 * 1024);
 
-let signer: SynapseSigner;
+let signer: PythonWorker;
 let service: RunningService;
 const keyServers = new Map<string, LoopbackKeyServer>();
 let notary: LoopbackKeyServer;
 
 // Keys: python-generated, per origin.
-let k1: PeerKey;
-let k2: PeerKey;
-let kOld: PeerKey;
-let kUnpublished: PeerKey;
-let sReq: PeerKey;
-let sEvents: PeerKey;
-let otherKey: PeerKey;
-let notaryKey: PeerKey;
-let strangerKey: PeerKey;
+let k1: SynapseKey;
+let k2: SynapseKey;
+let kOld: SynapseKey;
+let kUnpublished: SynapseKey;
+let sReq: SynapseKey;
+let sEvents: SynapseKey;
+let otherKey: SynapseKey;
+let notaryKey: SynapseKey;
+let strangerKey: SynapseKey;
 
 /** Every origin that gets a key server, and what it answers. */
 type Served = Partial<Record<typeof V2 | typeof SCOPED, () => Promise<unknown>>>;
@@ -47,7 +49,7 @@ function keysOf(spec: Omit<ServerKeysSpec, 'validUntilTs'> & { validUntilTs?: nu
 }
 
 beforeAll(async () => {
-  signer = SynapseSigner.start();
+  signer = PythonWorker.acquire();
   [k1, k2, kOld, kUnpublished, sReq, sEvents, otherKey, notaryKey, strangerKey] = await Promise.all(
     ['k1', 'k2', 'old', 'unpub', 'sreq', 'sev', 'o1', 'n1', 'n2'].map((v) => signer.generateKey(v)),
   );
@@ -115,7 +117,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.close();
   await Promise.all([...keyServers.values(), notary].map((s) => s?.close()));
-  await signer?.close();
+  await signer?.release();
 });
 
 async function insertMedia(serverName: string, mediaId: string, isRemote: boolean, bytes = CONTENT, contentType = 'text/plain'): Promise<void> {
@@ -132,7 +134,7 @@ interface SignOptions {
   destination?: string;
   /** An old sender's header without the destination param. */
   legacyHeader?: boolean;
-  keys?: PeerKey[];
+  keys?: SynapseKey[];
   scheme?: string;
   content?: unknown;
 }

@@ -7,10 +7,10 @@ import { FederationClient, RemoteHttpError } from '../../src/federation/client.j
 import { UpstreamError } from '../../src/federation/http.js';
 import { fetchRemoteMedia, type RemoteMediaRequest } from '../../src/federation/media.js';
 import { fileNameFromContentDisposition } from '../../src/matrix/content-disposition.js';
-import {
-  createTestFederationClient, generateSynapseKey, patternBytes, startRemoteHomeserver,
-  type MultipartStyle, type RemoteHomeserver, type SynapseKey,
-} from '../helpers/remote-homeserver.js';
+import { createTestFederationClient } from '../helpers/federation-client.js';
+import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+import { startRemoteHomeserver, type MultipartStyle, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 
 const TENANT = 'tenant.test';

@@ -1,177 +1,16 @@
 // A remote homeserver on 127.0.0.1 for outbound-federation tests. It checks every federation request's
-// Authorization header with Synapse's own libraries (Debian's python3-signedjson, in a long-lived
-// /usr/bin/python3 helper, parsing the header the way Synapse's _parse_auth_header does) and serves
-// media in the variants peers produce or that go wrong: multipart (several wire styles), Location parts,
-// legacy-only servers, slow, stalled, truncated and oversized bodies, and Matrix errors.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+// Authorization header with Synapse's own libraries (Debian's python3-signedjson, in the shared Python
+// worker, parsing the header the way Synapse's _parse_auth_header does) and serves media in the variants
+// peers produce or that go wrong: multipart (several wire styles), Location parts, legacy-only servers,
+// slow, stalled, truncated and oversized bodies, and Matrix errors.
 import { once } from 'node:events';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, get as httpGet, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
-import { buildConfig } from '../../src/config/config.js';
-import type { Database } from '../../src/db/database.js';
-import { FederationClient } from '../../src/federation/client.js';
-import { ServerResolver } from '../../src/federation/discovery.js';
-import { Dns } from '../../src/federation/dns.js';
-import { OutboundHttp } from '../../src/federation/http.js';
-import { IpFilter } from '../../src/federation/ip-filter.js';
-import { parseKeyFile } from '../../src/keys/key-files.js';
-import { REQUESTS_SCOPE } from '../../src/matrix/x-matrix.js';
-import { createLogger } from '../../src/log.js';
-import { createSigner } from '../../src/matrix/ed25519.js';
-import { startService, type RunningService } from '../../src/service.js';
-import { openTestDatabase } from './database.js';
-import { SYSTEM_PYTHON, runPython } from './python.js';
-
-// ---------------------------------------------------------------------------------------------------
-// Keys and certificates made by independent tools: Synapse's signedjson and openssl.
-
-export interface SynapseKey {
-  /** The key file, Synapse format ("ed25519 <version> <seed>"). */
-  file: string;
-  keyId: string;
-  /** Unpadded Base64 public key, computed by signedjson. */
-  publicKey: string;
-}
-
-export async function generateSynapseKey(version: string): Promise<SynapseKey> {
-  const script = `
-import io, json, sys
-from signedjson.key import generate_signing_key, get_verify_key, encode_verify_key_base64, write_signing_keys
-key = generate_signing_key(sys.argv[1])
-out = io.StringIO()
-write_signing_keys(out, [key])
-print(json.dumps({"file": out.getvalue(), "keyId": "ed25519:" + key.version, "publicKey": encode_verify_key_base64(get_verify_key(key))}))
-`;
-  return JSON.parse(await runPython(script, '', [version])) as SynapseKey;
-}
-
-export interface Certificate {
-  key: string;
-  cert: string;
-}
-
-export interface TestCa {
-  /** PEM of the CA certificate: federation.caFile / OutboundHttp extraCa. */
-  caPem: string;
-  caFile: string;
-  /** A certificate for these DNS names and IP addresses, signed by the CA. */
-  issue(names: string[]): Promise<Certificate>;
-}
-
-const execFileAsync = promisify(execFile);
-
-export async function createTestCa(): Promise<TestCa> {
-  const dir = mkdtempSync(join(tmpdir(), 'test-ca-'));
-  const openssl = (args: string[]) => execFileAsync('openssl', args, { cwd: dir });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=media-repo test CA']);
-  let serial = 0;
-  return {
-    caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-    caFile: join(dir, 'ca.pem'),
-    issue: async (names) => {
-      const n = ++serial;
-      const san = names.map((name) => (/^[\d.]+$|:/.test(name) ? `IP:${name}` : `DNS:${name}`)).join(',');
-      writeFileSync(join(dir, `leaf${n}.ext`), `subjectAltName=${san}\n`);
-      await openssl(['req', ...ec, '-keyout', `leaf${n}.key`, '-out', `leaf${n}.csr`, '-subj', `/CN=${names[0]}`]);
-      await openssl(['x509', '-req', '-in', `leaf${n}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(1000 + n), '-out', `leaf${n}.pem`, '-days', '2', '-extfile', `leaf${n}.ext`]);
-      return { key: readFileSync(join(dir, `leaf${n}.key`), 'utf8'), cert: readFileSync(join(dir, `leaf${n}.pem`), 'utf8') };
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Signature checks by Synapse's libraries.
-
-const VERIFIER = `
-import json, re, sys
-from signedjson.key import decode_verify_key_bytes
-from signedjson.sign import verify_signed_json
-from unpaddedbase64 import decode_base64
-
-def parse_auth_header(header):
-    # synapse/federation/transport/server/_base.py _parse_auth_header
-    params = re.split(" |\\t", header, maxsplit=1)[1].split(",")
-    param_dict = {k.lower(): v for k, v in [param.split("=", maxsplit=1) for param in params]}
-    def strip_quotes(value):
-        if value.startswith('"'):
-            return re.sub("\\\\\\\\(.)", lambda m: m.group(1), value[1:-1])
-        return value
-    origin = strip_quotes(param_dict["origin"])
-    key = strip_quotes(param_dict["key"])
-    sig = strip_quotes(param_dict["sig"])
-    destination = strip_quotes(param_dict["destination"]) if "destination" in param_dict else None
-    return origin, key, sig, destination
-
-for line in sys.stdin:
-    request = json.loads(line)
-    result = {"id": request["id"]}
-    try:
-        headers = [h for h in request["headers"] if h.split(" ", 1)[0] == request["scheme"]]
-        if not headers:
-            raise ValueError("no %s Authorization header" % request["scheme"])
-        origin, key, sig, destination = parse_auth_header(headers[0])
-        if destination != request["destination"]:
-            raise ValueError("destination %r is not %r" % (destination, request["destination"]))
-        keys = request["keys"].get(origin, {})
-        if key not in keys:
-            raise ValueError("unknown key %s of %s" % (key, origin))
-        json_request = {"method": request["method"], "uri": request["uri"], "destination": destination, "origin": origin,
-                        "signatures": {origin: {key: sig}}}
-        verify_signed_json(json_request, origin, decode_verify_key_bytes(key, decode_base64(keys[key])))
-        result.update(ok=True, origin=origin, key=key)
-    except Exception as error:
-        result.update(ok=False, error="%s: %s" % (type(error).__name__, error))
-    print(json.dumps(result), flush=True)
-`;
-
-export interface Verdict {
-  ok: boolean;
-  origin?: string;
-  key?: string;
-  error?: string;
-}
-
-class SignatureVerifier {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly pending = new Map<number, (verdict: Verdict) => void>();
-  private nextId = 1;
-
-  constructor() {
-    this.child = spawn(SYSTEM_PYTHON, ['-c', VERIFIER]);
-    createInterface({ input: this.child.stdout }).on('line', (line) => {
-      const { id, ...verdict } = JSON.parse(line) as Verdict & { id: number };
-      this.pending.get(id)?.(verdict);
-      this.pending.delete(id);
-    });
-  }
-
-  verify(request: { method: string; uri: string; destination: string; headers: string[]; scheme: string; keys: TrustedKeys }): Promise<Verdict> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.child.stdin.write(`${JSON.stringify({ id, ...request })}\n`);
-    });
-  }
-
-  async close(): Promise<void> {
-    this.child.stdin.end();
-    if (this.child.exitCode === null) await once(this.child, 'exit');
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The remote homeserver.
-
-/** origin server name -> key id -> unpadded Base64 public key */
-export type TrustedKeys = Record<string, Record<string, string>>;
+import type { Certificate } from './keys.js';
+import { patternBytes } from './media-fixtures.js';
+import { PythonWorker, type TrustedKeys, type Verdict } from './python-worker.js';
+import { slices, writeChunks } from './raw-http.js';
 
 export type MultipartStyle =
   | 'strict' // CRLF everywhere, "--boundary--" at the end
@@ -241,7 +80,7 @@ export interface RemoteHomeserver {
 const BOUNDARY = 'gc0p4Jq0M2Yt08jU534c0p';
 
 export async function startRemoteHomeserver(options: RemoteHomeserverOptions): Promise<RemoteHomeserver> {
-  const verifier = new SignatureVerifier();
+  const python = PythonWorker.acquire();
   const media = new Map<string, MediaBehaviour>();
   const files = new Map<string, PlainFile>();
   const requests: RecordedRequest[] = [];
@@ -317,7 +156,7 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
   async function authenticate(req: IncomingMessage, recorded: RecordedRequest): Promise<Verdict> {
     const schemes = recorded.authorization.map((h) => h.split(' ', 1)[0]);
     const scheme = schemes.includes('X-Matrix') ? 'X-Matrix' : schemes.includes('X-MSC4100-Scoped') && options.acceptScoped !== false ? 'X-MSC4100-Scoped' : 'X-Matrix';
-    const verdict = await verifier.verify({
+    const verdict = await python.verifyRequest({
       method: req.method!, uri: req.url!, destination: options.serverName, headers: recorded.authorization, scheme, keys: options.trustedKeys,
     });
     recorded.verdict = { ...verdict, scheme };
@@ -367,7 +206,7 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
         const length = head.length + behaviour.size + tail.length;
         res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}`, ...(behaviour.declareLength ? { 'Content-Length': String(length) } : {}) });
         res.write(head);
-        await writeChunks(res, patternBytes(behaviour.size, 7), 64 * 1024);
+        await writeChunks(res, slices(patternBytes(behaviour.size, 7), 64 * 1024));
         res.end(tail);
         return;
       }
@@ -395,7 +234,7 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await verifier.close();
+      await python.release();
     },
   };
 }
@@ -411,26 +250,9 @@ async function writeMultipart(res: ServerResponse, style: MultipartStyle, partHe
   const tail = style === 'msc-example' ? `${eol}--${boundary}` : `${eol}--${boundary}--${eol}`;
   res.writeHead(200, { 'Content-Type': contentType });
   res.write(head);
-  if (chunkSize) await writeChunks(res, bytes, chunkSize);
+  if (chunkSize) await writeChunks(res, slices(bytes, chunkSize));
   else res.write(bytes);
   res.end(tail);
-}
-
-async function writeChunks(res: ServerResponse, bytes: Buffer, chunkSize: number): Promise<void> {
-  for (let offset = 0; offset < bytes.length; offset += chunkSize) {
-    if (res.destroyed) return;
-    if (!res.write(bytes.subarray(offset, offset + chunkSize))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
-    }
-  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -446,163 +268,4 @@ function authorizationValues(rawHeaders: string[]): string[] {
   const values: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1]!);
   return values;
-}
-
-/** Deterministic bytes that are not all alike (so truncation or reordering shows). */
-export function patternBytes(size: number, seed = 1): Buffer {
-  const bytes = Buffer.allocUnsafe(size);
-  let x = seed * 2654435761 >>> 0;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Our side: the outbound stack, built the way src/federation/outbound.ts builds it, with test knobs.
-
-export interface TestClientOptions {
-  /** Origin server name -> its Synapse key (a stand-in for the SigningKeyStore, which has its own tests). */
-  keys?: Record<string, SynapseKey & { scope?: string[] }>;
-  overrides?: Record<string, string>;
-  allowlist?: string[];
-  blocklist?: string[];
-  dnsServers?: string[];
-  extraCa?: string;
-  connectTimeoutMs?: number;
-  requestTimeoutMs?: number;
-  wellKnownPort?: number;
-  defaultPort?: number;
-  now?: () => number;
-  random?: () => number;
-  logLines?: string[];
-}
-
-export function createTestFederationClient(options: TestClientOptions = {}): { client: FederationClient; resolver: ServerResolver; http: OutboundHttp } {
-  const dns = new Dns({ servers: options.dnsServers, timeoutMs: 1000 });
-  const filter = new IpFilter({ allowlist: options.allowlist, blocklist: options.blocklist });
-  const http = new OutboundHttp({ dns, filter, extraCa: options.extraCa });
-  const timeouts = { connectMs: options.connectTimeoutMs ?? 2000, headersMs: options.requestTimeoutMs ?? 3000 };
-  const resolver = new ServerResolver({
-    dns, http, timeouts, overrides: options.overrides, wellKnownPort: options.wellKnownPort, defaultPort: options.defaultPort,
-    now: options.now, random: options.random,
-  });
-  const signers = new Map(Object.entries(options.keys ?? {}).map(([serverName, key]) => {
-    const seed = parseKeyFile(key.file, 'test.key').keys[0]!.seed;
-    return [serverName, { serverName, keyId: key.keyId, publicKey: key.publicKey, scope: key.scope ?? [REQUESTS_SCOPE], signer: createSigner(seed) }];
-  }));
-  const lines = options.logLines;
-  const log = createLogger(lines ? 'info' : 'silent', lines ? { write: (line: string) => lines.push(line) } : undefined);
-  const client = new FederationClient({
-    resolver, http, log,
-    signingKeys: { activeKey: async (name) => signers.get(name) },
-    connectTimeoutMs: timeouts.connectMs,
-    requestTimeoutMs: timeouts.headersMs,
-  });
-  return { client, resolver, http };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The media repository under test, serving one hosted homeserver whose users fetch remote media.
-
-export interface RepoUnderTest {
-  service: RunningService;
-  logLines: string[];
-  /** GET on the service as a user of the tenant (Host header and access token set). */
-  get(path: string, headers?: Record<string, string>): Promise<ClientResponse>;
-  /** Cached remote media rows, remote thumbnail rows, committed blobs, staged and spooled files. */
-  inspect(): Promise<{ media: number; thumbnails: number; blobs: string[]; staged: string[]; spooled: string[] }>;
-  close(): Promise<void>;
-}
-
-export interface ClientResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  /** False when the connection was cut before the body ended. */
-  complete: boolean;
-  json(): Record<string, unknown>;
-}
-
-export const TEST_TOKEN = 'secret-token';
-
-/**
- * Starts the service (real routes, real auth against a stand-in whoami) for `tenant`, signing with
- * `key` (none: a keyless tenant). `db` shares a database between instances.
- */
-export async function startRepoUnderTest(options: {
-  tenant: string;
-  key?: SynapseKey;
-  whoamiUrl: string;
-  federation: Record<string, unknown>;
-  media?: Record<string, unknown>;
-  db?: Database;
-  /** Instances sharing a database share their datastore and master key too. */
-  storagePath?: string;
-  masterKey?: string;
-}): Promise<RepoUnderTest> {
-  const dir = mkdtempSync(join(tmpdir(), 'media-repo-remote-'));
-  let signingKeyPath: string | undefined;
-  if (options.key) {
-    signingKeyPath = join(dir, 'tenant.signing.key');
-    writeFileSync(signingKeyPath, options.key.file);
-  }
-  const config = buildConfig({
-    listen: { host: '127.0.0.1', port: 0 },
-    logLevel: 'info',
-    dataDir: dir,
-    masterKey: options.masterKey ?? randomBytes(32).toString('hex'),
-    homeservers: [{ name: options.tenant, clientApi: options.whoamiUrl, ...(signingKeyPath ? { signingKeyPath } : {}) }],
-    federation: options.federation,
-    ...(options.media ? { media: options.media } : {}),
-    ...(options.storagePath ? { datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: options.storagePath } }] } : {}),
-  }, join(dir, 'config.yaml'));
-  const logLines: string[] = [];
-  const log = createLogger('info', { write: (line: string) => logLines.push(line) });
-  const service = await startService(config, log, options.db ?? (await openTestDatabase()));
-  const root = config.datastores[0]!.opts.path;
-  const listFiles = (folder: string) => {
-    try {
-      return readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-    } catch {
-      return [];
-    }
-  };
-  return {
-    service,
-    logLines,
-    get: (path, headers = {}) => clientGet(`${service.url}${path}`, { Host: options.tenant, Authorization: `Bearer ${TEST_TOKEN}`, ...headers }),
-    inspect: async () => {
-      const knex = service.services.db.knex;
-      const count = async (table: string) => Number((await knex(table).count<{ c: string }[]>({ c: '*' }))[0]!.c);
-      return {
-        media: Number((await knex('media').where({ is_remote: true }).count<{ c: string }[]>({ c: '*' }))[0]!.c),
-        thumbnails: await count('remote_thumbnails'),
-        blobs: listFiles(root).filter((f) => !f.startsWith(join(root, '.tmp'))),
-        staged: listFiles(join(root, '.tmp')),
-        spooled: listFiles(join(dir, 'remote-spool')),
-      };
-    },
-    close: () => service.close(),
-  };
-}
-
-export function clientGet(url: string, headers: Record<string, string>): Promise<ClientResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      let complete = false;
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => (complete = true));
-      res.on('error', () => undefined);
-      res.on('close', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode!, headers: res.headers, body, complete, json: () => JSON.parse(body.toString('utf8')) as Record<string, unknown> });
-      });
-    });
-    req.on('error', reject);
-  });
 }

@@ -4,7 +4,7 @@ import type { HomeserverConfig } from '../../src/config/config.js';
 import { AccessTokenVerifier } from '../../src/http/auth.js';
 import { createLogger } from '../../src/log.js';
 import { MatrixError } from '../../src/matrix/errors.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const TIMEOUT_MS = 400;
 

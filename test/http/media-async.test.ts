@@ -1,10 +1,10 @@
 // Async uploads (spec v1.7): POST /_matrix/media/v1/create, then PUT /_matrix/media/v3/upload/{serverName}/{mediaId};
 // downloads of pending media wait for it.
 import type { RunningService } from '../../src/service.js';
-import { startTestService } from '../helpers/service.js';
-import { blobFiles, sha256Hex, snapshot, storageRoot } from './media-fixtures.js';
-import { rawRequest, type RawResponse } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startTestService } from '../helpers/service-under-test.js';
+import { blobFiles, sha256Hex, snapshot, storageRoot } from '../helpers/media-fixtures.js';
+import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_PENDING = 3;
 const MAX_TIMEOUT_MS = 1500;

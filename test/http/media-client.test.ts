@@ -8,10 +8,10 @@ import { getHttpUriForMxc } from 'matrix-js-sdk/lib/content-repo.js';
 import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import type { ServableMedia } from '../../src/media/servable.js';
 import type { RunningService } from '../../src/service.js';
-import { startTestService } from '../helpers/service.js';
-import { blobFiles, sha256Hex, snapshot, stagedFiles, storageRoot } from './media-fixtures.js';
-import { rawRequest } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startTestService } from '../helpers/service-under-test.js';
+import { blobFiles, sha256Hex, snapshot, stagedFiles, storageRoot } from '../helpers/media-fixtures.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_UPLOAD = 64 * 1024;
 const CSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; object-src 'self';";

@@ -1,11 +1,12 @@
-// The deprecated /_matrix/media/{v3,r0,v1} endpoints and the freeze (spec v1.11/v1.12, NOTES §6.3).
+// The deprecated /_matrix/media/{v3,r0,v1} endpoints and the freeze (spec v1.11/v1.12; Client-Server API,
+// "Content repository": https://spec.matrix.org/v1.16/client-server-api/#content-repository).
 import { Readable } from 'node:stream';
 import { getHttpUriForMxc } from 'matrix-js-sdk/lib/content-repo.js';
 import sharp from 'sharp';
 import type { RunningService } from '../../src/service.js';
-import { startTestService } from '../helpers/service.js';
-import { rawRequest } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startTestService } from '../helpers/service-under-test.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const FREEZE = '2024-09-04T00:00:00Z';
 const BEFORE_FREEZE = Date.parse('2024-06-01T00:00:00Z');

@@ -2,10 +2,10 @@
 import sharp from 'sharp';
 import { createClient } from 'matrix-js-sdk';
 import type { RunningService } from '../../src/service.js';
-import { startTestService } from '../helpers/service.js';
-import { blobFiles, countRows, storageRoot } from './media-fixtures.js';
-import { rawRequest, type RawResponse } from './raw-request.js';
-import { startStandInHomeserver, type StandInHomeserver } from './stand-in-homeserver.js';
+import { startTestService } from '../helpers/service-under-test.js';
+import { blobFiles, countRows, storageRoot } from '../helpers/media-fixtures.js';
+import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
 const MAX_PIXELS = 4_000_000;

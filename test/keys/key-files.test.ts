@@ -16,7 +16,7 @@ import {
 } from '../../src/keys/key-files.js';
 import { encodeBase64 } from '../../src/matrix/base64.js';
 import { publicKeyFromSeed } from '../../src/matrix/ed25519.js';
-import { runPython } from '../helpers/python.js';
+import { runPython } from '../helpers/python-worker.js';
 
 interface Vector {
   file: string;

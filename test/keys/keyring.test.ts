@@ -6,7 +6,9 @@ import { createLogger } from '../../src/log.js';
 import { Keyring } from '../../src/keys/keyring.js';
 import { MAX_KEY_VALIDITY_MS } from '../../src/keys/server-keys.js';
 import { openTestDatabase } from '../helpers/database.js';
-import { LoopbackKeyServer, serverKeysResponse, SynapseSigner, type PeerKey, type ServerKeysSpec } from '../helpers/peer.js';
+import { LoopbackKeyServer, serverKeysResponse, type ServerKeysSpec } from '../helpers/key-server.js';
+import type { SynapseKey } from '../helpers/keys.js';
+import { PythonWorker } from '../helpers/python-worker.js';
 
 const V2 = '/_matrix/key/v2/server';
 const SCOPED = '/_matrix/key/unstable/org.matrix.msc4100/server';
@@ -16,7 +18,7 @@ const DAY = 24 * 3600_000;
 const REFETCH_MS = 60_000;
 
 let db: Database;
-let signer: SynapseSigner;
+let signer: PythonWorker;
 const servers: LoopbackKeyServer[] = [];
 const clients: Array<{ close(): void }> = [];
 const overrides: Record<string, string> = {};
@@ -25,12 +27,12 @@ let serial = 0;
 
 beforeAll(async () => {
   db = await openTestDatabase();
-  signer = SynapseSigner.start();
+  signer = PythonWorker.acquire();
 });
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
   for (const client of clients) client.close();
-  await signer.close();
+  await signer.release();
   await db.close();
 });
 beforeEach(() => {
@@ -61,11 +63,11 @@ function keyring(options: { notaries?: NotaryConfig[]; notaryFirst?: boolean; fe
   });
 }
 
-function keys(...versions: string[]): Promise<PeerKey[]> {
+function keys(...versions: string[]): Promise<SynapseKey[]> {
   return Promise.all(versions.map((v) => signer.generateKey(v)));
 }
 
-function bytes(key: PeerKey): Uint8Array {
+function bytes(key: SynapseKey): Uint8Array {
   return new Uint8Array(Buffer.from(key.publicKey, 'base64'));
 }
 
@@ -189,7 +191,7 @@ describe('direct fetch from /_matrix/key/v2/server', () => {
 });
 
 describe('invalid key responses are rejected whole, and nothing is stored', () => {
-  const cases: Array<[string, (name: string, a: PeerKey, other: PeerKey) => Promise<unknown>]> = [
+  const cases: Array<[string, (name: string, a: SynapseKey, other: SynapseKey) => Promise<unknown>]> = [
     ['server_name is another server', (_name, a) => response({ serverName: 'someone-else.test', verifyKeys: [a] })],
     ['signed under another name', (name, a) => response({ serverName: name, verifyKeys: [a], signAs: 'someone-else.test' })],
     ['no signature at all', (name, a) => response({ serverName: name, verifyKeys: [a], signWith: [] })],
@@ -255,8 +257,8 @@ describe('MSC4100 scoped keys', () => {
 });
 
 describe('notaries', () => {
-  let notaryKey: PeerKey;
-  let strangerKey: PeerKey;
+  let notaryKey: SynapseKey;
+  let strangerKey: SynapseKey;
   let notary: LoopbackKeyServer;
   let config: NotaryConfig;
 
@@ -269,7 +271,7 @@ describe('notaries', () => {
   beforeEach(() => notary.clear());
 
   /** The notary answers with each entry signed by `keysOfNotary`. */
-  async function notaryAnswers(path: string, entries: Array<Record<string, unknown>>, keysOfNotary: PeerKey[] = [notaryKey]) {
+  async function notaryAnswers(path: string, entries: Array<Record<string, unknown>>, keysOfNotary: SynapseKey[] = [notaryKey]) {
     const signed = await Promise.all(entries.map((e) => signer.sign(e, 'notary.test', keysOfNotary)));
     notary.answer(path, { server_keys: signed });
   }
@@ -310,7 +312,7 @@ describe('notaries', () => {
     expect(await keyring({ notaries: [broken, config] }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
   });
 
-  const rejected: Array<[string, (name: string, a: PeerKey) => Promise<void>]> = [
+  const rejected: Array<[string, (name: string, a: SynapseKey) => Promise<void>]> = [
     ['a notary signature that does not verify', async (name, a) => {
       const entry = await signer.sign(await response({ serverName: name, verifyKeys: [a] }), 'notary.test', [notaryKey]);
       entry.signatures['notary.test']![notaryKey.keyId] = entry.signatures[name]![a.keyId]!;

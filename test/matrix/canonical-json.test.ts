@@ -1,6 +1,6 @@
 import canonicalize from 'canonicalize';
 import { canonicalJsonBytes, CanonicalJsonError, compareCodePoints, encodeCanonicalJson } from '../../src/matrix/canonical-json.js';
-import { runPython } from '../helpers/python.js';
+import { runPython } from '../helpers/python-worker.js';
 import { createPrng, type Prng } from './prng.js';
 
 describe('canonical JSON: the spec examples (appendices "Canonical JSON")', () => {

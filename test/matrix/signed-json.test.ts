@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { decodeBase64, encodeBase64 } from '../../src/matrix/base64.js';
 import { createSigner, publicKeyFromSeed } from '../../src/matrix/ed25519.js';
 import { signedBytes, signJson, signatureOf, verifyJsonSignature } from '../../src/matrix/signed-json.js';
-import { runPython } from '../helpers/python.js';
+import { runPython } from '../helpers/python-worker.js';
 
-// Spec appendix "Cryptographic Test Vectors" (NOTES §1.5).
+// Spec appendix "Cryptographic test vectors": https://spec.matrix.org/v1.16/appendices/#cryptographic-test-vectors
 const SPEC_SEED = decodeBase64('YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1');
 const SPEC_SIGNER = createSigner(SPEC_SEED);
 

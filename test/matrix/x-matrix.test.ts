@@ -15,7 +15,7 @@ import {
   X_MATRIX_SCHEME,
   type FederationRequest,
 } from '../../src/matrix/x-matrix.js';
-import { runPython } from '../helpers/python.js';
+import { runPython } from '../helpers/python-worker.js';
 
 interface KeyFiles {
   mmr: { file: string; keyId: string };

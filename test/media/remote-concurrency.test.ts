@@ -5,12 +5,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type Database } from '../../src/db/database.js';
-import { startStandInHomeserver, type StandInHomeserver } from '../http/stand-in-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
-import {
-  generateSynapseKey, patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN,
-  type RemoteHomeserver, type RepoUnderTest, type SynapseKey,
-} from '../helpers/remote-homeserver.js';
+import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
+import { startRepoUnderTest, TEST_TOKEN, type RepoUnderTest } from '../helpers/service-under-test.js';
 
 const TENANT = 'tenant.test';
 const REMOTE = 'remote.test';

@@ -3,11 +3,11 @@
 // signedjson) and serves it while caching it. Every failure gives the right Matrix error and leaves
 // nothing behind: no row, no blob, no staged or spooled file.
 import { createHash } from 'node:crypto';
-import { startStandInHomeserver, type StandInHomeserver } from '../http/stand-in-homeserver.js';
-import {
-  generateSynapseKey, patternBytes, startRemoteHomeserver, startRepoUnderTest, TEST_TOKEN,
-  type RemoteHomeserver, type RepoUnderTest, type SynapseKey,
-} from '../helpers/remote-homeserver.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
+import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
+import { startRepoUnderTest, TEST_TOKEN, type RepoUnderTest } from '../helpers/service-under-test.js';
 
 const TENANT = 'tenant.test';
 const REMOTE = 'remote.test';

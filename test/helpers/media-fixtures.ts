@@ -1,4 +1,5 @@
-// What the tests inspect from outside the service: files in the datastore folder and rows in the tables.
+// Test media and what the tests inspect from outside the service: files in the datastore folder and rows
+// in the tables.
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,4 +32,17 @@ export async function countRows(service: RunningService, table: 'media' | 'thumb
 export async function snapshot(service: RunningService) {
   const root = storageRoot(service);
   return { media: await countRows(service, 'media'), blobs: blobFiles(root), staged: stagedFiles(root) };
+}
+
+/** Deterministic bytes that are not all alike (so truncation or reordering shows). */
+export function patternBytes(size: number, seed = 1): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
 }
