@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { Metadata, ResizeOptions } from 'sharp';
-import type { Config, ThumbnailSize } from '../config/config.js';
+import type { ThumbnailsConfig, ThumbnailSize } from '../config/config.js';
 import { mediaTypeEssence } from '../matrix/content-disposition.js';
 import { MatrixError, unknown } from '../matrix/errors.js';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
@@ -12,8 +12,6 @@ import type { LocalMedia, StoredMedia, WaitOptions } from './local-media.js';
 import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
 import { servableBlob, type ServableMedia } from './servable.js';
 import { Semaphore, SingleFlight } from './single-flight.js';
-
-export type ThumbnailSettings = Config['media']['thumbnails'];
 
 // Decoders we trust with untrusted bytes; SVG (a renderer) and PDF are deliberately absent.
 const THUMBNAILABLE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
@@ -35,7 +33,7 @@ export class Thumbnails {
     private readonly media: MediaStore,
     private readonly localMedia: LocalMedia,
     private readonly datastores: Datastores,
-    private readonly settings: ThumbnailSettings,
+    private readonly settings: ThumbnailsConfig,
   ) {}
 
   async open(serverName: string, mediaId: string, spec: ThumbnailSpec, wait: WaitOptions): Promise<ServableMedia> {
@@ -90,7 +88,7 @@ export function chooseThumbnailSize(sizes: ThumbnailSize[], wanted: { width: num
   return largest(sameMethod(sizes).length > 0 ? sameMethod(sizes) : sizes);
 }
 
-async function renderThumbnail(limits: ThumbnailSettings, key: ThumbnailKey, input: Buffer): Promise<{ data: Buffer; contentType: string }> {
+async function renderThumbnail(limits: ThumbnailsConfig, key: ThumbnailKey, input: Buffer): Promise<{ data: Buffer; contentType: string }> {
   const options = { limitInputPixels: limits.maxPixels, failOn: 'error' as const, autoOrient: true };
   // Loaded on the first thumbnail: libvips costs about 32 MiB that an instance serving none never needs.
   const { default: sharp } = await import('sharp');
