@@ -6,6 +6,12 @@ import type { AddressInfo } from 'node:net';
 import type { SynapseKey } from './keys.js';
 import type { PythonWorker } from './python-worker.js';
 
+/** The key server endpoints (v2 and MSC4100's scoped one) and the matching notary queries. */
+export const V2 = '/_matrix/key/v2/server';
+export const SCOPED = '/_matrix/key/unstable/org.matrix.msc4100/server';
+export const QUERY = '/_matrix/key/v2/query';
+export const SCOPED_QUERY = '/_matrix/key/unstable/org.matrix.msc4100/query';
+
 export interface ServerKeysSpec {
   readonly serverName: string;
   readonly verifyKeys: readonly SynapseKey[];

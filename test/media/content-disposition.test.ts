@@ -1,6 +1,6 @@
-// Content-Disposition values, read back with the `content-disposition` package (express's RFC 6266 parser) as the oracle.
+// Content-Disposition values: those we write, read back with the `content-disposition` package (express's RFC 6266 parser) as the oracle, and file names read from peers' headers.
 import { parse } from 'content-disposition';
-import { contentDisposition, formatDisposition, isInlineContentType } from '../../src/matrix/content-disposition.js';
+import { contentDisposition, fileNameFromContentDisposition, formatDisposition, isInlineContentType } from '../../src/matrix/content-disposition.js';
 
 describe('contentDisposition', () => {
   test.each([
@@ -40,4 +40,21 @@ describe('contentDisposition', () => {
   test('a name of only control characters is no name', () => {
     expect(contentDisposition('image/png', '\u0001\u0002')).toBe('inline');
   });
+});
+
+describe('fileNameFromContentDisposition', () => {
+  test.each([
+    ['inline; filename="cat.png"', 'cat.png'],
+    ['attachment; filename=plain.txt', 'plain.txt'],
+    ['attachment; filename="a \\"quoted\\" name"', 'a "quoted" name'],
+    ['attachment; filename="fallback.txt"; filename*=UTF-8\'\'%E2%82%AC%20rates.txt', '€ rates.txt'],
+    ['attachment; filename*=iso-8859-1\'en\'%A3%20rates', '£ rates'],
+    ['ATTACHMENT; FILENAME="upper.txt"', 'upper.txt'],
+    ['inline', null],
+    ['attachment; filename="../../etc/passwd"', null],
+    ['attachment; filename="bad\u0001name"', null],
+  ])('%s', (header, name) => {
+    expect(fileNameFromContentDisposition(header)).toBe(name);
+  });
+  test('absent', () => expect(fileNameFromContentDisposition(undefined)).toBeNull());
 });

@@ -1,83 +1,14 @@
-import type { NotaryConfig } from '../../src/config/config.js';
-import type { Database } from '../../src/db/database.js';
-import { buildConfig } from '../../src/config/config.js';
-import { createFederationClient } from '../../src/federation/outbound.js';
-import { createLogger } from '../../src/log.js';
-import { Keyring } from '../../src/keys/keyring.js';
+// The keyring's own fetches from /_matrix/key/v2/server and MSC4100's scoped endpoint: caching, rate limits, validity, and responses it must reject.
 import { MAX_KEY_VALIDITY_MS } from '../../src/keys/server-keys.js';
-import { openTestDatabase } from '../helpers/database.js';
-import { LoopbackKeyServer, serverKeysResponse, type ServerKeysSpec } from '../helpers/key-server.js';
+import { SCOPED, V2 } from '../helpers/key-server.js';
 import type { SynapseKey } from '../helpers/keys.js';
-import { PythonWorker } from '../helpers/python-worker.js';
+import { bytes, DAY, keyring, keys, peer, REFETCH_MS, response, signer, storedRows, useKeyringPeers } from '../helpers/keyring-peers.js';
 
-const V2 = '/_matrix/key/v2/server';
-const SCOPED = '/_matrix/key/unstable/org.matrix.msc4100/server';
-const QUERY = '/_matrix/key/v2/query';
-const SCOPED_QUERY = '/_matrix/key/unstable/org.matrix.msc4100/query';
-const DAY = 24 * 3600_000;
-const REFETCH_MS = 60_000;
-
-let db: Database;
-let signer: PythonWorker;
-const servers: LoopbackKeyServer[] = [];
-const clients: Array<{ close(): void }> = [];
-const overrides: Record<string, string> = {};
 let clock = Date.now();
-let serial = 0;
-
-beforeAll(async () => {
-  db = await openTestDatabase();
-  signer = PythonWorker.acquire();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  for (const client of clients) client.close();
-  await signer.release();
-  await db.close();
-});
+useKeyringPeers(() => clock);
 beforeEach(() => {
   clock = Date.now();
 });
-
-/** A fresh server name with its own loopback key server. */
-async function peer(): Promise<{ name: string; server: LoopbackKeyServer }> {
-  const name = `origin${++serial}.test`;
-  const server = await LoopbackKeyServer.start();
-  servers.push(server);
-  overrides[name] = server.url;
-  return { name, server };
-}
-
-function keyring(options: { notaries?: NotaryConfig[]; notaryFirst?: boolean; fetchTimeoutMs?: number } = {}): Keyring {
-  // The service's own outbound client; overrides are read per request, so peers added later are reached.
-  const config = buildConfig({ federation: { serverOverrides: overrides, requestTimeoutMs: 5_000 } });
-  const federation = createFederationClient(config, { activeKey: async () => undefined }, createLogger('silent'));
-  clients.push(federation);
-  return new Keyring({
-    knex: db.knex,
-    federation: { notaries: options.notaries ?? [], notaryFirst: options.notaryFirst ?? false, keyRefetchIntervalMs: REFETCH_MS },
-    fetchServerKeys: federation.fetchServerKeysJson,
-    queryNotary: federation.queryNotary,
-    fetchTimeoutMs: options.fetchTimeoutMs ?? 5_000,
-    now: () => clock,
-  });
-}
-
-function keys(...versions: string[]): Promise<SynapseKey[]> {
-  return Promise.all(versions.map((v) => signer.generateKey(v)));
-}
-
-function bytes(key: SynapseKey): Uint8Array {
-  return new Uint8Array(Buffer.from(key.publicKey, 'base64'));
-}
-
-function response(spec: Omit<ServerKeysSpec, 'validUntilTs'> & { validUntilTs?: number }) {
-  return serverKeysResponse(signer, { validUntilTs: clock + DAY, ...spec });
-}
-
-async function storedRows(serverName: string) {
-  return db.knex('remote_server_keys').where({ server_name: serverName }).orderBy('key_id');
-}
 
 describe('direct fetch from /_matrix/key/v2/server', () => {
   test('returns the key python generated, then answers from memory and, in a new keyring, from the database', async () => {
@@ -252,102 +183,6 @@ describe('MSC4100 scoped keys', () => {
     const [req, bare] = await keys('req', 'bare');
     server.answer(SCOPED, await response({ serverName: name, verifyKeys: [req!, bare!], scopes: { [req!.keyId]: ['m.requests'] } }));
     expect(await keyring().getVerifyKey(name, req!.keyId, { scoped: true })).toBeUndefined();
-    expect(await storedRows(name)).toEqual([]);
-  });
-});
-
-describe('notaries', () => {
-  let notaryKey: SynapseKey;
-  let strangerKey: SynapseKey;
-  let notary: LoopbackKeyServer;
-  let config: NotaryConfig;
-
-  beforeAll(async () => {
-    [notaryKey, strangerKey] = await keys('n1', 'n2');
-    notary = await LoopbackKeyServer.start();
-    servers.push(notary);
-    config = { serverName: 'notary.test', verifyKeys: { [notaryKey.keyId]: notaryKey.publicKey }, url: notary.url };
-  });
-  beforeEach(() => notary.clear());
-
-  /** The notary answers with each entry signed by `keysOfNotary`. */
-  async function notaryAnswers(path: string, entries: Array<Record<string, unknown>>, keysOfNotary: SynapseKey[] = [notaryKey]) {
-    const signed = await Promise.all(entries.map((e) => signer.sign(e, 'notary.test', keysOfNotary)));
-    notary.answer(path, { server_keys: signed });
-  }
-
-  test('is asked, with the key id and minimum_valid_until_ts, when the server does not answer; its answer is verified and stored', async () => {
-    const { name, server } = await peer();
-    const [a] = await keys('a1');
-    await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a!] })]);
-    expect(await keyring({ notaries: [config] }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
-    expect(server.count(V2)).toBe(1);
-    expect(notary.requests).toEqual([{ method: 'POST', path: QUERY, body: { server_keys: { [name]: { 'ed25519:a1': { minimum_valid_until_ts: clock } } } } }]);
-    expect((await storedRows(name))[0]).toMatchObject({ source: 'notary.test' });
-  });
-
-  test('is asked first with notaryFirst, and the server itself then not at all', async () => {
-    const { name, server } = await peer();
-    const [a] = await keys('a1');
-    server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
-    await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a!] })]);
-    expect(await keyring({ notaries: [config], notaryFirst: true }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
-    expect(notary.count(QUERY)).toBe(1);
-    expect(server.count(V2)).toBe(0);
-  });
-
-  test('the scoped query path serves scoped lookups', async () => {
-    const { name } = await peer();
-    const [a] = await keys('a1');
-    await notaryAnswers(SCOPED_QUERY, [await response({ serverName: name, verifyKeys: [a!], scopes: { [a!.keyId]: ['m.requests'] } })]);
-    expect(await keyring({ notaries: [config] }).getVerifyKey(name, 'ed25519:a1', { scoped: true })).toEqual(bytes(a!));
-    expect(notary.count(SCOPED_QUERY)).toBe(1);
-  });
-
-  test('a second notary is tried when the first fails', async () => {
-    const { name } = await peer();
-    const [a] = await keys('a1');
-    await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a!] })]);
-    const broken: NotaryConfig = { serverName: 'broken.test', verifyKeys: config.verifyKeys, url: 'http://127.0.0.1:1' };
-    expect(await keyring({ notaries: [broken, config] }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
-  });
-
-  const rejected: Array<[string, (name: string, a: SynapseKey) => Promise<void>]> = [
-    ['a notary signature that does not verify', async (name, a) => {
-      const entry = await signer.sign(await response({ serverName: name, verifyKeys: [a] }), 'notary.test', [notaryKey]);
-      entry.signatures['notary.test']![notaryKey.keyId] = entry.signatures[name]![a.keyId]!;
-      notary.answer(QUERY, { server_keys: [entry] });
-    }],
-    ['signed by a notary key that is not configured', async (name, a) => {
-      await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a] })], [strangerKey]);
-    }],
-    ['signed by another key under the configured key id', async (name, a) => {
-      await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a] })], [{ ...strangerKey, keyId: notaryKey.keyId, version: notaryKey.version }]);
-    }],
-    ['not signed by the notary', async (name, a) => {
-      notary.answer(QUERY, { server_keys: [await response({ serverName: name, verifyKeys: [a] })] });
-    }],
-    ['notary-signed but without the server self-signature', async (name, a) => {
-      await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a], signWith: [] })]);
-    }],
-    ['notary-signed but with a forged self-signature', async (name, a) => {
-      const forged = await signer.generateKey(a.version);
-      await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a], signWith: [forged] })]);
-    }],
-    ['only keys of another server', async (_name, a) => {
-      await notaryAnswers(QUERY, [await response({ serverName: 'someone-else.test', verifyKeys: [a] })]);
-    }],
-    ['no server_keys array', async () => {
-      notary.answer(QUERY, { server_keys: {} });
-    }],
-  ];
-
-  test.each(rejected)('rejects an answer with %s', async (_title, prepare) => {
-    const { name } = await peer();
-    const [a] = await keys('a1');
-    await prepare(name, a!);
-    expect(await keyring({ notaries: [config] }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toBeUndefined();
-    expect(notary.count(QUERY)).toBe(1);
     expect(await storedRows(name)).toEqual([]);
   });
 });
