@@ -100,7 +100,8 @@ function resolveConfig(input: Validated, file: string): Config {
     checkServerNames(hs.name, hs.hostnames, `/homeservers/${i}`, file);
     return {
       ...hs,
-      clientApi: hs.clientApi.replace(/\/+$/, ''),
+      clientApi: hs.clientApi?.replace(/\/+$/, ''),
+      staticAccessTokens: anchorSecret(hs.staticAccessTokens) as HomeserverConfig['staticAccessTokens'],
       signingKeyPath: hs.signingKeyPath === undefined ? undefined : path(hs.signingKeyPath),
       maxUploadBytes: hs.maxUploadBytes ?? maxUploadBytes,
     };

@@ -7,13 +7,18 @@ const MiB = 1024 * 1024;
 /** What a datastore can hold; `all` in a config's forKinds means every one of these. */
 export const MEDIA_KINDS = ['local_media', 'remote_media', 'thumbnails'] as const;
 
+const fileSecret = { type: 'object', additionalProperties: false, required: ['file'], properties: { file: { type: 'string', minLength: 1 } } } as const;
+const envSecret = { type: 'object', additionalProperties: false, required: ['env'], properties: { env: { type: 'string', minLength: 1 } } } as const;
+
 export const secret = {
   description: 'a string, {file: PATH} or {env: NAME}',
-  oneOf: [
-    { type: 'string', minLength: 1 },
-    { type: 'object', additionalProperties: false, required: ['file'], properties: { file: { type: 'string', minLength: 1 } } },
-    { type: 'object', additionalProperties: false, required: ['env'], properties: { env: { type: 'string', minLength: 1 } } },
-  ],
+  oneOf: [{ type: 'string', minLength: 1 }, fileSecret, envSecret],
+} as const;
+
+// Secrets only ever read from outside the config file: a file or an environment variable.
+export const externalSecret = {
+  description: '{file: PATH} or {env: NAME}',
+  oneOf: [fileSecret, envSecret],
 } as const;
 
 const serverNameList = { type: 'array', items: { type: 'string', minLength: 1 }, default: [] } as const;
@@ -43,10 +48,13 @@ export const notary = {
 export const homeserver = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'clientApi'],
+  required: ['name'],
   properties: {
     name: { type: 'string', minLength: 1 },
+    // Unset: only staticAccessTokens authenticate (a homeserver-less tenant, e.g. the trial one).
     clientApi: httpUrl,
+    // Lines of "TOKEN @user:server": tokens this service accepts itself, without asking /account/whoami.
+    staticAccessTokens: externalSecret,
     signingKeyPath: { type: 'string', minLength: 1 },
     // Extra Host header values (e.g. matrix.example.org) that map to this homeserver.
     hostnames: serverNameList,

@@ -1,4 +1,5 @@
-// Client access tokens: checked against the caller's homeserver (GET /account/whoami), cached briefly.
+// Client access tokens: a homeserver's static tokens first, else checked against the caller's homeserver
+// (GET /account/whoami), cached briefly.
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import got, { type Response as GotResponse } from 'got';
@@ -7,6 +8,7 @@ import type { Tenants } from '../config/tenants.js';
 import type { Logger } from '../log.js';
 import { LruCache } from '../lru-cache.js';
 import { forbidden, MatrixError, notFound } from '../matrix/errors.js';
+import { StaticTokens } from './static-tokens.js';
 
 export interface Requester {
   userId: string;
@@ -31,11 +33,18 @@ export class AccessTokenVerifier {
   private readonly cache = new LruCache<string, { requester: Requester; expiresAt: number }>(CACHE_LIMIT);
   private readonly inFlight = new Map<string, Promise<Requester>>();
 
-  constructor(private readonly settings: Config['auth'], private readonly log: Logger) {}
+  constructor(
+    private readonly settings: Config['auth'],
+    private readonly log: Logger,
+    private readonly staticTokens = new StaticTokens(),
+  ) {}
 
   /** The token's owner per `tenant`'s homeserver; `asUserId` is an application service's ?user_id=. */
   async verify(tenant: HomeserverConfig, token: string, asUserId?: string): Promise<Requester> {
     if (!TOKEN_SYNTAX.test(token)) throw unknownToken();
+    const staticUser = this.staticTokens.userOf(tenant.name, token);
+    if (staticUser !== undefined) return { userId: staticUser, isGuest: false };
+    if (tenant.clientApi === undefined) throw unknownToken();
     // Keyed by a digest so that tokens themselves are never kept as map keys.
     const key = createHash('sha256').update(`${tenant.name}\n${asUserId ?? ''}\n${token}`).digest('hex');
     const cached = this.cache.get(key);
@@ -43,7 +52,7 @@ export class AccessTokenVerifier {
     if (cached) this.cache.delete(key);
     const running = this.inFlight.get(key);
     if (running) return running;
-    const lookup = this.whoami(tenant, token, asUserId)
+    const lookup = this.whoami({ ...tenant, clientApi: tenant.clientApi }, token, asUserId)
       .then((requester) => {
         this.remember(key, requester);
         return requester;
@@ -58,7 +67,7 @@ export class AccessTokenVerifier {
     this.cache.set(key, { requester, expiresAt: Date.now() + this.settings.tokenCacheTtlMs });
   }
 
-  private async whoami(tenant: HomeserverConfig, token: string, asUserId: string | undefined): Promise<Requester> {
+  private async whoami(tenant: HomeserverConfig & { clientApi: string }, token: string, asUserId: string | undefined): Promise<Requester> {
     let response: GotResponse<string>;
     try {
       response = await got.get(`${tenant.clientApi}/_matrix/client/v3/account/whoami`, {
@@ -122,8 +131,8 @@ function accessTokenOf(req: Request, allowQueryString: boolean): string | undefi
 export class ClientAuthenticator {
   private readonly tokens: AccessTokenVerifier;
 
-  constructor(private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger) {
-    this.tokens = new AccessTokenVerifier(settings, log);
+  constructor(private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger, staticTokens?: StaticTokens) {
+    this.tokens = new AccessTokenVerifier(settings, log, staticTokens);
   }
 
   /**

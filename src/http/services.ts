@@ -9,12 +9,14 @@ import type { MediaStore } from '../media/media-store.js';
 import type { RemoteMedia } from '../media/remote-media.js';
 import type { Thumbnails } from '../media/thumbnails.js';
 import type { Uploads } from '../media/uploads.js';
+import type { StaticTokens } from './static-tokens.js';
 
 export interface AppServices {
   config: Config;
   log: Logger;
   db: Pick<Database, 'knex'>;
   tenants: Tenants;
+  staticTokens: StaticTokens;
   keyring: KeyLookup;
   media: MediaStore;
   localMedia: LocalMedia;

@@ -20,7 +20,7 @@ type ClientServices = Omit<AppServices, 'keyring' | 'db'>;
 /** Every client-facing media route, sharing one access-token cache. */
 export function clientMediaApi(services: ClientServices): Router {
   const router = Router();
-  const auth = new ClientAuthenticator(services.tenants, services.config.auth, services.log);
+  const auth = new ClientAuthenticator(services.tenants, services.config.auth, services.log, services.staticTokens);
   router.use(['/_matrix/client', '/_matrix/media'], cors);
   router.use(authenticatedMediaRoutes(services, auth));
   router.use(uploadRoutes(services, auth));
