@@ -5,12 +5,14 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { readSecret, type Config } from './config/config.js';
+import { readStaticTokens } from './config/static-tokens.js';
 import { Tenants } from './config/tenants.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
 import type { AppServices } from './http/services.js';
+import { StaticTokens } from './http/static-tokens.js';
 import { Keyring } from './keys/keyring.js';
 import { MasterKey } from './keys/master-key.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
@@ -38,7 +40,8 @@ export interface Services extends AppServices {
 export interface RunningService {
   url: string;
   services: Services;
-  close(): Promise<void>;
+  /** Stops the listener and closes everything; requests in flight get up to `drainMs` to finish. */
+  close(drainMs?: number): Promise<void>;
 }
 
 export async function openServices(config: Config, log: Logger, db?: Database): Promise<Services> {
@@ -47,6 +50,15 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     dataDir: config.dataDir,
     poolMax: config.database.poolMax,
   }));
+  try {
+    return await buildServices(config, log, database);
+  } catch (error) {
+    if (!db) await database.close();
+    throw error;
+  }
+}
+
+async function buildServices(config: Config, log: Logger, database: Database): Promise<Services> {
   const { knex } = database;
   const applied = await migrateToLatest(knex);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
@@ -73,6 +85,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     log,
     db: database,
     tenants: new Tenants(config.homeservers),
+    staticTokens: new StaticTokens(new Map(config.homeservers.map((hs) => [hs.name, readStaticTokens(hs)]))),
     signingKeys,
     datastores,
     blobs,
@@ -103,24 +116,56 @@ export async function closeServices(services: Services): Promise<void> {
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
   const services = await openServices(config, log, db);
-  const server: Server = createApp(services).listen(config.listen.port, config.listen.host);
+  let server: Server;
+  try {
+    server = await listen(createApp(services), config.listen);
+  } catch (error) {
+    await closeServices(services);
+    throw error;
+  }
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.setTimeout(Math.max(120_000, config.media.maxTimeoutMs + 30_000));
-  await once(server, 'listening');
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: services.db.embedded }, 'listening');
   return {
     url,
     services,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+    close: async (drainMs = 0) => {
+      await drain(server, drainMs);
       await closeServices(services);
     },
   };
+}
+
+/** Binds the listener; a failure (port taken, address not ours) is one clear error naming the address. */
+async function listen(app: ReturnType<typeof createApp>, { host, port }: Config['listen']): Promise<Server> {
+  const server = app.listen(port, host);
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'EADDRINUSE' ? 'the address is already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : code;
+    throw new Error(`cannot listen on ${host}:${port}: ${why} (${code}); change listen.host or listen.port`);
+  }
+  return server;
+}
+
+/** Stops accepting, lets requests in flight finish for up to `drainMs`, then cuts what is left. */
+async function drain(server: Server, drainMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if (drainMs > 0) {
+    // Keep-alive connections go as soon as their request is answered.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs)))]);
+    clearTimeout(timer);
+    clearInterval(sweep);
+  }
+  server.closeAllConnections();
+  await closed;
 }
 
 async function importSigningKeys(config: Config, signingKeys: SigningKeyStore, log: Logger): Promise<void> {
@@ -129,7 +174,9 @@ async function importSigningKeys(config: Config, signingKeys: SigningKeyStore, l
       log.warn({ homeserver: hs.name }, 'no signingKeyPath: remote media can only be fetched over the legacy unauthenticated endpoints');
       continue;
     }
-    const outcome = await signingKeys.importKeyFile(hs.name, hs.signingKeyPath);
+    const outcome = await signingKeys.importKeyFile(hs.name, hs.signingKeyPath).catch((error: Error) => {
+      throw new Error(`homeserver ${hs.name}: signing key ${error.message}`);
+    });
     const key = await signingKeys.activeKey(hs.name);
     log.info({ homeserver: hs.name, keyId: key?.keyId, outcome }, 'signing key ready');
   }

@@ -7,6 +7,8 @@ export interface FlagSpec {
   name: string;
   usage: string;
   defaultValue: string;
+  /** A Go bool flag: "-name" alone means true; a value only as -name=false. */
+  boolean?: boolean;
 }
 
 export interface ParsedArgs {
@@ -58,6 +60,8 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     if (!known.has(name)) throw new UsageError(`flag provided but not defined: -${name}`);
     if (equals >= 0) {
       flags.set(name, body.slice(equals + 1));
+    } else if (known.get(name)!.boolean) {
+      flags.set(name, 'true');
     } else {
       if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: -${name}`);
       flags.set(name, argv[++i]);
@@ -70,8 +74,8 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
 export function formatUsage(program: string, synopsis: string, specs: readonly FlagSpec[]): string {
   const lines = [`Usage of ${program}:`, `  ${program} ${synopsis}`];
   for (const spec of [...specs].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const fallback = spec.defaultValue === '' ? '' : ` (default "${spec.defaultValue}")`;
-    lines.push(`  -${spec.name} string`, `    \t${spec.usage}${fallback}`);
+    const fallback = spec.defaultValue === '' || spec.boolean ? '' : ` (default "${spec.defaultValue}")`;
+    lines.push(`  -${spec.name}${spec.boolean ? '' : ' string'}`, `    \t${spec.usage}${fallback}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -108,14 +112,18 @@ export async function runTool<T>(
 export function runAsMain(moduleUrl: string, main: CliMain): void {
   if (!isEntryModule(moduleUrl)) return;
   main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    (code) => exitSoon(code),
     (error: unknown) => {
       process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-      process.exitCode = 1;
+      exitSoon(1);
     },
   );
+}
+
+/** Exits with `code` once output is flushed, or after a grace period if a handle left open would keep the process up. */
+function exitSoon(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 2000).unref();
 }
 
 function isEntryModule(moduleUrl: string): boolean {

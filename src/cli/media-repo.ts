@@ -1,53 +1,66 @@
 #!/usr/bin/env node
-// media-repo serve | migrate | keys list | storage sweep  [-config FILE]
+// media-repo serve | migrate | keys list | storage sweep | doctor  [-config FILE] [-json]
 import { existsSync } from 'node:fs';
-import { buildConfig, loadConfigFile, readSecret, type Config } from '../config/config.js';
+import { loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { closeServices, openServices, startService } from '../service.js';
 import { createLogger } from '../log.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
+import { doctor } from './doctor.js';
+import { prepareTrial } from './trial.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep';
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | doctor';
+const COMMANDS = ['serve', 'migrate', 'keys list', 'storage sweep', 'doctor'];
 const FLAGS: FlagSpec[] = [
-  { name: 'config', usage: 'The YAML config file (default: config.yaml here, else built-in defaults)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
+  { name: 'config', usage: 'The YAML config file (default: config.yaml here, else the trial homeserver)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
+  { name: 'json', usage: 'doctor: print the checks as JSON', defaultValue: 'false', boolean: true },
 ];
+/** How long SIGTERM and SIGINT let requests in flight finish. */
+const DRAIN_MS = 10_000;
 
 export async function run(argv: string[], io: CliIo = process): Promise<number> {
   let command = '';
+  let json = false;
   const parse = () => {
     const parsed = parseFlags(argv, FLAGS);
     if (parsed === 'help') return parsed;
     command = parsed.positionals.join(' ') || 'serve';
-    if (!['serve', 'migrate', 'keys list', 'storage sweep'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+    const jsonFlag = parsed.flags.get('json')!;
+    if (!['true', 'false'].includes(jsonFlag)) throw new UsageError(`invalid boolean value "${jsonFlag}" for -json`);
+    json = jsonFlag === 'true';
     return parsed.flags.get('config')!;
   };
   return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async (configFile) => {
-    const config = loadConfig(configFile, io);
-    if (command === 'serve') await serve(config);
+    const { config, instructions } = await loadConfig(configFile);
+    if (command === 'serve') await serve(config, io, instructions);
     else if (command === 'migrate') await migrate(config, io);
     else if (command === 'keys list') await listKeys(config, io);
-    else await sweepStorage(config, io);
+    else if (command === 'doctor') {
+      if (!(await doctor(config, io, { json }))) throw new Error('doctor: some checks failed (see above)');
+    } else await sweepStorage(config, io);
   });
 }
 
-function loadConfig(file: string, io: CliIo): Config {
-  if (file) return loadConfigFile(file);
-  if (existsSync('config.yaml')) return loadConfigFile('config.yaml');
-  io.stderr.write('media-repo: no config.yaml here and no -config given: running on built-in defaults (no homeservers, embedded database in ./data)\n');
-  return buildConfig({});
+/** The config file; without one, the trial homeserver (and what to tell its user). */
+async function loadConfig(file: string): Promise<{ config: Config; instructions?: string }> {
+  if (file) return { config: loadConfigFile(file) };
+  if (existsSync('config.yaml')) return { config: loadConfigFile('config.yaml') };
+  return prepareTrial();
 }
 
-async function serve(config: Config): Promise<void> {
+async function serve(config: Config, io: CliIo, instructions?: string): Promise<void> {
   const log = createLogger(config.logLevel);
-  const service = await startService(config, log);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  log.info('shutting down');
-  await service.close();
+  const service = await startService(config, log);
+  if (instructions) io.stdout.write(instructions);
+  const signal = await stopped;
+  log.info({ signal, drainMs: DRAIN_MS }, 'shutting down: finishing requests in flight');
+  await service.close(DRAIN_MS);
 }
 
 async function migrate(config: Config, io: CliIo): Promise<void> {

@@ -26,12 +26,43 @@ export interface DatabaseOptions {
   poolMax: number;
 }
 
+/** How long start-up waits for a PostgreSQL that does not answer before giving up. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
-    const knex = knexFactory({ client: 'pg', connection: options.url, pool: { min: 0, max: options.poolMax } });
+    const knex = knexFactory({
+      client: 'pg',
+      connection: { connectionString: options.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS },
+      pool: { min: 0, max: options.poolMax },
+      acquireConnectionTimeout: CONNECT_TIMEOUT_MS + 1000,
+    });
+    try {
+      await knex.raw('SELECT 1');
+    } catch (error) {
+      await knex.destroy();
+      throw new Error(`cannot reach the database at ${describeUrl(options.url)}: ${reasonOf(error)}; check database.url`);
+    }
     return { knex, embedded: false, close: () => knex.destroy() };
   }
   return openEmbedded(options.dataDir === ':memory:' ? undefined : join(options.dataDir, 'pglite'));
+}
+
+/** Host, port and database name: never the password. */
+function describeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`;
+  } catch {
+    return 'database.url (not a valid URL)';
+  }
+}
+
+function reasonOf(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  if (code) return code;
+  // knex's pool timeout and pg's connect timeout both say "timeout"; anything else is pg's own message.
+  return /timeout/i.test(message ?? '') ? `no answer within ${CONNECT_TIMEOUT_MS / 1000} s` : (message ?? String(error)).split('\n')[0]!;
 }
 
 // Our tables hold metadata only: PostgreSQL's default 128 MB of buffers would be most of our memory.

@@ -1,5 +1,6 @@
 // The express app: routes per API family, then Matrix errors for everything else.
 import express, { type Express } from 'express';
+import { SERVED_BY, SERVED_BY_HEADER } from '../federation/homeserver-checks.js';
 import { errorHandler, unrecognizedRoute } from './errors.js';
 import { clientMediaApi } from './routes/client.js';
 import { federationRouter } from './routes/federation.js';
@@ -10,6 +11,11 @@ export function createApp(services: AppServices): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', services.config.trustProxy);
+  // Lets `media-repo doctor` tell this service from the homeserver behind the same reverse proxy.
+  app.use((_req, res, next) => {
+    res.setHeader(SERVED_BY_HEADER, SERVED_BY);
+    next();
+  });
 
   app.get('/healthz', async (_req, res, next) => {
     try {
