@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { run } from '../../src/cli/combine_signing_keys.js';
 import { formatKeyFile, generateSigningKey, keyId, parseKeyFile, readKeyFile, type KeyFileFormat } from '../../src/keys/key-files.js';
 import { runPython } from '../helpers/python-worker.js';
+import { testWithPython } from '../helpers/python-available.js';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<KeyFileFormat, { file: string; keyId: string; publicKey: string }>;
 const FORMATS: KeyFileFormat[] = ['synapse', 'dendrite', 'mmr'];
@@ -58,7 +59,7 @@ describe('combine_signing_keys', () => {
     expect((await readKeyFile(output)).keys).toEqual([parseKeyFile(vectors.mmr.file, 'v').keys[0], ...extra, parseKeyFile(vectors.synapse.file, 'v').keys[0]]);
   });
 
-  test("Synapse's signedjson reads a combined synapse file", async () => {
+  testWithPython("Synapse's signedjson reads a combined synapse file", async () => {
     const { dir, files } = vectorDir();
     const output = join(dir, 'homeserver.signing.key');
     expect((await combine('-format=synapse', '-output=' + output, ...files)).code).toBe(0);

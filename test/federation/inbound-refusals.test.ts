@@ -3,6 +3,7 @@ import {
   DOWNLOAD, errcodeOf, k1, k2, kOld, kUnpublished, MEDIA_ID, OTHER_TENANT_MEDIA_ID, otherKey, REMOTE_MEDIA_ID, send, sEvents, sign, sReq,
   UNSTABLE_DOWNLOAD, useInboundPeers, type Sent,
 } from '../helpers/inbound-peers.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 useInboundPeers();
 
@@ -143,7 +144,7 @@ const hostile: Variant[] = [
   ['DELETE to thumbnail', async () => ({ method: 'DELETE', path: `/_matrix/federation/v1/media/thumbnail/${MEDIA_ID}` }), 405, 'M_UNRECOGNIZED'],
 ];
 
-describe(`${hostile.length} hostile or wrong requests are each refused with the right status and errcode`, () => {
+describeWithPython(`${hostile.length} hostile or wrong requests are each refused with the right status and errcode`, () => {
   test('there are at least 50 of them', () => {
     expect(hostile.length).toBeGreaterThanOrEqual(50);
   });

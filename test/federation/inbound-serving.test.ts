@@ -8,6 +8,7 @@ import {
 } from '../helpers/inbound-peers.js';
 import { V2 } from '../helpers/key-server.js';
 import { collect } from '../helpers/streams.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 useInboundPeers();
 
@@ -17,7 +18,7 @@ async function parseMedia(received: Received) {
   return { ...part, bytes: await collect(part.body) };
 }
 
-describe('serving local media to authenticated servers', () => {
+describeWithPython('serving local media to authenticated servers', () => {
   test('a Synapse-signed X-Matrix download gets multipart/mixed: {} then the bytes, streamed with type and disposition', async () => {
     const received = await send({ authorization: await sign() });
     expect(received.status).toBe(200);
@@ -127,7 +128,7 @@ describe('serving local media to authenticated servers', () => {
   });
 });
 
-describe('key fetching under load', () => {
+describeWithPython('key fetching under load', () => {
   test('concurrent requests from a new origin share one key fetch; unknown keys do not refetch within the interval', async () => {
     const keyServer = keyServers.get('burst.test')!;
     keyServer.delayMs = 300;

@@ -10,10 +10,11 @@ import { patternBytes } from '../helpers/media-fixtures.js';
 import { client, key, remote, REMOTE, request, TENANT, useOutboundPeers } from '../helpers/outbound-peers.js';
 import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
 import { collect, failure } from '../helpers/streams.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 useOutboundPeers();
 
-describe('SSRF: Location and redirects to private addresses', () => {
+describeWithPython('SSRF: Location and redirects to private addresses', () => {
   let canary: RemoteHomeserver;
   let dns: DnsServer;
   let strict: FederationClient;
@@ -83,7 +84,7 @@ describe('SSRF: Location and redirects to private addresses', () => {
   });
 });
 
-describe('deadlines and limits', () => {
+describeWithPython('deadlines and limits', () => {
   test('a server slower than the header deadline times out', async () => {
     remote.media.set('slow', { kind: 'slow', delayMs: 1500, bytes: Buffer.from('late') });
     const started = Date.now();

@@ -8,10 +8,11 @@ import { patternBytes } from '../helpers/media-fixtures.js';
 import { cdn, client, key, legacyRemote, remote, REMOTE, request, TENANT, useOutboundPeers } from '../helpers/outbound-peers.js';
 import type { MultipartStyle } from '../helpers/remote-homeserver.js';
 import { collect, failure } from '../helpers/streams.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 useOutboundPeers();
 
-describe('signed federation download', () => {
+describeWithPython('signed federation download', () => {
   test('signs with X-MSC4100-Scoped for a scoped key, verified by signedjson, and streams the media part', async () => {
     const bytes = patternBytes(200_000);
     remote.media.set('plain', { kind: 'multipart', bytes, contentType: 'image/png', disposition: 'inline; filename="cat.png"' });
@@ -87,7 +88,7 @@ describe('signed federation download', () => {
   });
 });
 
-describe('Location parts', () => {
+describeWithPython('Location parts', () => {
   test('an absolute Location is fetched from the other server, without credentials', async () => {
     const bytes = patternBytes(50_000, 3);
     cdn.files.set('/blob/abs', { headers: { 'Content-Type': 'image/webp', 'Content-Disposition': 'attachment; filename="far.webp"' }, body: bytes });
@@ -137,7 +138,7 @@ describe('Location parts', () => {
   });
 });
 
-describe('legacy fallback', () => {
+describeWithPython('legacy fallback', () => {
   test.each([
     ['404 M_UNRECOGNIZED', 'json'],
     ['405 M_UNRECOGNIZED', '405'],
@@ -182,7 +183,7 @@ describe('legacy fallback', () => {
   });
 });
 
-describe('key fetching for the keyring', () => {
+describeWithPython('key fetching for the keyring', () => {
   test('fetchServerKeysJson GETs the path on the server, unsigned', async () => {
     remote.files.set('/_matrix/key/v2/server', { headers: { 'Content-Type': 'application/json' }, body: Buffer.from('{"server_name":"remote.test"}') });
     await expect(client.fetchServerKeysJson(REMOTE, '/_matrix/key/v2/server')).resolves.toEqual({ server_name: 'remote.test' });

@@ -66,7 +66,8 @@ export class LoopbackKeyServer {
     await once(server, 'listening');
     const keyServer = new LoopbackKeyServer(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
     server.on('request', (req, res) => {
-      void keyServer.handle(req).then((answer) => {
+      // An answer that fails (the Python signer could not start) is a 500 at once, not a hang until a timeout.
+      void keyServer.handle(req).catch((error: Error) => ({ status: 500, json: { errcode: 'M_UNKNOWN', error: error.message } })).then((answer) => {
         if (answer === 'hang') return;
         res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.json));
       });

@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { SynapseKey } from './keys.js';
 
-export const SYSTEM_PYTHON = '/usr/bin/python3';
+/** Debian's interpreter; MEDIA_REPO_TEST_PYTHON only lets a check point it elsewhere (e.g. at nothing). */
+export const SYSTEM_PYTHON = process.env.MEDIA_REPO_TEST_PYTHON ?? '/usr/bin/python3';
 
 const WORKER_SCRIPT = String.raw`
 import io, json, re, sys, traceback

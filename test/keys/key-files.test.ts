@@ -17,6 +17,7 @@ import {
 import { encodeBase64 } from '../../src/matrix/base64.js';
 import { publicKeyFromSeed } from '../../src/matrix/ed25519.js';
 import { runPython } from '../helpers/python-worker.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 interface Vector {
   file: string;
@@ -231,7 +232,7 @@ describe('reading and writing files', () => {
   });
 });
 
-describe("interoperability with Synapse's signedjson", () => {
+describeWithPython("interoperability with Synapse's signedjson", () => {
   test('signedjson reads our synapse file: same versions and public keys', async () => {
     const keys = [vectorKey('synapse'), generateSigningKey(), generateSigningKey()];
     const path = writeTemp('for-synapse.key', formatKeyFile(keys, 'synapse'));

@@ -3,6 +3,7 @@ import { MAX_KEY_VALIDITY_MS } from '../../src/keys/server-keys.js';
 import { SCOPED, V2 } from '../helpers/key-server.js';
 import type { SynapseKey } from '../helpers/keys.js';
 import { bytes, DAY, keyring, keys, peer, REFETCH_MS, response, signer, storedRows, useKeyringPeers } from '../helpers/keyring-peers.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 let clock = Date.now();
 useKeyringPeers(() => clock);
@@ -10,7 +11,7 @@ beforeEach(() => {
   clock = Date.now();
 });
 
-describe('direct fetch from /_matrix/key/v2/server', () => {
+describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
   test('returns the key python generated, then answers from memory and, in a new keyring, from the database', async () => {
     const { name, server } = await peer();
     const [a] = await keys('a1');
@@ -121,7 +122,7 @@ describe('direct fetch from /_matrix/key/v2/server', () => {
   });
 });
 
-describe('invalid key responses are rejected whole, and nothing is stored', () => {
+describeWithPython('invalid key responses are rejected whole, and nothing is stored', () => {
   const cases: Array<[string, (name: string, a: SynapseKey, other: SynapseKey) => Promise<unknown>]> = [
     ['server_name is another server', (_name, a) => response({ serverName: 'someone-else.test', verifyKeys: [a] })],
     ['signed under another name', (name, a) => response({ serverName: name, verifyKeys: [a], signAs: 'someone-else.test' })],
@@ -158,7 +159,7 @@ describe('invalid key responses are rejected whole, and nothing is stored', () =
   });
 });
 
-describe('MSC4100 scoped keys', () => {
+describeWithPython('MSC4100 scoped keys', () => {
   test('only keys from the scoped endpoint whose scope includes m.requests are returned for scoped lookups', async () => {
     const { name, server } = await peer();
     const [req, ev, plain] = await keys('req', 'ev', 'plain');

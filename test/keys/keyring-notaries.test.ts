@@ -3,6 +3,7 @@ import type { NotaryConfig } from '../../src/config/config.js';
 import { LoopbackKeyServer, QUERY, SCOPED_QUERY, V2 } from '../helpers/key-server.js';
 import type { SynapseKey } from '../helpers/keys.js';
 import { bytes, keyring, keys, peer, response, servers, signer, storedRows, useKeyringPeers } from '../helpers/keyring-peers.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 let clock = Date.now();
 useKeyringPeers(() => clock);
@@ -10,7 +11,7 @@ beforeEach(() => {
   clock = Date.now();
 });
 
-describe('notaries', () => {
+describeWithPython('notaries', () => {
   let notaryKey: SynapseKey;
   let strangerKey: SynapseKey;
   let notary: LoopbackKeyServer;

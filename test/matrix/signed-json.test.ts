@@ -3,6 +3,7 @@ import { decodeBase64, encodeBase64 } from '../../src/matrix/base64.js';
 import { createSigner, publicKeyFromSeed } from '../../src/matrix/ed25519.js';
 import { signedBytes, signJson, signatureOf, verifyJsonSignature } from '../../src/matrix/signed-json.js';
 import { runPython } from '../helpers/python-worker.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 // Spec appendix "Cryptographic test vectors": https://spec.matrix.org/v1.16/appendices/#cryptographic-test-vectors
 const SPEC_SEED = decodeBase64('YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1');
@@ -124,7 +125,7 @@ describe('verifyJsonSignature: false, never an exception, for anything wrong', (
   });
 });
 
-describe('interop with Synapse signedjson', () => {
+describeWithPython('interop with Synapse signedjson', () => {
   const objects = [
     {},
     { one: 1, two: 'Two' },

@@ -16,6 +16,7 @@ import {
   type FederationRequest,
 } from '../../src/matrix/x-matrix.js';
 import { runPython } from '../helpers/python-worker.js';
+import { testWithPython } from '../helpers/python-available.js';
 
 interface KeyFiles {
   mmr: { file: string; keyId: string };
@@ -59,7 +60,7 @@ describe('buildAuthorizationHeader', () => {
     expect(() => buildAuthorizationHeader(request, 'rsa:k', mmrSigner)).toThrow(/key id/);
   });
 
-  test('python signedjson verifies a signed PUT with a body, rebuilt the way the spec reference code does', async () => {
+  testWithPython('python signedjson verifies a signed PUT with a body, rebuilt the way the spec reference code does', async () => {
     const request: FederationRequest = {
       method: 'PUT',
       uri: '/_matrix/federation/v1/send/123?x=%20y',

@@ -11,6 +11,7 @@ import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
 import { startRepoUnderTest, TEST_TOKEN, type RepoUnderTest } from '../helpers/service-under-test.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 const TENANT = 'tenant.test';
 const REMOTE = 'remote.test';
@@ -49,7 +50,7 @@ afterAll(async () => {
   await Promise.all([remote.close(), whoami.close()]);
 });
 
-describe('one instance', () => {
+describeWithPython('one instance', () => {
   let repo: RepoUnderTest;
   beforeAll(async () => {
     repo = await startRepoUnderTest({ tenant: TENANT, key, whoamiUrl: whoami.url, federation: federation() });
@@ -143,7 +144,7 @@ async function twoDatabases(): Promise<[Database, Database]> {
   return [first, await openDatabase({ url, dataDir: ':memory:', poolMax: 5 })];
 }
 
-describe('two instances on one database', () => {
+describeWithPython('two instances on one database', () => {
   let a: RepoUnderTest;
   let b: RepoUnderTest;
   beforeAll(async () => {

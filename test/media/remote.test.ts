@@ -8,6 +8,7 @@ import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
 import { startRepoUnderTest, TEST_TOKEN, type RepoUnderTest } from '../helpers/service-under-test.js';
+import { describeWithPython } from '../helpers/python-available.js';
 
 const TENANT = 'tenant.test';
 const REMOTE = 'remote.test';
@@ -65,7 +66,7 @@ async function expectNothingCachedFor(id: string) {
   expect(state.spooled).toEqual([]);
 }
 
-describe('a remote download', () => {
+describeWithPython('a remote download', () => {
   test('is fetched signed, streamed to the client, then served from the cache', async () => {
     const bytes = patternBytes(300_000, 11);
     remote.media.set('cat', { kind: 'multipart', bytes, contentType: 'image/png', disposition: 'inline; filename="cat.png"', chunkSize: 16 * 1024 });
@@ -127,7 +128,7 @@ describe('a remote download', () => {
   });
 });
 
-describe('remote failures give a Matrix error and cache nothing', () => {
+describeWithPython('remote failures give a Matrix error and cache nothing', () => {
   test('404 M_NOT_FOUND', async () => {
     remote.media.set('missing', { kind: 'error', status: 404, body: { errcode: 'M_NOT_FOUND', error: 'nope' } });
     const response = await repo.get(download('missing'));
@@ -201,7 +202,7 @@ describe('remote failures give a Matrix error and cache nothing', () => {
   });
 });
 
-describe('remote thumbnails', () => {
+describeWithPython('remote thumbnails', () => {
   test('are fetched from the origin per size and cached', async () => {
     const small = patternBytes(500, 21);
     remote.media.set('photo', { kind: 'multipart', bytes: patternBytes(5000, 20), thumbnail: { bytes: small, contentType: 'image/jpeg' } });
@@ -221,7 +222,7 @@ describe('remote thumbnails', () => {
   });
 });
 
-describe('failure cache and back-off', () => {
+describeWithPython('failure cache and back-off', () => {
   let cachingRepo: RepoUnderTest;
   beforeAll(async () => {
     cachingRepo = await startRepoUnderTest({
@@ -259,7 +260,7 @@ describe('failure cache and back-off', () => {
   });
 });
 
-describe('a homeserver without a signing key', () => {
+describeWithPython('a homeserver without a signing key', () => {
   test('fetches over the legacy endpoint only, with one loud warning', async () => {
     const keyless = await startRepoUnderTest({
       tenant: TENANT, whoamiUrl: whoami.url,
