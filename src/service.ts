@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { readSecret, type Config } from './config/config.js';
 import { readStaticTokens } from './config/static-tokens.js';
 import { Tenants } from './config/tenants.js';
@@ -13,6 +13,7 @@ import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
 import type { AppServices } from './http/services.js';
 import { StaticTokens } from './http/static-tokens.js';
+import { readKeyFile } from './keys/key-files.js';
 import { Keyring } from './keys/keyring.js';
 import { MasterKey } from './keys/master-key.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
@@ -45,24 +46,30 @@ export interface RunningService {
 }
 
 export async function openServices(config: Config, log: Logger, db?: Database): Promise<Services> {
+  // Files the config names are read before the database is opened, so that a bad one fails at once.
+  const staticTokens = new StaticTokens(new Map(config.homeservers.map((hs) => [hs.name, readStaticTokens(hs)])));
+  for (const hs of config.homeservers) {
+    if (hs.signingKeyPath) await readKeyFile(hs.signingKeyPath).catch((error: Error) => failKeyFile(hs.name, error));
+  }
+  const masterKey = loadMasterKey(config, log);
   const database = db ?? (await openDatabase({
     url: config.database.url === undefined ? undefined : readSecret(config.database.url, 'database.url'),
     dataDir: config.dataDir,
     poolMax: config.database.poolMax,
   }));
   try {
-    return await buildServices(config, log, database);
+    return await buildServices(config, log, database, masterKey, staticTokens);
   } catch (error) {
     if (!db) await database.close();
     throw error;
   }
 }
 
-async function buildServices(config: Config, log: Logger, database: Database): Promise<Services> {
+async function buildServices(config: Config, log: Logger, database: Database, masterKey: MasterKey, staticTokens: StaticTokens): Promise<Services> {
   const { knex } = database;
   const applied = await migrateToLatest(knex);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
-  const signingKeys = new SigningKeyStore(knex, loadMasterKey(config, log));
+  const signingKeys = new SigningKeyStore(knex, masterKey);
   await importSigningKeys(config, signingKeys, log);
 
   const datastores = await Datastores.open(config.datastores);
@@ -85,7 +92,7 @@ async function buildServices(config: Config, log: Logger, database: Database): P
     log,
     db: database,
     tenants: new Tenants(config.homeservers),
-    staticTokens: new StaticTokens(new Map(config.homeservers.map((hs) => [hs.name, readStaticTokens(hs)]))),
+    staticTokens,
     signingKeys,
     datastores,
     blobs,
@@ -115,14 +122,19 @@ export async function closeServices(services: Services): Promise<void> {
 }
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
-  const services = await openServices(config, log, db);
-  let server: Server;
+  // Bound first: a taken port fails in milliseconds, before the database is opened or migrated.
+  let handle: RequestListener = (_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNKNOWN', error: 'Starting' }));
+  };
+  const server = await listen((req, res) => handle(req, res), config.listen);
+  let services: Services;
   try {
-    server = await listen(createApp(services), config.listen);
+    services = await openServices(config, log, db);
   } catch (error) {
-    await closeServices(services);
+    await drain(server, 0);
     throw error;
   }
+  handle = createApp(services);
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -141,8 +153,9 @@ export async function startService(config: Config, log: Logger, db?: Database): 
 }
 
 /** Binds the listener; a failure (port taken, address not ours) is one clear error naming the address. */
-async function listen(app: ReturnType<typeof createApp>, { host, port }: Config['listen']): Promise<Server> {
-  const server = app.listen(port, host);
+async function listen(handler: RequestListener, { host, port }: Config['listen']): Promise<Server> {
+  const server = createServer(handler);
+  server.listen(port, host);
   try {
     await once(server, 'listening');
   } catch (error) {
@@ -174,12 +187,14 @@ async function importSigningKeys(config: Config, signingKeys: SigningKeyStore, l
       log.warn({ homeserver: hs.name }, 'no signingKeyPath: remote media can only be fetched over the legacy unauthenticated endpoints');
       continue;
     }
-    const outcome = await signingKeys.importKeyFile(hs.name, hs.signingKeyPath).catch((error: Error) => {
-      throw new Error(`homeserver ${hs.name}: signing key ${error.message}`);
-    });
+    const outcome = await signingKeys.importKeyFile(hs.name, hs.signingKeyPath).catch((error: Error) => failKeyFile(hs.name, error));
     const key = await signingKeys.activeKey(hs.name);
     log.info({ homeserver: hs.name, keyId: key?.keyId, outcome }, 'signing key ready');
   }
+}
+
+function failKeyFile(homeserver: string, error: Error): never {
+  throw new Error(`homeserver ${homeserver}: signing key ${error.message}`);
 }
 
 function loadMasterKey(config: Config, log: Logger): MasterKey {

@@ -50,7 +50,7 @@ function instructionsFor(name: string, url: string, token: string, tokenFile: st
     `  TOKEN=${token}`,
     `  MXC=$(curl -sS ${auth} -H 'Content-Type: image/png' --data-binary @picture.png '${url}/_matrix/media/v3/upload?filename=picture.png' | sed -E 's|.*"mxc://([^"]+)".*|\\1|')`,
     `  curl -sS ${auth} -o download.png "${url}/_matrix/client/v1/media/download/$MXC"`,
-    `  curl -sS ${auth} -o thumbnail.png "${url}/_matrix/client/v1/media/thumbnail/$MXC?width=96&height=96"`,
+    `  curl -sS ${auth} -o thumbnail.png "${url}/_matrix/client/v1/media/thumbnail/$MXC?width=96&height=96&method=crop"`,
     '',
     'For production write a config.yaml (see config.example.yaml): it replaces the trial entirely.',
     '',
