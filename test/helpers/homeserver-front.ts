@@ -32,20 +32,21 @@ export interface HomeserverFront {
 export async function startHomeserverFront(setup: FrontSetup): Promise<HomeserverFront> {
   const own = generateSigningKey();
   const signer = createSigner(own.seed);
-  const keysResponse = (extra: PublishedKey[]) => signJson({
+  // At the MSC4100 endpoint every key has a scope; the homeserver's own one signs events and requests.
+  const keysResponse = (extra: PublishedKey[], scoped: boolean) => signJson({
     server_name: setup.serverName,
     valid_until_ts: Date.now() + 24 * 3600_000,
     old_verify_keys: {},
     verify_keys: {
-      [keyId(own)]: { key: encodeBase64(signer.publicKey) },
+      [keyId(own)]: { key: encodeBase64(signer.publicKey), ...(scoped ? { scope: ['m.events', 'm.requests'] } : {}) },
       ...Object.fromEntries(extra.map((k) => [k.keyId, { key: k.key, ...(k.scope ? { scope: k.scope } : {}) }])),
     },
   }, setup.serverName, keyId(own), signer);
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0]!;
-    if (path === '/_matrix/key/v2/server') return json(res, 200, keysResponse(setup.v2Keys));
-    if (path === '/_matrix/key/unstable/org.matrix.msc4100/server') return json(res, 200, keysResponse(setup.scopedKeys));
+    if (path === '/_matrix/key/v2/server') return json(res, 200, keysResponse(setup.v2Keys, false));
+    if (path === '/_matrix/key/unstable/org.matrix.msc4100/server') return json(res, 200, keysResponse(setup.scopedKeys, true));
     if (path === '/_matrix/client/v3/account/whoami') return json(res, 401, { errcode: 'M_MISSING_TOKEN', error: 'Missing access token' });
     const media = /^\/_matrix\/(federation|client)\/v1\/media\//.test(path);
     if (media && setup.mediaRepoUrl) return proxy(req, res, setup.mediaRepoUrl, setup.serverName);
