@@ -98,6 +98,9 @@ function resolveConfig(input: Validated, file: string): Config {
 
   const homeservers = input.homeservers.map((hs, i): HomeserverConfig => {
     checkServerNames(hs.name, hs.hostnames, `/homeservers/${i}`, file);
+    if (hs.clientApi === undefined && hs.staticAccessTokens === undefined) {
+      throw new ConfigError(file, `/homeservers/${i}`, 'needs clientApi (to check access tokens) or staticAccessTokens, or nobody can use it');
+    }
     return {
       ...hs,
       clientApi: hs.clientApi?.replace(/\/+$/, ''),

@@ -69,7 +69,7 @@ homeservers:
   test('wrong types and values are named with their path and reason', () => {
     expect(loadError('listen:\n  port: "80"\n')).toBe(' at /listen/port: must be integer');
     expect(loadError('logLevel: loud\n')).toMatch(/^ at \/logLevel: must be one of fatal, error/);
-    expect(loadError('homeservers:\n  - name: a.org\n')).toBe(" at /homeservers/0: must have required property 'clientApi'");
+    expect(loadError('homeservers:\n  - name: a.org\n')).toBe(' at /homeservers/0: needs clientApi (to check access tokens) or staticAccessTokens, or nobody can use it');
     expect(loadError('homeservers:\n  - name: "a/b"\n    clientApi: http://a\n')).toBe(' at /homeservers/0/name: "a/b" is not a valid Matrix server name');
     expect(loadError('media:\n  legacyFreezeAt: yesterday\n')).toMatch(/^ at \/media\/legacyFreezeAt: "yesterday" is not a date/);
     expect(loadError('masterKey: {file: a, env: B}\n')).toBe(' at /masterKey: must be a string, {file: PATH} or {env: NAME}');
