@@ -23,8 +23,8 @@ beforeAll(() => {
   entry = builtMediaRepo();
 }, 120_000);
 
-function serve(config: string[]): Child {
-  const dir = mkdtempSync(join(tmpdir(), 'serve-process-'));
+/** `dir`: reuse a folder (and its embedded database, initialised once) across starts. */
+function serve(config: string[], dir = mkdtempSync(join(tmpdir(), 'serve-process-'))): Child {
   writeFileSync(join(dir, 'tokens'), `${TOKEN} @bot:hs.example\n`);
   writeFileSync(join(dir, 'config.yaml'), [`masterKey: ${randomBytes(32).toString('hex')}`, 'logLevel: info', ...config].join('\n'));
   const started = Date.now();
@@ -105,10 +105,11 @@ describe('a start that cannot work', () => {
 });
 
 describe('stopping', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'serve-process-stop-'));
   test.each(['SIGTERM', 'SIGINT'] as const)('%s lets an upload in flight finish, refuses new connections, then exits 0', async (signal) => {
     const { server, port } = await occupiedPort();
     server.close();
-    const child = serve([`listen: {host: 127.0.0.1, port: ${port}}`, ...homeserver()]);
+    const child = serve([`listen: {host: 127.0.0.1, port: ${port}}`, ...homeserver()], dataDir);
     await listening(child);
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/_matrix/media/v3/upload', headers: {
