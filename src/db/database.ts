@@ -36,6 +36,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       connection: { connectionString: options.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS },
       pool: { min: 0, max: options.poolMax },
       acquireConnectionTimeout: CONNECT_TIMEOUT_MS + 1000,
+      // A failed connection is reported once, by the caller; knex would also print its stack trace.
+      log: { warn: (message: string) => void (String(message).startsWith('Acquire connection error') || console.warn(message)) },
     });
     try {
       await knex.raw('SELECT 1');
