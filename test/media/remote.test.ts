@@ -281,9 +281,11 @@ describeWithPython('a homeserver without a signing key', () => {
   });
 });
 
-test('nothing partial was left anywhere after all of the above', async () => {
-  const state = await repo.inspect();
-  expect(state.staged).toEqual([]);
-  expect(state.spooled).toEqual([]);
-  expect({ ...NOTHING, media: state.media, thumbnails: state.thumbnails }).toEqual({ ...NOTHING, media: 5, thumbnails: 2 });
+describeWithPython('after all of the above', () => {
+  test('nothing partial was left anywhere', async () => {
+    const state = await repo.inspect();
+    expect(state.staged).toEqual([]);
+    expect(state.spooled).toEqual([]);
+    expect({ ...NOTHING, media: state.media, thumbnails: state.thumbnails }).toEqual({ ...NOTHING, media: 5, thumbnails: 2 });
+  });
 });
