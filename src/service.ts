@@ -20,6 +20,7 @@ import { LocalMedia } from './media/local-media.js';
 import { MediaStore } from './media/media-store.js';
 import { RemoteMedia } from './media/remote-media.js';
 import { Thumbnails } from './media/thumbnails.js';
+import { Quotas } from './media/quotas.js';
 import { Uploads } from './media/uploads.js';
 import { Datastores } from './storage/datastores.js';
 
@@ -68,6 +69,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     log,
   });
   const localMedia = new LocalMedia(media, datastores);
+  const quotas = new Quotas(knex);
   return {
     config,
     log,
@@ -80,7 +82,8 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     keyring,
     federation,
     localMedia,
-    uploads: new Uploads(media, datastores, config.media),
+    quotas,
+    uploads: new Uploads(media, datastores, config.media, quotas),
     thumbnails: new Thumbnails(media, localMedia, datastores, config.media.thumbnails),
     remoteMedia: new RemoteMedia({
       knex,

@@ -6,6 +6,7 @@ import type { KeyLookup } from '../federation/inbound-auth.js';
 import type { Logger } from '../log.js';
 import type { LocalMedia } from '../media/local-media.js';
 import type { MediaStore } from '../media/media-store.js';
+import type { Quotas } from '../media/quotas.js';
 import type { RemoteMedia } from '../media/remote-media.js';
 import type { Thumbnails } from '../media/thumbnails.js';
 import type { Uploads } from '../media/uploads.js';
@@ -19,6 +20,7 @@ export interface AppServices {
   media: MediaStore;
   localMedia: LocalMedia;
   uploads: Uploads;
+  quotas: Quotas;
   thumbnails: Thumbnails;
   remoteMedia: RemoteMedia;
 }
