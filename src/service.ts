@@ -4,12 +4,16 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { readSecret, type Config } from './config/config.js';
 import { Tenants } from './config/tenants.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
+import { answerClientError } from './http/client-error.js';
+import { OutageLog } from './http/outages.js';
+import { RateLimits } from './http/rate-limits.js';
 import type { AppServices } from './http/services.js';
 import { Keyring } from './keys/keyring.js';
 import { MasterKey } from './keys/master-key.js';
@@ -22,6 +26,9 @@ import { RemoteMedia } from './media/remote-media.js';
 import { Thumbnails } from './media/thumbnails.js';
 import { Quotas } from './media/quotas.js';
 import { Uploads } from './media/uploads.js';
+import { instrumentDatastores } from './metrics/instrumented-datastores.js';
+import { startMetricsServer } from './metrics/metrics-server.js';
+import { Metrics } from './metrics/metrics.js';
 import { Datastores } from './storage/datastores.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
@@ -34,10 +41,14 @@ export interface Services extends AppServices {
   /** Media bytes, content-addressed by sha256, in the configured datastores. */
   datastores: Datastores;
   blobs: BlobReferences;
+  /** Present when config.metrics.enabled. */
+  metrics?: Metrics;
 }
 
 export interface RunningService {
   url: string;
+  /** Where /metrics is served, when enabled. */
+  metricsUrl?: string;
   services: Services;
   close(): Promise<void>;
 }
@@ -54,22 +65,27 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
   const signingKeys = new SigningKeyStore(knex, loadMasterKey(config, log));
   await importSigningKeys(config, signingKeys, log);
 
-  const datastores = await Datastores.open(config.datastores);
+  // Metrics reach each part as narrow callbacks; no part imports the registry.
+  const metrics = config.metrics.enabled ? new Metrics({ knex }) : undefined;
+  const opened = await Datastores.open(config.datastores);
+  const datastores = metrics ? instrumentDatastores(opened, metrics) : opened;
   const blobs = new BlobReferences(knex, datastores);
-  const media = new MediaStore(knex, blobs);
+  const media = new MediaStore(knex, blobs, { media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records') });
   const federation = createFederationClient(config, signingKeys, log);
+  const limits = new RateLimits(config.homeservers, config.rateLimits, metrics?.rateLimitRefused);
   const keyring = new Keyring({
     knex,
     federation: config.federation,
     // Key fetches go through discovery and the IP filter like every other outbound request.
-    fetchServerKeys: federation.fetchServerKeysJson,
-    queryNotary: federation.queryNotary,
+    fetchServerKeys: metrics ? metrics.keyFetches('direct', federation.fetchServerKeysJson) : federation.fetchServerKeysJson,
+    queryNotary: metrics ? metrics.keyFetches('notary', federation.queryNotary) : federation.queryNotary,
+    cacheLookups: metrics?.cacheLookups('keys'),
     // A request waiting on a key fetch holds the peer's connection: keep that wait well below its timeout.
     fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
     log,
   });
   const localMedia = new LocalMedia(media, datastores);
-  const quotas = new Quotas(knex);
+  const quotas = new Quotas(knex, metrics?.quotaRefused);
   return {
     config,
     log,
@@ -83,7 +99,12 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     federation,
     localMedia,
     quotas,
-    uploads: new Uploads(media, datastores, config.media, quotas),
+    uploads: new Uploads(media, datastores, config.media, quotas, metrics?.uploadStored),
+    limits,
+    outages: new OutageLog(log, metrics?.dependencyUnavailable),
+    metrics,
+    httpObserver: metrics,
+    tokenCacheLookups: metrics?.cacheLookups('tokens'),
     thumbnails: new Thumbnails(media, localMedia, datastores, config.media.thumbnails),
     remoteMedia: new RemoteMedia({
       knex,
@@ -94,6 +115,12 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
       log,
       settings: { ...config.federation, maxTimeoutMs: config.media.maxTimeoutMs },
       spoolDirectory: join(config.dataDir, 'remote-spool'),
+      hooks: {
+        admitFetch: (tenant, serverName) => limits.checkRemoteFetch(tenant, serverName),
+        cacheLookup: metrics?.cacheLookups('remote_media'),
+        joined: metrics?.remoteFetchJoined,
+        fetchFinished: metrics?.remoteFetchFinished,
+      },
     }),
   };
 }
@@ -111,14 +138,25 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.setTimeout(Math.max(120_000, config.media.maxTimeoutMs + 30_000));
+  server.on('clientError', (error: Error, socket: Socket) => answerClientError(error, socket));
   await once(server, 'listening');
+  const metricsServer = services.metrics
+    ? await startMetricsServer(services.metrics.registry, config.metrics.host, config.metrics.port).catch(async (error: unknown) => {
+        server.close();
+        await closeServices(services);
+        throw error;
+      })
+    : undefined;
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  if (metricsServer) log.info({ url: metricsServer.url }, 'metrics listening');
   log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: services.db.embedded }, 'listening');
   return {
     url,
+    metricsUrl: metricsServer?.url,
     services,
     close: async () => {
+      await metricsServer?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await closeServices(services);

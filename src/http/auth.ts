@@ -5,7 +5,7 @@ import got, { type Response as GotResponse } from 'got';
 import type { Config, HomeserverConfig } from '../config/config.js';
 import type { Tenants } from '../config/tenants.js';
 import type { Logger } from '../log.js';
-import { LruCache } from '../lru-cache.js';
+import { LruCache, type CacheLookups } from '../lru-cache.js';
 import { forbidden, MatrixError, notFound } from '../matrix/errors.js';
 
 export interface Requester {
@@ -31,7 +31,7 @@ export class AccessTokenVerifier {
   private readonly cache = new LruCache<string, { requester: Requester; expiresAt: number }>(CACHE_LIMIT);
   private readonly inFlight = new Map<string, Promise<Requester>>();
 
-  constructor(private readonly settings: Config['auth'], private readonly log: Logger) {}
+  constructor(private readonly settings: Config['auth'], private readonly log: Logger, private readonly lookups?: CacheLookups) {}
 
   /** The token's owner per `tenant`'s homeserver; `asUserId` is an application service's ?user_id=. */
   async verify(tenant: HomeserverConfig, token: string, asUserId?: string): Promise<Requester> {
@@ -39,7 +39,9 @@ export class AccessTokenVerifier {
     // Keyed by a digest so that tokens themselves are never kept as map keys.
     const key = createHash('sha256').update(`${tenant.name}\n${asUserId ?? ''}\n${token}`).digest('hex');
     const cached = this.cache.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.requester;
+    const fresh = cached !== undefined && cached.expiresAt > Date.now();
+    this.lookups?.(fresh);
+    if (fresh) return cached.requester;
     if (cached) this.cache.delete(key);
     const running = this.inFlight.get(key);
     if (running) return running;
@@ -122,8 +124,8 @@ function accessTokenOf(req: Request, allowQueryString: boolean): string | undefi
 export class ClientAuthenticator {
   private readonly tokens: AccessTokenVerifier;
 
-  constructor(private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger) {
-    this.tokens = new AccessTokenVerifier(settings, log);
+  constructor(private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger, tokenLookups?: CacheLookups) {
+    this.tokens = new AccessTokenVerifier(settings, log, tokenLookups);
   }
 
   /**

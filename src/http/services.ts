@@ -10,6 +10,10 @@ import type { Quotas } from '../media/quotas.js';
 import type { RemoteMedia } from '../media/remote-media.js';
 import type { Thumbnails } from '../media/thumbnails.js';
 import type { Uploads } from '../media/uploads.js';
+import type { CacheLookups } from '../lru-cache.js';
+import type { OutageLog } from './outages.js';
+import type { RateLimits } from './rate-limits.js';
+import type { HttpObserver } from './request-log.js';
 
 export interface AppServices {
   config: Config;
@@ -23,4 +27,9 @@ export interface AppServices {
   quotas: Quotas;
   thumbnails: Thumbnails;
   remoteMedia: RemoteMedia;
+  limits: RateLimits;
+  outages: OutageLog;
+  /** Metrics, when enabled. */
+  httpObserver?: HttpObserver;
+  tokenCacheLookups?: CacheLookups;
 }

@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 import type { StagedBlob } from '../storage/datastore.js';
-import { LruCache } from '../lru-cache.js';
+import { LruCache, type CacheLookups } from '../lru-cache.js';
 import type { BlobReferences } from './blob-references.js';
 
 export interface MediaRecord {
@@ -74,10 +74,13 @@ export interface ThumbnailRow {
 const RECORD_CACHE_SIZE = 20_000;
 
 export class MediaStore {
-  private readonly storedMedia = new LruCache<string, MediaRecord>(RECORD_CACHE_SIZE);
-  private readonly thumbnailRecords = new LruCache<string, ThumbnailRecord>(RECORD_CACHE_SIZE);
+  private readonly storedMedia: LruCache<string, MediaRecord>;
+  private readonly thumbnailRecords: LruCache<string, ThumbnailRecord>;
 
-  constructor(private readonly knex: Knex, readonly blobs: BlobReferences) {}
+  constructor(private readonly knex: Knex, readonly blobs: BlobReferences, lookups?: { media?: CacheLookups; thumbnails?: CacheLookups }) {
+    this.storedMedia = new LruCache(RECORD_CACHE_SIZE, lookups?.media);
+    this.thumbnailRecords = new LruCache(RECORD_CACHE_SIZE, lookups?.thumbnails);
+  }
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
     const key = `${serverName}/${mediaId}`;

@@ -32,6 +32,8 @@ const unknownMediaId = () => notFound('Unknown media ID');
 export class Uploads {
   constructor(
     private readonly media: MediaStore, private readonly datastores: Datastores, private readonly settings: UploadSettings, private readonly quotas: Quotas,
+    /** Told about every stored upload (metrics). */
+    private readonly onStored: (homeserver: string, bytes: number) => void = () => {},
   ) {}
 
   /** Stores an upload under a new media ID of `tenant`; returns its mxc URI. */
@@ -40,6 +42,7 @@ export class Uploads {
     const mediaId = newMediaId();
     const media = { serverName: tenant.name, mediaId, isRemote: false, userId, contentType: input.contentType, uploadName: input.uploadName };
     if (!(await this.media.insertMedia(media, blob, Date.now(), this.quotaGuard(tenant, userId, blob)))) throw new Error('a freshly generated media ID was already taken');
+    this.onStored(tenant.name, blob.size);
     return formatMxc(tenant.name, mediaId);
   }
 
@@ -65,7 +68,10 @@ export class Uploads {
     if (media.expiresTs !== null && media.expiresTs <= Date.now()) throw unknownMediaId();
     const blob = await this.receive(tenant, userId, input);
     const content = { contentType: input.contentType, uploadName: input.uploadName };
-    if (await this.media.completePending(tenant.name, mediaId, content, blob, Date.now(), this.quotaGuard(tenant, userId, blob))) return;
+    if (await this.media.completePending(tenant.name, mediaId, content, blob, Date.now(), this.quotaGuard(tenant, userId, blob))) {
+      this.onStored(tenant.name, blob.size);
+      return;
+    }
     const now = await this.media.get(tenant.name, mediaId);
     throw now?.sha256 ? cannotOverwrite() : unknownMediaId();
   }

@@ -4,7 +4,8 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import { notFound } from '../../matrix/errors.js';
 import type { UploadInput } from '../../media/uploads.js';
 import type { AppServices } from '../services.js';
-import { ClientAuthenticator, type AuthenticatedCaller } from '../auth.js';
+import type { ClientAuthenticator, AuthenticatedCaller } from '../auth.js';
+import { RateLimitedAuthenticator } from '../limited-auth.js';
 import { contentLength, fileNameParam, mediaPath, thumbnailParams, timeoutMs, uploadContentType, uploadName } from '../media-params.js';
 import { PRIVATE_CACHE } from '../media-response.js';
 import { cors, methodNotAllowed, previewsUnsupported } from './common.js';
@@ -22,7 +23,7 @@ type ClientServices = Omit<AppServices, 'keyring' | 'db'>;
 /** Every client-facing media route, sharing one access-token cache. */
 export function clientMediaApi(services: ClientServices): Router {
   const router = Router();
-  const auth = new ClientAuthenticator(services.tenants, services.config.auth, services.log);
+  const auth = new RateLimitedAuthenticator(services.limits, services.tenants, services.config.auth, services.log, services.tokenCacheLookups);
   router.use(['/_matrix/client', '/_matrix/media'], cors);
   router.use(authenticatedMediaRoutes(services, auth));
   router.use(uploadRoutes(services, auth));
