@@ -4,12 +4,13 @@
 // the PostgreSQL named by MEDIA_REPO_BENCH_DATABASE_URL (as in production), else on the embedded PGlite,
 // whose WebAssembly heap alone is several hundred MiB of RSS.
 // Run: npx tsc -p tsconfig.json && MEDIA_REPO_BENCH_DATABASE_URL=postgres://... node dist/bench/upload-download.js
+// MEDIA_REPO_BENCH_OBSERVE=1 turns metrics and the access log on; compare with a run without it.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { agent, createScratchDatabase, http, memoryOf, resetPeakMemory, startNginx, startServiceProcess, startWhoamiStandIn, type HttpResult } from './media-processes.js';
+import { agent, createScratchDatabase, http, memoryOf, OBSERVE, resetPeakMemory, startNginx, startServiceProcess, startWhoamiStandIn, type HttpResult } from './media-processes.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
 
   const serverUrl = process.env.MEDIA_REPO_BENCH_DATABASE_URL;
   const database = serverUrl ? await createScratchDatabase(serverUrl) : undefined;
-  console.log(`database: ${database ? 'PostgreSQL (MEDIA_REPO_BENCH_DATABASE_URL)' : 'embedded PGlite'}; ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}; service, nginx and clients share them`);
+  console.log(`database: ${database ? 'PostgreSQL (MEDIA_REPO_BENCH_DATABASE_URL)' : 'embedded PGlite'}; metrics and access log ${OBSERVE ? 'on' : 'off'}; ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}; service, nginx and clients share them`);
   const whoami = await startWhoamiStandIn();
   let service = await startServiceProcess(join(work, 'service'), whoami.url, database?.url);
   const nginx = await startNginx(join(work, 'nginx'), files);
