@@ -66,12 +66,16 @@ export class Quotas {
 
   /** Bytes the user may still upload in one file: what /config reports (Infinity: no byte quota). */
   async remainingBytes(tenant: QuotaTenant, userId: string): Promise<number> {
-    try {
-      return (await this.admit(tenant, userId))?.maxBytes ?? Infinity;
-    } catch (error) {
-      if (error instanceof MatrixError) return 0;
-      throw error;
+    let remaining = Infinity;
+    for (const scope of ['user', 'homeserver'] as const) {
+      const limits = scope === 'user' ? this.userLimits(tenant, userId) : tenant.quotas.homeserver;
+      if (!LIMITS.some((l) => limits[l] > 0)) continue;
+      const usage = await this.usage(tenant.name, scope === 'user' ? userId : undefined);
+      if (overLimit(limits, usage, 0)) return 0;
+      if (limits.maxBytes > 0) remaining = Math.min(remaining, limits.maxBytes - usage.bytes);
+      if (limits.maxBytesPerDay > 0) remaining = Math.min(remaining, limits.maxBytesPerDay - usage.bytesPerDay);
     }
+    return remaining;
   }
 
   /** Throws the quota error when storing `size` more bytes (one more file) would pass a quota. Call inside the storing transaction. */

@@ -4,17 +4,16 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import { notFound } from '../../matrix/errors.js';
 import type { UploadInput } from '../../media/uploads.js';
 import type { AppServices } from '../services.js';
-import type { ClientAuthenticator, AuthenticatedCaller } from '../auth.js';
+import type { ClientAuthenticator } from '../auth.js';
 import { RateLimitedAuthenticator } from '../limited-auth.js';
 import { contentLength, fileNameParam, mediaPath, thumbnailParams, timeoutMs, uploadContentType, uploadName } from '../media-params.js';
 import { PRIVATE_CACHE } from '../media-response.js';
 import { cors, methodNotAllowed, previewsUnsupported } from './common.js';
 import { legacyMediaRoutes } from './legacy.js';
+import { mediaConfig, mediaUsage, MSC4034_USAGE } from './media-config.js';
 import { openRequestedMedia, sendDownload, sendThumbnail } from './serve-media.js';
 
 const V1 = '/_matrix/client/v1/media';
-const MSC4034 = 'org.matrix.msc4034';
-export const MSC4034_USAGE = `/_matrix/client/unstable/${MSC4034}/media/usage`;
 // r0 and v1 are older names of the same upload endpoints that clients still use.
 const UPLOAD_VERSIONS = ['v3', 'r0', 'v1'];
 
@@ -37,15 +36,13 @@ function authenticatedMediaRoutes(services: ClientServices, auth: ClientAuthenti
 
   router.route(`${V1}/config`).get(async (req, res) => {
     const caller = await auth.authenticate(req, { allowGuests: false });
-    const remaining = await services.quotas.remainingBytes(caller.tenant, caller.userId);
-    res.json({ 'm.upload.size': Math.max(0, Math.min(caller.tenant.maxUploadBytes, remaining)), ...storageLimits(services, caller) });
+    res.json(await mediaConfig(services, caller));
   }).all(methodNotAllowed);
 
   // MSC4034 (media limits), in its unstable form until it is merged.
   router.route(MSC4034_USAGE).get(async (req, res) => {
     const caller = await auth.authenticate(req, { allowGuests: false });
-    const usage = await services.quotas.usage(caller.tenant.name, caller.userId);
-    res.json({ [`${MSC4034}.storage.used`]: usage.bytes, [`${MSC4034}.storage.files`]: usage.files, ...storageLimits(services, caller) });
+    res.json(await mediaUsage(services, caller));
   }).all(methodNotAllowed);
 
   router.route([`${V1}/download/:serverName/:mediaId`, `${V1}/download/:serverName/:mediaId/:fileName`]).get(async (req, res) => {
@@ -94,15 +91,6 @@ function uploadRoutes(services: ClientServices, auth: ClientAuthenticator): Rout
   })).all(methodNotAllowed);
 
   return router;
-}
-
-/** The user's byte and file quotas in MSC4034's fields; absent when unlimited. */
-function storageLimits(services: ClientServices, caller: AuthenticatedCaller): Record<string, number> {
-  const limits = services.quotas.userLimits(caller.tenant, caller.userId);
-  return {
-    ...(limits.maxBytes > 0 ? { [`${MSC4034}.storage.size`]: limits.maxBytes } : {}),
-    ...(limits.maxFiles > 0 ? { [`${MSC4034}.storage.max_files`]: limits.maxFiles } : {}),
-  };
 }
 
 function uploadInput(req: Request): UploadInput {
