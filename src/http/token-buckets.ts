@@ -26,7 +26,7 @@ export class TokenBuckets {
       bucket.tokens -= cost;
       return 0;
     }
-    return Math.ceil(((cost - bucket.tokens) / spec.perSecond) * 1000);
+    return Math.max(1, waitMs(cost - bucket.tokens, spec));
   }
 
   /** Always takes `cost` (going into debt): the milliseconds to wait before using them, for throttling a stream. */
@@ -34,7 +34,7 @@ export class TokenBuckets {
     if (spec.perSecond <= 0) return 0;
     const bucket = this.refilled(key, spec);
     bucket.tokens -= cost;
-    return bucket.tokens >= 0 ? 0 : Math.ceil((-bucket.tokens / spec.perSecond) * 1000);
+    return bucket.tokens >= 0 ? 0 : waitMs(-bucket.tokens, spec);
   }
 
   get size(): number {
@@ -60,4 +60,9 @@ export class TokenBuckets {
       if (b.tokens + ((now - b.at) / 1000) * b.spec.perSecond >= b.spec.burstCount) this.buckets.delete(key);
     }
   }
+}
+
+/** Whole milliseconds until `missing` tokens have flowed in; float dust (1.0000000002 ms) is not a millisecond more. */
+function waitMs(missing: number, spec: BucketSpec): number {
+  return Math.ceil((missing / spec.perSecond) * 1000 - 1e-6);
 }

@@ -38,9 +38,9 @@ export class Metrics implements HttpObserver {
 
   constructor(options: { knex?: Knex } = {}) {
     // Series with a known, small label set start at 0, so rates and alerts have data before the first event.
-    for (const source of ['direct', 'notary']) for (const outcome of ['ok', 'error']) this.keyFetchOutcomes.labels(source, outcome);
-    for (const dependency of ['database', 'datastore']) this.unavailable.labels(dependency);
-    this.remoteFetches.labels('ok');
+    for (const source of ['direct', 'notary']) for (const outcome of ['ok', 'error']) this.keyFetchOutcomes.inc({ source, outcome }, 0);
+    for (const dependency of ['database', 'datastore']) this.unavailable.inc({ dependency }, 0);
+    this.remoteFetches.inc({ outcome: 'ok' }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX, eventLoopMonitoringPrecision: 20 });
     const client = options.knex?.client as { pool?: TarnPool } | undefined;
     new Gauge({
