@@ -1,6 +1,8 @@
 // A database that is gone answers 503 with a Matrix error and Retry-After, logged once per outage; node's
 // HTTP parser refusals get a Matrix JSON body with their 431/400.
 import { connect } from 'node:net';
+import { OutageLog, unavailableDependency } from '../../src/http/outages.js';
+import { createLogger } from '../../src/log.js';
 import type { RunningService } from '../../src/service.js';
 import { openTestDatabase } from '../helpers/database.js';
 import { rawRequest } from '../helpers/raw-http.js';
@@ -30,6 +32,38 @@ describe('database unreachable', () => {
     expect((await rawRequest(`${service.url}/healthz`)).status).toBe(503);
     const errors = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => (l.level as number) >= 50);
     expect(errors).toEqual([expect.objectContaining({ dependency: 'database', msg: expect.stringContaining('database unreachable') })]);
+  });
+});
+
+describe('what counts as an outage', () => {
+  const errno = (code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(code), { code, ...extra });
+
+  test.each([
+    ['a refused connection to the database', errno('ECONNREFUSED', { syscall: 'connect', address: '127.0.0.1', port: 5432 }), 'database'],
+    ['PostgreSQL shutting down', errno('57P01'), 'database'],
+    ['a pool that cannot connect in time', Object.assign(new Error('Knex: Timeout acquiring a connection'), { name: 'KnexTimeoutError' }), 'database'],
+    ['a disk error in a datastore', errno('EIO', { syscall: 'read', path: '/media/ab/cd' }), 'datastore'],
+    ['a full datastore', errno('ENOSPC', { syscall: 'write', path: '/media/.tmp/x' }), 'datastore'],
+    ['a client that hung up mid-upload', errno('ECONNRESET'), undefined],
+    ['a unique violation', errno('23505'), undefined],
+    ['a missing file', errno('ENOENT', { syscall: 'open', path: '/media/ab/cd' }), undefined],
+  ])('%s', (_what, error, dependency) => {
+    expect(unavailableDependency(error)).toBe(dependency);
+  });
+
+  test('one line when an outage starts, none while it lasts, one again after 30 s of quiet', () => {
+    const lines: string[] = [];
+    let now = 0;
+    const counted: string[] = [];
+    const outages = new OutageLog(createLogger('info', { write: (l: string) => lines.push(l) }), (d) => counted.push(d), () => now);
+    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED', syscall: 'connect' });
+    for (let i = 0; i < 50; i++, now += 500) outages.report('database', refused);
+    expect(lines).toHaveLength(1);
+    now += 31_000;
+    outages.report('database', refused);
+    expect(lines).toHaveLength(2);
+    expect(JSON.parse(lines[1]!)).toMatchObject({ dependency: 'database', code: 'ECONNREFUSED', failuresInPreviousOutage: 49 });
+    expect(counted).toHaveLength(51);
   });
 });
 
