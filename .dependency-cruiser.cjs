@@ -2,6 +2,8 @@
  * Architecture check: dependencies inside src/ point downwards only.
  *
  *   src/cli/, src/service.ts (any other src/*.ts)   top: may import anything
+ *   src/metrics/                                top too: only the composition root wires it in; every
+ *                                               layer below reaches metrics through injected callbacks
  *   src/http/                                   -> media and everything below it
  *   src/media/                                  -> federation, keys, storage, db, config, matrix
  *   src/federation/                             -> keys, storage, db, config, matrix

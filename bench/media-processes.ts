@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -66,17 +66,22 @@ export interface ChildService {
   stop(): Promise<void>;
 }
 
+/** MEDIA_REPO_BENCH_OBSERVE=1: metrics and the access log on (the access log into a file), to measure their cost. */
+export const OBSERVE = process.env.MEDIA_REPO_BENCH_OBSERVE === '1';
+
 /**
  * The built service (dist/src/cli/media-repo.js) in its own process: on `databaseUrl`, else on the
- * embedded database in `dataDir`.
+ * embedded database in `dataDir`; with metrics and access log when `observe`.
  */
-export async function startServiceProcess(dataDir: string, whoamiUrl: string, databaseUrl?: string): Promise<ChildService> {
+export async function startServiceProcess(dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE): Promise<ChildService> {
   const port = await freePort();
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(dataDir, 'config.yaml');
   writeFileSync(configFile, [
     `listen: {host: 127.0.0.1, port: ${port}}`,
-    'logLevel: warn',
+    ...(observe
+      ? ['logLevel: info', 'accessLog: {enabled: true}', `metrics: {enabled: true, host: 127.0.0.1, port: ${await freePort()}}`]
+      : ['logLevel: warn', 'accessLog: {enabled: false}']),
     `dataDir: ${JSON.stringify(dataDir)}`,
     `masterKey: ${randomBytes(32).toString('hex')}`,
     'homeservers:',
@@ -86,7 +91,9 @@ export async function startServiceProcess(dataDir: string, whoamiUrl: string, da
     '',
   ].join('\n'));
   const cli = fileURLToPath(new URL('../src/cli/media-repo.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // The access log goes to a file, as it would to a log collector, not to the bench's console.
+  const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : 'inherit';
+  const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilUp(`${url}/healthz`, child);
   return {

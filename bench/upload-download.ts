@@ -4,12 +4,14 @@
 // the PostgreSQL named by MEDIA_REPO_BENCH_DATABASE_URL (as in production), else on the embedded PGlite,
 // whose WebAssembly heap alone is several hundred MiB of RSS.
 // Run: npx tsc -p tsconfig.json && MEDIA_REPO_BENCH_DATABASE_URL=postgres://... node dist/bench/upload-download.js
+// MEDIA_REPO_BENCH_OBSERVE=1 turns metrics and the access log on; compare with a run without it.
+// MEDIA_REPO_BENCH_SMALL_ONLY=1 runs only the 10 KiB rows (the throughput that observing costs most).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { agent, createScratchDatabase, http, memoryOf, resetPeakMemory, startNginx, startServiceProcess, startWhoamiStandIn, type HttpResult } from './media-processes.js';
+import { agent, createScratchDatabase, http, memoryOf, OBSERVE, resetPeakMemory, startNginx, startServiceProcess, startWhoamiStandIn, type HttpResult } from './media-processes.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -22,6 +24,7 @@ const SMALL_CONCURRENCY = 16;
 const LARGE_REPEATS = 3;
 const HUGE_CLIENTS = 20;
 const AUTH = { authorization: 'Bearer bench-token' };
+const SMALL_ONLY = process.env.MEDIA_REPO_BENCH_SMALL_ONLY === '1';
 
 interface Row {
   label: string;
@@ -39,13 +42,13 @@ const huge = join(files, 'huge.bin');
 
 async function main(): Promise<void> {
   writeFileSync(small, randomBytes(SMALL));
-  await writeRandomFile(large, LARGE);
+  if (!SMALL_ONLY) await writeRandomFile(large, LARGE);
   writeFileSync(huge, '');
   truncateSync(huge, HUGE); // sparse: a 1 GiB file that costs no disk and no memory to make
 
   const serverUrl = process.env.MEDIA_REPO_BENCH_DATABASE_URL;
   const database = serverUrl ? await createScratchDatabase(serverUrl) : undefined;
-  console.log(`database: ${database ? 'PostgreSQL (MEDIA_REPO_BENCH_DATABASE_URL)' : 'embedded PGlite'}; ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}; service, nginx and clients share them`);
+  console.log(`database: ${database ? 'PostgreSQL (MEDIA_REPO_BENCH_DATABASE_URL)' : 'embedded PGlite'}; metrics and access log ${OBSERVE ? 'on' : 'off'}; ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)}; service, nginx and clients share them`);
   const whoami = await startWhoamiStandIn();
   let service = await startServiceProcess(join(work, 'service'), whoami.url, database?.url);
   const nginx = await startNginx(join(work, 'nginx'), files);
@@ -62,7 +65,7 @@ async function main(): Promise<void> {
       return `${service.url}/_matrix/client/v1/media/download/bench.example/${mediaId}`;
     };
     const smallUrl = await downloadUrl(small, SMALL);
-    const largeUrl = await downloadUrl(large, LARGE);
+    const largeUrl = SMALL_ONLY ? '' : await downloadUrl(large, LARGE);
     const download = (url: string, size: number, headers: Record<string, string> = {}) => async () => {
       const result = await expectOk(http(url, { headers }));
       if (result.bytes !== size) throw new Error(`${url}: ${result.bytes} bytes, expected ${size}`);
@@ -78,6 +81,10 @@ async function main(): Promise<void> {
       ours: await perSecond(SMALL_REQUESTS / 2, SMALL_CONCURRENCY, () => uploadOurs(small, SMALL)),
       nginx: await perSecond(SMALL_REQUESTS / 2, SMALL_CONCURRENCY, () => uploadNginx(small, SMALL)),
     });
+    if (SMALL_ONLY) {
+      printRows(rows);
+      return;
+    }
     rows.push({
       label: '100 MiB download (1 client)', unit: 'MiB/s',
       ours: 100 * (await perSecond(LARGE_REPEATS, 1, download(largeUrl, LARGE, AUTH))),

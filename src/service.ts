@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { readSecret, type Config } from './config/config.js';
 import { readStaticTokens } from './config/static-tokens.js';
 import { Tenants } from './config/tenants.js';
@@ -11,6 +12,9 @@ import { migrateToLatest, openDatabase, type Database } from './db/database.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
+import { answerClientError } from './http/client-error.js';
+import { OutageLog } from './http/outages.js';
+import { RateLimits } from './http/rate-limits.js';
 import type { AppServices } from './http/services.js';
 import { StaticTokens } from './http/static-tokens.js';
 import { readKeyFile } from './keys/key-files.js';
@@ -23,7 +27,11 @@ import { LocalMedia } from './media/local-media.js';
 import { MediaStore } from './media/media-store.js';
 import { RemoteMedia } from './media/remote-media.js';
 import { Thumbnails } from './media/thumbnails.js';
+import { Quotas } from './media/quotas.js';
 import { Uploads } from './media/uploads.js';
+import { instrumentDatastores } from './metrics/instrumented-datastores.js';
+import { startMetricsServer } from './metrics/metrics-server.js';
+import { Metrics } from './metrics/metrics.js';
 import { Datastores } from './storage/datastores.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
@@ -36,10 +44,14 @@ export interface Services extends AppServices {
   /** Media bytes, content-addressed by sha256, in the configured datastores. */
   datastores: Datastores;
   blobs: BlobReferences;
+  /** Present when config.metrics.enabled. */
+  metrics?: Metrics;
 }
 
 export interface RunningService {
   url: string;
+  /** Where /metrics is served, when enabled. */
+  metricsUrl?: string;
   services: Services;
   /** Stops the listener and closes everything; requests in flight get up to `drainMs` to finish. */
   close(drainMs?: number): Promise<void>;
@@ -72,21 +84,27 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
   const signingKeys = new SigningKeyStore(knex, masterKey);
   await importSigningKeys(config, signingKeys, log);
 
-  const datastores = await Datastores.open(config.datastores);
+  // Metrics reach each part as narrow callbacks; no part imports the registry.
+  const metrics = config.metrics.enabled ? new Metrics({ knex }) : undefined;
+  const opened = await Datastores.open(config.datastores);
+  const datastores = metrics ? instrumentDatastores(opened, metrics) : opened;
   const blobs = new BlobReferences(knex, datastores);
-  const media = new MediaStore(knex, blobs);
+  const media = new MediaStore(knex, blobs, { media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records') });
   const federation = createFederationClient(config, signingKeys, log);
+  const limits = new RateLimits(config.homeservers, config.rateLimits, metrics?.rateLimitRefused);
   const keyring = new Keyring({
     knex,
     federation: config.federation,
     // Key fetches go through discovery and the IP filter like every other outbound request.
-    fetchServerKeys: federation.fetchServerKeysJson,
-    queryNotary: federation.queryNotary,
+    fetchServerKeys: metrics ? metrics.keyFetches('direct', federation.fetchServerKeysJson) : federation.fetchServerKeysJson,
+    queryNotary: metrics ? metrics.keyFetches('notary', federation.queryNotary) : federation.queryNotary,
+    cacheLookups: metrics?.cacheLookups('keys'),
     // A request waiting on a key fetch holds the peer's connection: keep that wait well below its timeout.
     fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
     log,
   });
   const localMedia = new LocalMedia(media, datastores);
+  const quotas = new Quotas(knex, metrics?.quotaRefused);
   return {
     config,
     log,
@@ -100,7 +118,13 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
     keyring,
     federation,
     localMedia,
-    uploads: new Uploads(media, datastores, config.media),
+    quotas,
+    uploads: new Uploads(media, datastores, config.media, quotas, metrics?.uploadStored),
+    limits,
+    outages: new OutageLog(log, metrics?.dependencyUnavailable),
+    metrics,
+    httpObserver: metrics,
+    tokenCacheLookups: metrics?.cacheLookups('tokens'),
     thumbnails: new Thumbnails(media, localMedia, datastores, config.media.thumbnails),
     remoteMedia: new RemoteMedia({
       knex,
@@ -111,6 +135,12 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
       log,
       settings: { ...config.federation, maxTimeoutMs: config.media.maxTimeoutMs },
       spoolDirectory: join(config.dataDir, 'remote-spool'),
+      hooks: {
+        admitFetch: (tenant, serverName) => limits.checkRemoteFetch(tenant, serverName),
+        cacheLookup: metrics?.cacheLookups('remote_media'),
+        joined: metrics?.remoteFetchJoined,
+        fetchFinished: metrics?.remoteFetchFinished,
+      },
     }),
   };
 }
@@ -127,6 +157,7 @@ export async function startService(config: Config, log: Logger, db?: Database): 
     res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNKNOWN', error: 'Starting' }));
   };
   const server = await listen((req, res) => handle(req, res), config.listen);
+  server.on('clientError', (error: Error, socket: Socket) => answerClientError(error, socket));
   let services: Services;
   try {
     services = await openServices(config, log, db);
@@ -139,13 +170,23 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.setTimeout(Math.max(120_000, config.media.maxTimeoutMs + 30_000));
+  const metricsServer = services.metrics
+    ? await startMetricsServer(services.metrics.registry, config.metrics.host, config.metrics.port).catch(async (error: unknown) => {
+        await drain(server, 0);
+        await closeServices(services);
+        throw error;
+      })
+    : undefined;
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  if (metricsServer) log.info({ url: metricsServer.url }, 'metrics listening');
   log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: services.db.embedded }, 'listening');
   return {
     url,
+    metricsUrl: metricsServer?.url,
     services,
     close: async (drainMs = 0) => {
+      await metricsServer?.close();
       await drain(server, drainMs);
       await closeServices(services);
     },

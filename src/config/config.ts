@@ -5,7 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { FromSchema } from 'json-schema-to-ts';
 import { parseDocument } from 'yaml';
 import { isValidServerName } from '../matrix/server-name.js';
-import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
+import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type quotas, type rateLimits, type secret, type thumbnailSize } from './schema.js';
 
 export { MEDIA_KINDS };
 
@@ -16,11 +16,17 @@ export type Secret = FromSchema<typeof secret>;
 export type ThumbnailSize = FromSchema<typeof thumbnailSize>;
 export type NotaryConfig = FromSchema<typeof notary>;
 export type MediaKind = (typeof MEDIA_KINDS)[number];
+export type QuotasConfig = FromSchema<typeof quotas>;
+export type RateLimitsConfig = FromSchema<typeof rateLimits>;
+export type MetricsConfig = Validated['metrics'];
 
 // The resolved parts: the schema's shapes, with the few fields that are computed after validation.
-export interface HomeserverConfig extends Omit<FromSchema<typeof homeserver>, 'maxUploadBytes'> {
+export interface HomeserverConfig extends Omit<FromSchema<typeof homeserver>, 'maxUploadBytes' | 'quotas' | 'rateLimits'> {
   /** Defaults to media.maxUploadBytes. */
   maxUploadBytes: number;
+  /** Its own block, else the top-level one. */
+  quotas: QuotasConfig;
+  rateLimits: RateLimitsConfig;
 }
 export interface DatastoreConfig extends Omit<FromSchema<typeof datastore>, 'forKinds'> {
   /** `all` expanded; opts.path is absolute. */
@@ -107,6 +113,8 @@ function resolveConfig(input: Validated, file: string): Config {
       staticAccessTokens: anchorSecret(hs.staticAccessTokens) as HomeserverConfig['staticAccessTokens'],
       signingKeyPath: hs.signingKeyPath === undefined ? undefined : path(hs.signingKeyPath),
       maxUploadBytes: hs.maxUploadBytes ?? maxUploadBytes,
+      quotas: (hs.quotas as QuotasConfig | undefined) ?? input.quotas,
+      rateLimits: (hs.rateLimits as RateLimitsConfig | undefined) ?? input.rateLimits,
     };
   });
   assertUniqueHosts(homeservers, file);

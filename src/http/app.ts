@@ -1,7 +1,9 @@
-// The express app: routes per API family, then Matrix errors for everything else.
-import express, { type Express } from 'express';
+// The express app: the request log and per-IP limits first, routes per API family, then Matrix errors for everything else.
+import express, { type Express, type RequestHandler } from 'express';
 import { SERVED_BY, SERVED_BY_HEADER } from '../federation/homeserver-checks.js';
 import { errorHandler, unrecognizedRoute } from './errors.js';
+import { requestLog } from './request-log.js';
+import { routeFamily } from './route-family.js';
 import { clientMediaApi } from './routes/client.js';
 import { federationRouter } from './routes/federation.js';
 import type { AppServices } from './services.js';
@@ -17,6 +19,10 @@ export function createApp(services: AppServices): Express {
     next();
   });
 
+  const accessLog = services.config.accessLog.enabled ? services.log.child({ logger: 'access' }) : undefined;
+  app.use(requestLog(services.tenants, services.httpObserver, accessLog));
+  app.use(perIpLimits(services));
+
   app.get('/healthz', async (_req, res, next) => {
     try {
       await services.db.knex.raw('SELECT 1');
@@ -29,6 +35,24 @@ export function createApp(services: AppServices): Express {
   app.use(federationRouter(services));
   app.use(clientMediaApi(services));
   app.use(unrecognizedRoute);
-  app.use(errorHandler(services.log));
+  app.use(errorHandler(services.log, services.outages));
   return app;
+}
+
+/** Requests per client IP (trustProxy decides what req.ip is), and the bandwidth share of media responses. */
+function perIpLimits({ limits, tenants }: Pick<AppServices, 'limits' | 'tenants'>): RequestHandler {
+  return (req, res, next) => {
+    const tenant = tenants.byHostHeader(req.headers.host);
+    const family = routeFamily(req);
+    const ip = req.ip ?? '';
+    try {
+      limits.checkIp(tenant, family, ip);
+    } catch (error) {
+      // A refused upload's body is not read: the connection cannot be reused.
+      if (family === 'upload') res.setHeader('Connection', 'close');
+      throw error;
+    }
+    if (family === 'download' || family === 'thumbnail') res.locals.throttle = limits.bandwidth(tenant, ip);
+    next();
+  };
 }

@@ -6,7 +6,7 @@ import got, { type Response as GotResponse } from 'got';
 import type { Config, HomeserverConfig } from '../config/config.js';
 import type { Tenants } from '../config/tenants.js';
 import type { Logger } from '../log.js';
-import { LruCache } from '../lru-cache.js';
+import { LruCache, type CacheLookups } from '../lru-cache.js';
 import { forbidden, MatrixError, notFound } from '../matrix/errors.js';
 import { StaticTokens } from './static-tokens.js';
 
@@ -37,6 +37,7 @@ export class AccessTokenVerifier {
     private readonly settings: Config['auth'],
     private readonly log: Logger,
     private readonly staticTokens = new StaticTokens(),
+    private readonly lookups?: CacheLookups,
   ) {}
 
   /** The token's owner per `tenant`'s homeserver; `asUserId` is an application service's ?user_id=. */
@@ -48,7 +49,9 @@ export class AccessTokenVerifier {
     // Keyed by a digest so that tokens themselves are never kept as map keys.
     const key = createHash('sha256').update(`${tenant.name}\n${asUserId ?? ''}\n${token}`).digest('hex');
     const cached = this.cache.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.requester;
+    const fresh = cached !== undefined && cached.expiresAt > Date.now();
+    this.lookups?.(fresh);
+    if (fresh) return cached.requester;
     if (cached) this.cache.delete(key);
     const running = this.inFlight.get(key);
     if (running) return running;
@@ -131,8 +134,10 @@ function accessTokenOf(req: Request, allowQueryString: boolean): string | undefi
 export class ClientAuthenticator {
   private readonly tokens: AccessTokenVerifier;
 
-  constructor(private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger, staticTokens?: StaticTokens) {
-    this.tokens = new AccessTokenVerifier(settings, log, staticTokens);
+  constructor(
+    private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger, staticTokens?: StaticTokens, tokenLookups?: CacheLookups,
+  ) {
+    this.tokens = new AccessTokenVerifier(settings, log, staticTokens, tokenLookups);
   }
 
   /**

@@ -3,21 +3,24 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import { MatrixError } from '../matrix/errors.js';
 import { SizeLimitError } from '../storage/datastore.js';
+import { OutageLog, unavailableDependency, unavailableError } from './outages.js';
 
 export const unrecognizedRoute: RequestHandler = (_req, _res, next) => {
   next(new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request'));
 };
 
-export function errorHandler(log: Logger): ErrorRequestHandler {
+export function errorHandler(log: Logger, outages: OutageLog = new OutageLog(log)): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
-    const matrixError = toMatrixError(error);
-    if (matrixError.status >= 500) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    const dependency = unavailableDependency(error);
+    if (dependency) outages.report(dependency, error);
+    const matrixError = dependency ? unavailableError(dependency) : toMatrixError(error);
+    if (!dependency && matrixError.status >= 500) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
     if (res.headersSent) {
       // The body has started: the only honest signal left is to cut the connection.
       res.destroy();
       return;
     }
-    if (matrixError.status === 429 && typeof matrixError.extra.retry_after_ms === 'number') {
+    if ((matrixError.status === 429 || matrixError.status === 503) && typeof matrixError.extra.retry_after_ms === 'number') {
       res.setHeader('Retry-After', String(Math.ceil(matrixError.extra.retry_after_ms / 1000)));
     }
     res.status(matrixError.status).json(matrixError.toJSON());

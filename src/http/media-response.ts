@@ -1,5 +1,6 @@
 // Writes media to the client: the spec's headers, conditional requests, one byte range, HEAD.
 import type { Request, Response } from 'express';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MatrixError } from '../matrix/errors.js';
 import type { ServableMedia } from '../media/servable.js';
@@ -55,7 +56,9 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
     return;
   }
   try {
-    await pipeline(body, res);
+    // A client past its bandwidth share (rate-limits) gets its bytes later, not refused.
+    const throttle: unknown = res.locals.throttle;
+    await (throttle instanceof Transform ? pipeline(body, throttle, res) : pipeline(body, res));
   } catch (error) {
     // A client that went away is not an error of ours.
     if ((error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;

@@ -6,9 +6,14 @@ import type { KeyLookup } from '../federation/inbound-auth.js';
 import type { Logger } from '../log.js';
 import type { LocalMedia } from '../media/local-media.js';
 import type { MediaStore } from '../media/media-store.js';
+import type { Quotas } from '../media/quotas.js';
 import type { RemoteMedia } from '../media/remote-media.js';
 import type { Thumbnails } from '../media/thumbnails.js';
 import type { Uploads } from '../media/uploads.js';
+import type { CacheLookups } from '../lru-cache.js';
+import type { OutageLog } from './outages.js';
+import type { RateLimits } from './rate-limits.js';
+import type { HttpObserver } from './request-log.js';
 import type { StaticTokens } from './static-tokens.js';
 
 export interface AppServices {
@@ -21,6 +26,12 @@ export interface AppServices {
   media: MediaStore;
   localMedia: LocalMedia;
   uploads: Uploads;
+  quotas: Quotas;
   thumbnails: Thumbnails;
   remoteMedia: RemoteMedia;
+  limits: RateLimits;
+  outages: OutageLog;
+  /** Metrics, when enabled. */
+  httpObserver?: HttpObserver;
+  tokenCacheLookups?: CacheLookups;
 }

@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import type { Config, NotaryConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { LruCache } from '../lru-cache.js';
+import { LruCache, type CacheLookups } from '../lru-cache.js';
 import { encodeBase64, decodeBase64 } from '../matrix/base64.js';
 import { REQUESTS_SCOPE } from '../matrix/x-matrix.js';
 import {
@@ -37,6 +37,8 @@ export interface KeyringOptions {
   readonly fetchTimeoutMs: number;
   readonly log?: Logger;
   readonly now?: () => number;
+  /** Whether each lookup found a usable key in memory (metrics). */
+  readonly cacheLookups?: CacheLookups;
 }
 
 interface CachedKey {
@@ -82,6 +84,7 @@ export class Keyring {
   async getVerifyKey(serverName: string, keyId: string, options: KeyLookupOptions): Promise<Uint8Array | undefined> {
     const slot = slotOf(serverName, options.scoped);
     const cached = this.usable(slot, keyId, options.scoped);
+    this.options.cacheLookups?.(cached !== undefined);
     if (cached) return cached;
     let flight = this.inflight.get(slot);
     if (!flight) {

@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 import type { StagedBlob } from '../storage/datastore.js';
-import { LruCache } from '../lru-cache.js';
+import { LruCache, type CacheLookups } from '../lru-cache.js';
 import type { BlobReferences } from './blob-references.js';
 
 export interface MediaRecord {
@@ -50,6 +50,9 @@ export interface ThumbnailRecord extends ThumbnailKey {
   createdTs: number;
 }
 
+/** Runs inside the transaction that records new bytes; throwing refuses them. */
+export type StoreGuard = (trx: Knex.Transaction) => Promise<void>;
+
 export type PendingOutcome = { created: true } | { created: false; retryAfterMs: number };
 
 // Advisory lock class (first key of pg_advisory_xact_lock(int, int)).
@@ -71,10 +74,13 @@ export interface ThumbnailRow {
 const RECORD_CACHE_SIZE = 20_000;
 
 export class MediaStore {
-  private readonly storedMedia = new LruCache<string, MediaRecord>(RECORD_CACHE_SIZE);
-  private readonly thumbnailRecords = new LruCache<string, ThumbnailRecord>(RECORD_CACHE_SIZE);
+  private readonly storedMedia: LruCache<string, MediaRecord>;
+  private readonly thumbnailRecords: LruCache<string, ThumbnailRecord>;
 
-  constructor(private readonly knex: Knex, readonly blobs: BlobReferences) {}
+  constructor(private readonly knex: Knex, readonly blobs: BlobReferences, lookups?: { media?: CacheLookups; thumbnails?: CacheLookups }) {
+    this.storedMedia = new LruCache(RECORD_CACHE_SIZE, lookups?.media);
+    this.thumbnailRecords = new LruCache(RECORD_CACHE_SIZE, lookups?.thumbnails);
+  }
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
     const key = `${serverName}/${mediaId}`;
@@ -87,9 +93,13 @@ export class MediaStore {
     return record;
   }
 
-  /** Commits the blob and records it; false (blob discarded unless referenced) when the ID is taken. */
-  async insertMedia(media: NewMedia, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+  /**
+   * Commits the blob and records it; false (blob discarded unless referenced) when the ID is taken.
+   * `guard` runs first in the same transaction (quotas); when it throws, nothing is stored.
+   */
+  async insertMedia(media: NewMedia, blob: StagedBlob, now = Date.now(), guard?: StoreGuard): Promise<boolean> {
     return this.blobs.attach(blob, async (trx) => {
+      await guard?.(trx);
       const inserted = await trx('media').insert({
         server_name: media.serverName,
         media_id: media.mediaId,
@@ -130,8 +140,11 @@ export class MediaStore {
   }
 
   /** Fills a pending upload; false when it was filled (or dropped) meanwhile: the first writer wins. */
-  async completePending(serverName: string, mediaId: string, content: MediaContent, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+  async completePending(
+    serverName: string, mediaId: string, content: MediaContent, blob: StagedBlob, now = Date.now(), guard?: StoreGuard,
+  ): Promise<boolean> {
     return this.blobs.attach(blob, async (trx) => {
+      await guard?.(trx);
       const updated = await trx('media')
         .where({ server_name: serverName, media_id: mediaId })
         .whereNull('sha256')

@@ -38,9 +38,21 @@ export interface RemoteMediaOptions {
   };
   /** Where spool files are created (and at once unlinked). */
   spoolDirectory: string;
+  hooks?: RemoteMediaHooks;
   lockHeartbeatMs?: number;
   lockStaleMs?: number;
   now?: () => number;
+}
+
+/** Limits and metrics, from the composition root. */
+export interface RemoteMediaHooks {
+  /** Throws (429) to refuse starting a new fetch from `serverName` on behalf of `tenant`. */
+  admitFetch?(tenant: string, serverName: string): void;
+  cacheLookup?(hit: boolean): void;
+  /** A request joined a fetch already running in this instance. */
+  joined?(): void;
+  /** A fetch this instance started ended: "ok", or the HTTP status it failed with. */
+  fetchFinished?(outcome: string): void;
 }
 
 export class RemoteMedia {
@@ -72,15 +84,23 @@ export class RemoteMedia {
   async open(tenant: Pick<HomeserverConfig, 'name'>, serverName: string, mediaId: string, options: RemoteOpenOptions): Promise<ServableMedia> {
     const target: FetchTarget = { tenant: tenant.name, serverName, mediaId, thumbnail: options.thumbnail, key: fetchKey(serverName, mediaId, options.thumbnail) };
     // A fetch in progress here answers without a database round trip; it also serves from the cache if it finds one.
+    const hooks = this.options.hooks;
     const running = this.flights.get(target.key);
-    if (running) return waitAtMost(running.ready, options.timeoutMs);
+    if (running) {
+      hooks?.joined?.();
+      return waitAtMost(running.ready, options.timeoutMs);
+    }
     const cached = await this.cached(target);
+    hooks?.cacheLookup?.(cached !== undefined);
     if (cached) return cached;
     let flight = this.flights.get(target.key);
-    if (!flight) {
+    if (flight) hooks?.joined?.();
+    else {
+      hooks?.admitFetch?.(tenant.name, serverName);
       const started = new Flight(this.deps, target, options.timeoutMs);
       this.flights.set(target.key, started);
       void started.run().finally(() => this.flights.delete(target.key));
+      started.ready.then(() => hooks?.fetchFinished?.('ok'), (error: unknown) => hooks?.fetchFinished?.(String((error as { status?: number }).status ?? 'error')));
       flight = started;
     }
     return waitAtMost(flight.ready, options.timeoutMs);

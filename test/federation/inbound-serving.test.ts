@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { readMultipartMixed } from '../../src/matrix/multipart-reader.js';
 import {
-  CONTENT, DOWNLOAD, errcodeOf, IMAGE_ID, k1, k2, keyServers, kUnpublished, notary, OTHER_TENANT_MEDIA_ID, send, service, sign, sReq,
+  CONTENT, DOWNLOAD, errcodeOf, IMAGE_ID, k1, k2, keyServers, kUnpublished, logLines, notary, OTHER_TENANT_MEDIA_ID, send, service, sign, sReq,
   UNSTABLE_DOWNLOAD, useInboundPeers, type Received,
 } from '../helpers/inbound-peers.js';
 import { V2 } from '../helpers/key-server.js';
@@ -34,6 +34,17 @@ describeWithPython('serving local media to authenticated servers', () => {
     expect(media.headers['content-disposition']).toMatch(/^inline; filename="notes\.txt"/);
     expect(media.location).toBeUndefined();
     expect(media.bytes.equals(CONTENT)).toBe(true);
+  });
+
+  test('the access log names the remote server and the homeserver, never the signature', async () => {
+    const authorization = await sign();
+    const before = logLines.length;
+    expect((await send({ authorization })).status).toBe(200);
+    await new Promise((resolve) => setImmediate(resolve));
+    const lines = logLines.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.logger === 'access');
+    expect(lines).toEqual([expect.objectContaining({ method: 'GET', family: 'federation', homeserver: 'hs.test', remoteServer: 'peer.test', status: 200 })]);
+    const signature = /sig="([^"]+)"/.exec(authorization[0]!)![1]!;
+    expect(logLines.join('\n')).not.toContain(signature);
   });
 
   test('the unstable MSC3916 path serves the same', async () => {

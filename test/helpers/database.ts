@@ -42,3 +42,15 @@ export async function createScratchDatabase(): Promise<{ url: string; drop(): Pr
     },
   };
 }
+
+/**
+ * Two instances' databases on one database. On a real PostgreSQL each has its own connection pool to it;
+ * on the embedded PGlite (one process, one connection) they share the Database, which still gives each
+ * instance its own services and in-process state.
+ */
+export async function openTwoDatabases(): Promise<[Database, Database]> {
+  const first = await openTestDatabase();
+  if (!REAL_POSTGRES_URL) return [first, { ...first, close: async () => undefined }];
+  const url = (first.knex.client.config as { connection: string }).connection;
+  return [first, await openDatabase({ url, dataDir: ':memory:', poolMax: 5 })];
+}

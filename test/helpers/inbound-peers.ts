@@ -23,6 +23,8 @@ let signer: PythonWorker;
 export let service: RunningService;
 export const keyServers = new Map<string, LoopbackKeyServer>();
 export let notary: LoopbackKeyServer;
+/** The service's log (level info: the access log included). */
+export const logLines: string[] = [];
 
 // Keys: python-generated, per origin.
 export let k1: SynapseKey;
@@ -95,6 +97,7 @@ export function useInboundPeers(): void {
     const notaryConfig: NotaryConfig = { serverName: 'notary.test', verifyKeys: { [notaryKey.keyId]: notaryKey.publicKey }, url: notary.url };
 
     service = await startTestService({
+      logLevel: 'info',
       homeservers: [
         { name: 'hs.test', clientApi: 'http://127.0.0.1:1', hostnames: ['matrix.hs.test'] },
         { name: 'other-hs.test', clientApi: 'http://127.0.0.1:1' },
@@ -105,7 +108,7 @@ export function useInboundPeers(): void {
         },
       ],
       federation: { serverOverrides: overrides, notaries: [notaryConfig], keyRefetchIntervalMs: 60_000 },
-    });
+    }, { logLines });
     await insertMedia('hs.test', MEDIA_ID, false);
     await insertMedia('guarded.test', MEDIA_ID, false);
     await insertMedia('other-hs.test', OTHER_TENANT_MEDIA_ID, false);

@@ -1,6 +1,6 @@
 // Access-token checks against a loopback stand-in homeserver: answers, failures, caching and coalescing.
 import { createServer } from 'node:net';
-import type { HomeserverConfig } from '../../src/config/config.js';
+import { buildConfig, type HomeserverConfig } from '../../src/config/config.js';
 import { AccessTokenVerifier } from '../../src/http/auth.js';
 import { createLogger } from '../../src/log.js';
 import { MatrixError } from '../../src/matrix/errors.js';
@@ -149,7 +149,7 @@ describe('AccessTokenVerifier', () => {
 });
 
 function homeserver(name: string, clientApi: string): HomeserverConfig {
-  return { name, clientApi, hostnames: [], maxUploadBytes: 1000, federation: { allowOrigins: [], denyOrigins: [] } };
+  return buildConfig({ homeservers: [{ name, clientApi, maxUploadBytes: 1000 }] }).homeservers[0]!;
 }
 
 /** A loopback port with nothing listening. */

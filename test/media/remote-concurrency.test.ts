@@ -4,9 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase, type Database } from '../../src/db/database.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
-import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
+import { openTwoDatabases, REAL_POSTGRES_URL } from '../helpers/database.js';
 import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
@@ -132,23 +131,11 @@ describeWithPython('one instance', () => {
   });
 });
 
-/**
- * Two instances on one database. On a real PostgreSQL each has its own connection pool to it; on the
- * embedded PGlite (one process, one connection) they share the Database, which still gives each its own
- * RemoteMedia, in-process state and storage handle, so only the lock row can keep them from both fetching.
- */
-async function twoDatabases(): Promise<[Database, Database]> {
-  const first = await openTestDatabase();
-  if (!REAL_POSTGRES_URL) return [first, { ...first, close: async () => undefined }];
-  const url = (first.knex.client.config as { connection: string }).connection;
-  return [first, await openDatabase({ url, dataDir: ':memory:', poolMax: 5 })];
-}
-
 describeWithPython('two instances on one database', () => {
   let a: RepoUnderTest;
   let b: RepoUnderTest;
   beforeAll(async () => {
-    const [dbA, dbB] = await twoDatabases();
+    const [dbA, dbB] = await openTwoDatabases();
     const shared = { storagePath: mkdtempSync(join(tmpdir(), 'shared-media-')), masterKey: randomBytes(32).toString('hex') };
     a = await startRepoUnderTest({ tenant: TENANT, key, whoamiUrl: whoami.url, federation: federation(), db: dbA, ...shared });
     b = await startRepoUnderTest({ tenant: TENANT, key, whoamiUrl: whoami.url, federation: federation(), db: dbB, ...shared });

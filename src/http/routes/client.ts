@@ -4,11 +4,13 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import { notFound } from '../../matrix/errors.js';
 import type { UploadInput } from '../../media/uploads.js';
 import type { AppServices } from '../services.js';
-import { ClientAuthenticator } from '../auth.js';
+import type { ClientAuthenticator } from '../auth.js';
+import { RateLimitedAuthenticator } from '../limited-auth.js';
 import { contentLength, fileNameParam, mediaPath, thumbnailParams, timeoutMs, uploadContentType, uploadName } from '../media-params.js';
 import { PRIVATE_CACHE } from '../media-response.js';
 import { cors, methodNotAllowed, previewsUnsupported } from './common.js';
 import { legacyMediaRoutes } from './legacy.js';
+import { mediaConfig, mediaUsage, MSC4034_USAGE } from './media-config.js';
 import { openRequestedMedia, sendDownload, sendThumbnail } from './serve-media.js';
 
 const V1 = '/_matrix/client/v1/media';
@@ -20,7 +22,9 @@ type ClientServices = Omit<AppServices, 'keyring' | 'db'>;
 /** Every client-facing media route, sharing one access-token cache. */
 export function clientMediaApi(services: ClientServices): Router {
   const router = Router();
-  const auth = new ClientAuthenticator(services.tenants, services.config.auth, services.log, services.staticTokens);
+  const auth = new RateLimitedAuthenticator(
+    services.limits, services.tenants, services.config.auth, services.log, services.staticTokens, services.tokenCacheLookups,
+  );
   router.use(['/_matrix/client', '/_matrix/media'], cors);
   router.use(authenticatedMediaRoutes(services, auth));
   router.use(uploadRoutes(services, auth));
@@ -34,7 +38,13 @@ function authenticatedMediaRoutes(services: ClientServices, auth: ClientAuthenti
 
   router.route(`${V1}/config`).get(async (req, res) => {
     const caller = await auth.authenticate(req, { allowGuests: false });
-    res.json({ 'm.upload.size': caller.tenant.maxUploadBytes });
+    res.json(await mediaConfig(services, caller));
+  }).all(methodNotAllowed);
+
+  // MSC4034 (media limits), in its unstable form until it is merged.
+  router.route(MSC4034_USAGE).get(async (req, res) => {
+    const caller = await auth.authenticate(req, { allowGuests: false });
+    res.json(await mediaUsage(services, caller));
   }).all(methodNotAllowed);
 
   router.route([`${V1}/download/:serverName/:mediaId`, `${V1}/download/:serverName/:mediaId/:fileName`]).get(async (req, res) => {

@@ -9,17 +9,18 @@ import { generateBoundary, multipartContentType, multipartMixedStream, type Medi
 import type { ServableMedia } from '../../media/servable.js';
 import type { AppServices } from '../services.js';
 import { federationAuthenticator, type FederationAuthenticator } from '../federation-auth.js';
+import { rateLimitedFederation } from '../limited-auth.js';
 import { thumbnailParams, timeoutMs } from '../media-params.js';
 import { methodNotAllowed } from './common.js';
 import { clientGone } from './serve-media.js';
 
-type FederationServices = Pick<AppServices, 'config' | 'tenants' | 'keyring' | 'localMedia' | 'thumbnails'>;
+type FederationServices = Pick<AppServices, 'config' | 'tenants' | 'keyring' | 'localMedia' | 'thumbnails' | 'limits'>;
 
 const PREFIXES = ['/_matrix/federation/v1/media', '/_matrix/federation/unstable/org.matrix.msc3916.v2/media'];
 
 export function federationRouter(services: FederationServices): Router {
   const router = Router();
-  const authenticate = federationAuthenticator(services.tenants, services.keyring);
+  const authenticate = rateLimitedFederation(federationAuthenticator(services.tenants, services.keyring), services.limits);
   for (const prefix of PREFIXES) {
     router.route(`${prefix}/download/:mediaId`).get(download(services, authenticate)).all(methodNotAllowed);
     router.route(`${prefix}/thumbnail/:mediaId`).get(thumbnail(services, authenticate)).all(methodNotAllowed);

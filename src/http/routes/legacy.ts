@@ -8,9 +8,10 @@ import type { ClientAuthenticator } from '../auth.js';
 import { booleanParam, fileNameParam, mediaPath, thumbnailParams, timeoutMs, type MediaPath } from '../media-params.js';
 import { PUBLIC_CACHE } from '../media-response.js';
 import { methodNotAllowed, previewsUnsupported } from './common.js';
+import { mediaConfig } from './media-config.js';
 import { isLocal, openRequestedMedia, sendDownload, sendThumbnail, type MediaRequest, type MediaServices } from './serve-media.js';
 
-type LegacyServices = MediaServices & Pick<AppServices, 'config' | 'media'>;
+type LegacyServices = MediaServices & Pick<AppServices, 'config' | 'media' | 'quotas'>;
 
 const VERSIONS = ['v3', 'r0', 'v1'];
 const paths = (suffix: string) => VERSIONS.map((v) => `/_matrix/media/${v}/${suffix}`);
@@ -33,7 +34,7 @@ export function legacyMediaRoutes(services: LegacyServices, auth: ClientAuthenti
 
   router.route(paths('config')).get(async (req, res) => {
     const caller = await auth.authenticate(req, { allowGuests: false });
-    res.json({ 'm.upload.size': caller.tenant.maxUploadBytes });
+    res.json(await mediaConfig(services, caller));
   }).all(methodNotAllowed);
 
   router.route(paths('preview_url')).get(async (req) => {

@@ -1,0 +1,42 @@
+// Datastores with every operation counted and timed, wrapped here so that storage/ knows nothing of metrics.
+import type { Counter, Histogram } from 'prom-client';
+import type { Datastore } from '../storage/datastore.js';
+import { Datastores, type MediaKind } from '../storage/datastores.js';
+
+const KINDS: MediaKind[] = ['local_media', 'remote_media', 'thumbnails'];
+
+export interface DatastoreMetrics {
+  datastoreOps: Counter<'datastore' | 'operation' | 'outcome'>;
+  datastoreLatency: Histogram<'datastore' | 'operation'>;
+}
+
+export function instrumentDatastores(datastores: Datastores, metrics: DatastoreMetrics): Datastores {
+  const wrapped = new Map(datastores.all().map((store) => [store, instrument(store, metrics)]));
+  const writers = new Map(KINDS.map((kind) => [kind, wrapped.get(datastores.forKind(kind))!]));
+  return new Datastores([...wrapped.values()], writers);
+}
+
+function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
+  const timed = <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    const end = metrics.datastoreLatency.startTimer({ datastore: store.id, operation });
+    try {
+      const result = await fn(...args);
+      metrics.datastoreOps.inc({ datastore: store.id, operation, outcome: 'ok' });
+      return result;
+    } catch (error) {
+      metrics.datastoreOps.inc({ datastore: store.id, operation, outcome: 'error' });
+      throw error;
+    } finally {
+      end();
+    }
+  };
+  return {
+    id: store.id,
+    writeStream: timed('write', store.writeStream.bind(store)),
+    read: timed('read', store.read.bind(store)),
+    has: timed('has', store.has.bind(store)),
+    delete: timed('delete', store.delete.bind(store)),
+    list: () => store.list(),
+    ...(store.redirectUrl ? { redirectUrl: store.redirectUrl.bind(store) } : {}),
+  };
+}
