@@ -21,6 +21,7 @@ import { MediaStore } from './media/media-store.js';
 import { RemoteMedia } from './media/remote-media.js';
 import { Thumbnails } from './media/thumbnails.js';
 import { Uploads } from './media/uploads.js';
+import { buildAdmin, type AdminJobs } from './service-admin.js';
 import { Datastores } from './storage/datastores.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
@@ -33,6 +34,8 @@ export interface Services extends AppServices {
   /** Media bytes, content-addressed by sha256, in the configured datastores. */
   datastores: Datastores;
   blobs: BlobReferences;
+  /** Background admin work: tasks and retention. */
+  jobs: AdminJobs;
 }
 
 export interface RunningService {
@@ -55,7 +58,8 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
 
   const datastores = await Datastores.open(config.datastores);
   const blobs = new BlobReferences(knex, datastores);
-  const media = new MediaStore(knex, blobs);
+  const media = new MediaStore(knex, blobs, config.admin.recordCacheTtlMs);
+  const { admin, jobs } = buildAdmin(config, knex, media, blobs, log);
   const federation = createFederationClient(config, signingKeys, log);
   const keyring = new Keyring({
     knex,
@@ -67,7 +71,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
     log,
   });
-  const localMedia = new LocalMedia(media, datastores);
+  const localMedia = new LocalMedia(media, datastores, (serverName, mediaId) => admin.accessTimes.record(serverName, mediaId));
   return {
     config,
     log,
@@ -91,18 +95,24 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
       log,
       settings: { ...config.federation, maxTimeoutMs: config.media.maxTimeoutMs },
       spoolDirectory: join(config.dataDir, 'remote-spool'),
+      accessed: (tenant, serverName, mediaId) => admin.accessTimes.record(serverName, mediaId, tenant),
     }),
+    admin,
+    jobs,
   };
 }
 
 export async function closeServices(services: Services): Promise<void> {
+  await services.jobs.close();
   await services.remoteMedia.close();
+  await services.admin.accessTimes.close();
   services.federation.close();
   await services.db.close();
 }
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
   const services = await openServices(config, log, db);
+  services.jobs.start();
   const server: Server = createApp(services).listen(config.listen.port, config.listen.host);
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;

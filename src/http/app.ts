@@ -1,6 +1,7 @@
 // The express app: routes per API family, then Matrix errors for everything else.
 import express, { type Express } from 'express';
 import { errorHandler, unrecognizedRoute } from './errors.js';
+import { adminRouter } from './routes/admin.js';
 import { clientMediaApi } from './routes/client.js';
 import { federationRouter } from './routes/federation.js';
 import type { AppServices } from './services.js';
@@ -22,6 +23,7 @@ export function createApp(services: AppServices): Express {
 
   app.use(federationRouter(services));
   app.use(clientMediaApi(services));
+  app.use(adminRouter(services));
   app.use(unrecognizedRoute);
   app.use(errorHandler(services.log));
   return app;

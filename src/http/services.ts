@@ -9,6 +9,24 @@ import type { MediaStore } from '../media/media-store.js';
 import type { RemoteMedia } from '../media/remote-media.js';
 import type { Thumbnails } from '../media/thumbnails.js';
 import type { Uploads } from '../media/uploads.js';
+import type { AccessTimes } from '../media/access-times.js';
+import type { AdminTasks } from '../media/admin-tasks.js';
+import type { AuditLog } from '../media/audit-log.js';
+import type { PurgeRequests } from '../media/purge-requests.js';
+import type { Quarantine } from '../media/quarantine.js';
+import type { Usage } from '../media/usage.js';
+import type { AdminAuthSettings } from './admin-auth.js';
+
+/** What the admin API uses. */
+export interface AdminParts {
+  auth: AdminAuthSettings;
+  quarantine: Quarantine;
+  purges: PurgeRequests;
+  usage: Usage;
+  tasks: AdminTasks;
+  audit: AuditLog;
+  accessTimes: AccessTimes;
+}
 
 export interface AppServices {
   config: Config;
@@ -21,4 +39,5 @@ export interface AppServices {
   uploads: Uploads;
   thumbnails: Thumbnails;
   remoteMedia: RemoteMedia;
+  admin: AdminParts;
 }
