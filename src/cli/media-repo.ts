@@ -1,19 +1,23 @@
 #!/usr/bin/env node
-// media-repo serve | migrate | keys list | storage sweep  [-config FILE]
+// media-repo serve | migrate | keys list | storage sweep | admin ...  [-config FILE]
 import { existsSync } from 'node:fs';
 import { buildConfig, loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { closeServices, openServices, startService } from '../service.js';
 import { createLogger } from '../log.js';
+import { runAdmin } from './admin.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep';
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | admin (see media-repo admin -help)';
 const FLAGS: FlagSpec[] = [
   { name: 'config', usage: 'The YAML config file (default: config.yaml here, else built-in defaults)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
 ];
 
 export async function run(argv: string[], io: CliIo = process): Promise<number> {
+  // The admin commands take flags of their own.
+  const first = firstPositional(argv);
+  if (first !== undefined && argv[first] === 'admin') return runAdmin(argv.filter((_, i) => i !== first), io);
   let command = '';
   const parse = () => {
     const parsed = parseFlags(argv, FLAGS);
@@ -29,6 +33,15 @@ export async function run(argv: string[], io: CliIo = process): Promise<number> 
     else if (command === 'keys list') await listKeys(config, io);
     else await sweepStorage(config, io);
   });
+}
+
+/** Index of the first argument that is not a flag nor a flag's value. */
+function firstPositional(argv: string[]): number | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (/^--?config$/.test(argv[i]!)) i++;
+    else if (!argv[i]!.startsWith('-')) return i;
+  }
+  return undefined;
 }
 
 function loadConfig(file: string, io: CliIo): Config {

@@ -2,7 +2,7 @@
 // then each blob is deleted unless another row still references it (BlobReferences' locking rule), and
 // its listing goes. A crash in between leaves the listing, which the next purge or task drains first.
 import type { Knex } from 'knex';
-import { notFound } from '../matrix/errors.js';
+import { forbidden, notFound } from '../matrix/errors.js';
 import type { BlobReferences } from './blob-references.js';
 import type { MediaStore } from './media-store.js';
 import { assertWithinScope, selectMedia, type AdminScope, type MediaKey, type MediaSelector } from './media-selection.js';
@@ -35,7 +35,11 @@ export class Purge {
   async check(selector: MediaSelector, scope: AdminScope): Promise<PurgeCounts> {
     assertWithinScope(selector, scope, (name) => this.hosted.includes(name));
     const counts = await this.estimate(selector, scope);
-    if (selector.kind === 'media' && counts.count === 0) throw notFound('Media not found');
+    if (selector.kind === 'media' && counts.count === 0) {
+      const exists = await this.knex('media').where({ server_name: selector.serverName, media_id: selector.mediaId }).first();
+      if (exists && scope.homeserver !== null) throw forbidden('None of your homeserver\'s users fetched this remote media');
+      throw notFound('Media not found');
+    }
     return counts;
   }
 

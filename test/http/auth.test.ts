@@ -149,7 +149,9 @@ describe('AccessTokenVerifier', () => {
 });
 
 function homeserver(name: string, clientApi: string): HomeserverConfig {
-  return { name, clientApi, hostnames: [], maxUploadBytes: 1000, federation: { allowOrigins: [], denyOrigins: [] } };
+  return {
+    name, clientApi, hostnames: [], maxUploadBytes: 1000, federation: { allowOrigins: [], denyOrigins: [] }, admins: [], adminApiKind: 'none', retention: {},
+  };
 }
 
 /** A loopback port with nothing listening. */
