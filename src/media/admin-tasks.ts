@@ -27,6 +27,8 @@ export class AdminTasks {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
+  // Only serving instances run tasks; the CLI and tools that merely create them do not.
+  private started = false;
   private readonly now: () => number;
 
   constructor(private readonly knex: Knex, private readonly settings: TaskSettings, private readonly log: Logger) {
@@ -39,6 +41,7 @@ export class AdminTasks {
 
   /** Looks for runnable tasks every heartbeat, until close(). */
   start(): void {
+    this.started = true;
     this.timer = setInterval(() => this.poke(), this.settings.heartbeatMs);
     this.timer.unref();
     this.poke();
@@ -78,7 +81,7 @@ export class AdminTasks {
   }
 
   private poke(): void {
-    if (this.running || this.closed) return;
+    if (this.running || this.closed || !this.started) return;
     this.running = this.runAvailable().catch((error: unknown) => {
       this.log.warn({ err: (error as Error).message }, 'admin task runner failed');
     }).finally(() => {

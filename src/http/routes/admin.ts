@@ -42,7 +42,9 @@ export function adminRouter(services: AdminServices): Router {
     const scope = await authenticate(req);
     const selector = selectorOf(req);
     const options = { dryRun: booleanParam(req, 'dry_run', false), background: booleanParam(req, 'background', false) };
-    res.json(await services.admin.purges.request(selector, scope, options));
+    const answer = await services.admin.purges.request(selector, scope, options);
+    // matrix-media-repo's purge/remote answers total_removed: kept for its scripts.
+    res.json(selector.kind === 'remote' && 'purged' in answer ? { ...answer, total_removed: answer.count } : answer);
   };
   post('/purge/remote', purge((req) => ({ kind: 'remote', beforeTs: requiredInteger(req, 'before_ts') })));
   post('/purge/old', purge((req) => ({ kind: 'old', beforeTs: integerParam(req, 'before_ts') ?? Date.now(), includeLocal: booleanParam(req, 'include_local', false) })));
