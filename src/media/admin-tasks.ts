@@ -68,11 +68,6 @@ export class AdminTasks {
     return query;
   }
 
-  /** Resolves when this instance has no task left to run (tests, the CLI). */
-  async drain(): Promise<void> {
-    while (this.running) await this.running;
-  }
-
   /** Stops taking tasks; a task in progress stops at its next step and is left for another instance. */
   async close(): Promise<void> {
     this.closed = true;
@@ -101,7 +96,7 @@ export class AdminTasks {
     if (names.length === 0) return undefined;
     const { rows } = await this.knex.raw<{ rows: TaskRow[] }>(
       `UPDATE admin_tasks SET owner = ?, heartbeat_ts = ?
-       WHERE task_id = (SELECT task_id FROM admin_tasks WHERE end_ts IS NULL AND task_name = ANY(?)
+       WHERE task_id = (SELECT task_id FROM admin_tasks WHERE end_ts IS NULL AND task_name IN (?)
                           AND (owner IS NULL OR heartbeat_ts < ?) ORDER BY task_id LIMIT 1 FOR UPDATE SKIP LOCKED)
          AND end_ts IS NULL AND (owner IS NULL OR heartbeat_ts < ?)
        RETURNING *`,

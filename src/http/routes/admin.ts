@@ -22,6 +22,10 @@ export function adminRouter(services: AdminServices): Router {
     await services.admin.accessTimes.flush();
     return scope;
   };
+  const refuseRooms: RequestHandler = async (req) => {
+    await authenticate(req);
+    throw roomsUnknown();
+  };
   const router = Router();
   const post = (path: string, handler: RequestHandler) => router.route(`${ADMIN}${path}`).post(handler).all(methodNotAllowed);
 
@@ -32,7 +36,7 @@ export function adminRouter(services: AdminServices): Router {
       const count = await services.admin.quarantine[verb](selector, scope);
       res.json(verb === 'quarantine' ? { num_quarantined: count } : { num_unquarantined: count });
     };
-    post(`/${verb}/room/:roomId`, () => { throw roomsUnknown(); });
+    post(`/${verb}/room/:roomId`, refuseRooms);
     post(`/${verb}/user/:userId`, act((req) => ({ kind: 'user', userId: userIdParam(req.params.userId) })));
     post(`/${verb}/server/:serverName`, act((req) => ({ kind: 'server', serverName: serverNameParam(req.params.serverName) })));
     post(`/${verb}/:serverName/:mediaId`, act((req) => ({ kind: 'media', ...mediaPath(req) })));
@@ -49,7 +53,7 @@ export function adminRouter(services: AdminServices): Router {
   post('/purge/remote', purge((req) => ({ kind: 'remote', beforeTs: requiredInteger(req, 'before_ts') })));
   post('/purge/old', purge((req) => ({ kind: 'old', beforeTs: integerParam(req, 'before_ts') ?? Date.now(), includeLocal: booleanParam(req, 'include_local', false) })));
   post('/purge/quarantined', purge(() => ({ kind: 'quarantined' })));
-  post('/purge/room/:roomId', () => { throw roomsUnknown(); });
+  post('/purge/room/:roomId', refuseRooms);
   post('/purge/user/:userId', purge((req) => ({ kind: 'user', userId: userIdParam(req.params.userId), beforeTs: integerParam(req, 'before_ts') })));
   post('/purge/server/:serverName', purge((req) => ({ kind: 'server', serverName: serverNameParam(req.params.serverName), beforeTs: integerParam(req, 'before_ts') })));
   post('/purge/:serverName/:mediaId', purge((req) => ({ kind: 'media', ...mediaPath(req) })));
