@@ -96,7 +96,7 @@ export class AdminTasks {
     if (names.length === 0) return undefined;
     const { rows } = await this.knex.raw<{ rows: TaskRow[] }>(
       `UPDATE admin_tasks SET owner = ?, heartbeat_ts = ?
-       WHERE task_id = (SELECT task_id FROM admin_tasks WHERE end_ts IS NULL AND task_name IN (?)
+       WHERE task_id = (SELECT task_id FROM admin_tasks WHERE end_ts IS NULL AND task_name = ANY(?::text[])
                           AND (owner IS NULL OR heartbeat_ts < ?) ORDER BY task_id LIMIT 1 FOR UPDATE SKIP LOCKED)
          AND end_ts IS NULL AND (owner IS NULL OR heartbeat_ts < ?)
        RETURNING *`,

@@ -107,8 +107,8 @@ export class Purge {
       if (pending.length === 0) return released;
       for (const blob of pending) {
         if (await this.blobs.deleteIfUnreferenced(blob.datastore_id, blob.sha256)) released++;
-        await this.knex('blob_releases').where(blob).delete();
       }
+      await this.knex('blob_releases').whereIn(['datastore_id', 'sha256'], pending.map((b) => [b.datastore_id, b.sha256])).delete();
     }
   }
 }

@@ -20,6 +20,7 @@ export class Quarantine {
 
   /** Quarantines what the selector covers; the count of media it covers. */
   async quarantine(selector: MediaSelector, scope: AdminScope): Promise<number> {
+    assertWithinScope(selector, scope, (name) => this.hosted.includes(name));
     const keys = await this.knex.transaction(async (trx) => {
       const covered: MediaRow[] = selector.kind === 'media'
         ? [await this.singleKey(trx, selector, scope)]

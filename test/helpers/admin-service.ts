@@ -61,9 +61,11 @@ export function adminCall(service: RunningService, method: string, path: string,
   return rawRequest(`${service.url}${ADMIN}${path}`, { method, headers: authed(token, host) });
 }
 
-export async function uploadAs(service: RunningService, token: string, bytes: Buffer | string): Promise<{ serverName: string; mediaId: string; mxc: string }> {
+export async function uploadAs(
+  service: RunningService, token: string, bytes: Buffer | string, contentType = 'application/octet-stream',
+): Promise<{ serverName: string; mediaId: string; mxc: string }> {
   const res = await rawRequest(`${service.url}/_matrix/media/v3/upload`, {
-    method: 'POST', headers: { ...authed(token), 'content-type': 'application/octet-stream' }, body: Buffer.from(bytes),
+    method: 'POST', headers: { ...authed(token), 'content-type': contentType }, body: Buffer.from(bytes),
   });
   if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${res.body.toString()}`);
   const mxc = String(res.json().content_uri);

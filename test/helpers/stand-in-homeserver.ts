@@ -21,6 +21,7 @@ export interface StandInHomeserver {
   /** Tokens that GET /_synapse/admin/... accepts (besides the users' own); each call is counted in adminChecks. */
   adminApiTokens: Set<string>;
   adminChecks: number;
+  lastAdminCheckToken?: string;
   close(): Promise<void>;
 }
 
@@ -45,6 +46,7 @@ export async function startStandInHomeserver(tokens: Record<string, TokenBehavio
     if (req.method === 'GET' && adminCheck) {
       state.adminChecks++;
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      state.lastAdminCheckToken = bearer;
       if (!state.tokens.has(bearer) && !state.adminApiTokens.has(bearer)) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Unknown token' });
       return json(res, 200, { admin: state.synapseAdmins.has(decodeURIComponent(adminCheck[1]!)) });
     }

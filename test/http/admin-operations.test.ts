@@ -17,7 +17,7 @@ const blobs = () => blobFiles(storageRoot(bed.service));
 describe('quarantine', () => {
   test('one request hides media on the client, legacy and thumbnail endpoints; unquarantine brings it back', async () => {
     const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c33' } }).png().toBuffer();
-    const { serverName, mediaId } = await uploadAs(bed.service, ALICE, png);
+    const { serverName, mediaId } = await uploadAs(bed.service, ALICE, png, 'image/png');
     const paths = [
       `/_matrix/client/v1/media/download/${serverName}/${mediaId}`,
       `/_matrix/media/v3/download/${serverName}/${mediaId}`,
@@ -54,8 +54,8 @@ describe('quarantine', () => {
 describe('purge', () => {
   test('one media: rows, thumbnails and bytes go; bytes another row shares stay until it goes too', async () => {
     const png = await sharp({ create: { width: 40, height: 40, channels: 3, background: '#3c3' } }).png().toBuffer();
-    const first = await uploadAs(bed.service, ALICE, png);
-    const second = await uploadAs(bed.service, ALICE, png);
+    const first = await uploadAs(bed.service, ALICE, png, 'image/png');
+    const second = await uploadAs(bed.service, ALICE, png, 'image/png');
     expect((await get(`/_matrix/client/v1/media/thumbnail/${first.serverName}/${first.mediaId}?width=32&height=32&method=crop`)).status).toBe(200);
     const thumbSha = (await bed.service.services.db.knex('thumbnails').where({ media_id: first.mediaId }).first()).sha256 as string;
     const dry = await adminCall(bed.service, 'POST', `/purge/${first.serverName}/${first.mediaId}?dry_run=true`, AMY);
