@@ -46,7 +46,11 @@ export class PurgeRequests {
 
   private async runTask(task: TaskRow, advance: (done: number, bytes: number) => Promise<void>): Promise<Record<string, unknown>> {
     const { selector, scope } = task.params as unknown as PurgeTaskParams;
+    // Resumed after a crash: a batch committed just before it went uncounted; what is left says how far it got.
+    const left = (await this.purge.estimate(selector, scope)).count;
+    const catchUp = Math.max(0, task.progress.total - left - task.progress.done);
+    if (catchUp > 0) await advance(catchUp, 0);
     const done = await this.purge.purgeAll(selector, scope, (batch) => advance(batch.count, batch.bytes));
-    return { count: task.progress.done + done.count, bytes: task.progress.bytes + done.bytes };
+    return { count: task.progress.done + catchUp + done.count, bytes: task.progress.bytes + done.bytes };
   }
 }
