@@ -32,6 +32,7 @@ import { Uploads } from './media/uploads.js';
 import { instrumentDatastores } from './metrics/instrumented-datastores.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/metrics.js';
+import { buildAdmin, type AdminJobs } from './service-admin.js';
 import { Datastores } from './storage/datastores.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
@@ -46,6 +47,8 @@ export interface Services extends AppServices {
   blobs: BlobReferences;
   /** Present when config.metrics.enabled. */
   metrics?: Metrics;
+  /** Background admin work: tasks and retention. */
+  jobs: AdminJobs;
 }
 
 export interface RunningService {
@@ -89,7 +92,10 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
   const opened = await Datastores.open(config.datastores);
   const datastores = metrics ? instrumentDatastores(opened, metrics) : opened;
   const blobs = new BlobReferences(knex, datastores);
-  const media = new MediaStore(knex, blobs, { media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records') });
+  const media = new MediaStore(knex, blobs, config.admin.recordCacheTtlMs, {
+    media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records'),
+  });
+  const { admin, jobs } = buildAdmin(config, knex, media, blobs, log);
   const federation = createFederationClient(config, signingKeys, log);
   const limits = new RateLimits(config.homeservers, config.rateLimits, metrics?.rateLimitRefused);
   const keyring = new Keyring({
@@ -103,7 +109,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
     fetchTimeoutMs: Math.min(config.federation.requestTimeoutMs, MAX_KEY_FETCH_MS),
     log,
   });
-  const localMedia = new LocalMedia(media, datastores);
+  const localMedia = new LocalMedia(media, datastores, (serverName, mediaId) => admin.accessTimes.record(serverName, mediaId));
   const quotas = new Quotas(knex, metrics?.quotaRefused);
   return {
     config,
@@ -141,12 +147,17 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
         joined: metrics?.remoteFetchJoined,
         fetchFinished: metrics?.remoteFetchFinished,
       },
+      accessed: (tenant, serverName, mediaId) => admin.accessTimes.record(serverName, mediaId, tenant),
     }),
+    admin,
+    jobs,
   };
 }
 
 export async function closeServices(services: Services): Promise<void> {
+  await services.jobs.close();
   await services.remoteMedia.close();
+  await services.admin.accessTimes.close();
   services.federation.close();
   await services.db.close();
 }
@@ -165,6 +176,7 @@ export async function startService(config: Config, log: Logger, db?: Database): 
     await drain(server, 0);
     throw error;
   }
+  services.jobs.start();
   handle = createApp(services);
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;

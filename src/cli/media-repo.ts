@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-// media-repo serve | migrate | keys list | storage sweep | doctor  [-config FILE] [-json]
+// media-repo serve | migrate | keys list | storage sweep | doctor | admin ...  [-config FILE] [-json]
 import { existsSync } from 'node:fs';
 import { loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { closeServices, openServices, startService } from '../service.js';
 import { createLogger } from '../log.js';
+import { runAdmin } from './admin.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 import { doctor } from './doctor.js';
 import { prepareTrial } from './trial.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | doctor';
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | doctor | admin (see media-repo admin -help)';
 const COMMANDS = ['serve', 'migrate', 'keys list', 'storage sweep', 'doctor'];
 const FLAGS: FlagSpec[] = [
   { name: 'config', usage: 'The YAML config file (default: config.yaml here, else the trial homeserver)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
@@ -20,6 +21,9 @@ const FLAGS: FlagSpec[] = [
 const DRAIN_MS = 10_000;
 
 export async function run(argv: string[], io: CliIo = process): Promise<number> {
+  // The admin commands take flags of their own.
+  const first = firstPositional(argv);
+  if (first !== undefined && argv[first] === 'admin') return runAdmin(argv.filter((_, i) => i !== first), io);
   let command = '';
   let json = false;
   const parse = () => {
@@ -41,6 +45,15 @@ export async function run(argv: string[], io: CliIo = process): Promise<number> 
       if (!(await doctor(config, io, { json }))) throw new Error('doctor: some checks failed (see above)');
     } else await sweepStorage(config, io);
   });
+}
+
+/** Index of the first argument that is not a flag nor a flag's value. */
+function firstPositional(argv: string[]): number | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (/^--?config$/.test(argv[i]!)) i++;
+    else if (!argv[i]!.startsWith('-')) return i;
+  }
+  return undefined;
 }
 
 /** The config file; without one, the trial homeserver (and what to tell its user). */

@@ -35,6 +35,8 @@ export interface DatastoreConfig extends Omit<FromSchema<typeof datastore>, 'for
 export type ListenConfig = Validated['listen'];
 export type DatabaseConfig = Validated['database'];
 export type AuthConfig = Validated['auth'];
+export type AdminConfig = Validated['admin'];
+export type RetentionConfig = Validated['retention'];
 export type ThumbnailsConfig = Validated['media']['thumbnails'];
 export interface MediaConfig extends Omit<Validated['media'], 'legacyFreezeAt'> {
   /** Media stored after this is not served on the unauthenticated endpoints; null: no freeze. */
@@ -112,6 +114,7 @@ function resolveConfig(input: Validated, file: string): Config {
       clientApi: hs.clientApi?.replace(/\/+$/, ''),
       staticAccessTokens: anchorSecret(hs.staticAccessTokens) as HomeserverConfig['staticAccessTokens'],
       signingKeyPath: hs.signingKeyPath === undefined ? undefined : path(hs.signingKeyPath),
+      adminApiToken: anchorSecret(hs.adminApiToken),
       maxUploadBytes: hs.maxUploadBytes ?? maxUploadBytes,
       quotas: (hs.quotas as QuotasConfig | undefined) ?? input.quotas,
       rateLimits: (hs.rateLimits as RateLimitsConfig | undefined) ?? input.rateLimits,
@@ -130,6 +133,7 @@ function resolveConfig(input: Validated, file: string): Config {
     dataDir,
     masterKey: anchorSecret(input.masterKey),
     database: { ...input.database, url: anchorSecret(input.database.url) },
+    sharedSecretAuth: { token: anchorSecret(input.sharedSecretAuth.token) },
     datastores,
     homeservers,
     media: { ...input.media, legacyFreezeAt: legacyFreezeAt === null ? null : new Date(legacyFreezeAt) },

@@ -25,6 +25,9 @@ const serverNameList = { type: 'array', items: { type: 'string', minLength: 1 },
 const positiveInt = { type: 'integer', minimum: 1 } as const;
 const nonNegativeInt = { type: 'integer', minimum: 0 } as const;
 const httpUrl = { type: 'string', pattern: '^https?://[^\\s]+$' } as const;
+const userIdList = { type: 'array', items: { type: 'string', pattern: '^@[^:]+:.+$' }, default: [] } as const;
+// Days without access (remote) or since upload (local) after which retention purges media; null: never.
+const retentionDays = { type: ['integer', 'null'], minimum: 1 } as const;
 
 export const thumbnailSize = {
   type: 'object',
@@ -146,6 +149,19 @@ export const homeserver = {
     // No static default: each falls back to the top-level block as a whole.
     quotas: quotasShape,
     rateLimits: rateLimitsShape,
+    // This homeserver's own admins: may administer its local media and the remote media its users fetched.
+    admins: userIdList,
+    // "synapse": also ask GET /_synapse/admin/v1/users/{userId}/admin whether a caller is an admin.
+    adminApiKind: { enum: ['none', 'synapse'], default: 'none' },
+    // Token for that call; unset: the caller's own access token (as matrix-media-repo does).
+    adminApiToken: secret,
+    // Overrides the global retention for this homeserver's media.
+    retention: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { remoteMediaDays: retentionDays, localMediaDays: retentionDays },
+    },
   },
 } as const;
 
@@ -208,6 +224,43 @@ export const configSchema = {
     },
     // One info line per request, logger "access".
     accessLog: { type: 'object', additionalProperties: false, default: {}, properties: { enabled: { type: 'boolean', default: true } } },
+    // Provider-wide media repository admins (matrix-media-repo's name): act on every homeserver's media.
+    admins: userIdList,
+    // A token that acts as a provider-wide admin, for tooling (matrix-media-repo's sharedSecretAuth).
+    sharedSecretAuth: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { token: secret },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        // Purges selecting more media than this run as background tasks.
+        syncPurgeLimit: { ...positiveInt, default: 1000 },
+        taskHeartbeatMs: { ...positiveInt, default: 5000 },
+        // A task whose instance has not heartbeated for this long is taken over by another instance.
+        taskStaleMs: { ...positiveInt, default: 30_000 },
+        // How long a homeserver's answer on whether a user is its admin is trusted.
+        adminCheckCacheMs: { ...nonNegativeInt, default: 300_000 },
+        // Access times are kept in memory and written at most this often.
+        accessFlushMs: { ...positiveInt, default: 30_000 },
+        // Other instances see a quarantine or deletion within this long (their record cache's lifetime).
+        recordCacheTtlMs: { ...nonNegativeInt, default: 5000 },
+      },
+    },
+    retention: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        remoteMediaDays: { ...retentionDays, default: null },
+        localMediaDays: { ...retentionDays, default: null },
+        intervalMs: { ...positiveInt, default: 3_600_000 },
+      },
+    },
     auth: {
       type: 'object',
       additionalProperties: false,

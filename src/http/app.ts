@@ -4,6 +4,7 @@ import { SERVED_BY, SERVED_BY_HEADER } from '../federation/homeserver-checks.js'
 import { errorHandler, unrecognizedRoute } from './errors.js';
 import { requestLog } from './request-log.js';
 import { routeFamily } from './route-family.js';
+import { adminRouter } from './routes/admin.js';
 import { clientMediaApi } from './routes/client.js';
 import { federationRouter } from './routes/federation.js';
 import type { AppServices } from './services.js';
@@ -34,6 +35,7 @@ export function createApp(services: AppServices): Express {
 
   app.use(federationRouter(services));
   app.use(clientMediaApi(services));
+  app.use(adminRouter(services));
   app.use(unrecognizedRoute);
   app.use(errorHandler(services.log, services.outages));
   return app;

@@ -15,6 +15,24 @@ import type { OutageLog } from './outages.js';
 import type { RateLimits } from './rate-limits.js';
 import type { HttpObserver } from './request-log.js';
 import type { StaticTokens } from './static-tokens.js';
+import type { AccessTimes } from '../media/access-times.js';
+import type { AdminTasks } from '../media/admin-tasks.js';
+import type { AuditLog } from '../media/audit-log.js';
+import type { PurgeRequests } from '../media/purge-requests.js';
+import type { Quarantine } from '../media/quarantine.js';
+import type { Usage } from '../media/usage.js';
+import type { AdminAuthSettings } from './admin-auth.js';
+
+/** What the admin API uses. */
+export interface AdminParts {
+  auth: AdminAuthSettings;
+  quarantine: Quarantine;
+  purges: PurgeRequests;
+  usage: Usage;
+  tasks: AdminTasks;
+  audit: AuditLog;
+  accessTimes: AccessTimes;
+}
 
 export interface AppServices {
   config: Config;
@@ -34,4 +52,5 @@ export interface AppServices {
   /** Metrics, when enabled. */
   httpObserver?: HttpObserver;
   tokenCacheLookups?: CacheLookups;
+  admin: AdminParts;
 }

@@ -54,7 +54,8 @@ export class BlobReferences {
     return { checked, deleted };
   }
 
-  private async deleteIfUnreferenced(datastoreId: string, sha256: string): Promise<boolean> {
+  /** Deletes the blob unless some row references it; true when it was deleted. */
+  async deleteIfUnreferenced(datastoreId: string, sha256: string): Promise<boolean> {
     return this.knex.transaction(async (trx) => {
       await lockBlob(trx, datastoreId, sha256, 'exclusive');
       const referenced = await trx.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256, datastoreId });

@@ -16,7 +16,12 @@ export interface WaitOptions {
 export type StoredMedia = MediaRecord & { sha256: string; datastoreId: string; size: number; storedTs: number };
 
 export class LocalMedia {
-  constructor(private readonly media: MediaStore, private readonly datastores: Datastores) {}
+  constructor(
+    private readonly media: MediaStore,
+    private readonly datastores: Datastores,
+    /** Told of every lookup of stored media (access times, batched). */
+    private readonly accessed: (serverName: string, mediaId: string) => void = () => undefined,
+  ) {}
 
   async open(serverName: string, mediaId: string, wait: WaitOptions): Promise<ServableMedia> {
     const media = await this.waitFor(serverName, mediaId, wait);
@@ -27,8 +32,11 @@ export class LocalMedia {
   waitFor(serverName: string, mediaId: string, wait: WaitOptions): Promise<StoredMedia> {
     return pollUntil(async () => {
       const media = await this.media.get(serverName, mediaId);
-      if (!media || media.isRemote) throw notFound('Media not found');
-      if (isStored(media)) return media;
+      if (!media || media.isRemote || media.quarantined) throw notFound('Media not found');
+      if (isStored(media)) {
+        this.accessed(serverName, mediaId);
+        return media;
+      }
       if (media.expiresTs !== null && media.expiresTs <= Date.now()) throw notFound('Media not found');
       return undefined;
     }, { deadline: Date.now() + wait.timeoutMs, signal: wait.signal, timedOut: () => notYetUploaded() });

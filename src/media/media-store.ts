@@ -20,6 +20,8 @@ export interface MediaRecord {
   createdTs: number;
   storedTs: number | null;
   expiresTs: number | null;
+  /** Quarantined media is served nowhere and never fetched again. */
+  quarantined: boolean;
 }
 
 export interface NewMedia {
@@ -61,7 +63,7 @@ const PENDING_LOCK = 0x6d70656e;
 interface MediaRow {
   server_name: string; media_id: string; is_remote: boolean; user_id: string | null; content_type: string | null;
   upload_name: string | null; sha256: string | null; datastore_id: string | null; size: number | null; created_ts: number;
-  stored_ts: number | null; expires_ts: number | null;
+  stored_ts: number | null; expires_ts: number | null; quarantined: boolean;
 }
 
 export interface ThumbnailRow {
@@ -69,28 +71,66 @@ export interface ThumbnailRow {
   animated: boolean; content_type: string; datastore_id: string; sha256: string; size: number; created_ts: number;
 }
 
-// Rows whose bytes have arrived never change, so every instance may keep them; a database round trip
-// per request was most of the cost of serving small media.
+// Rows whose bytes have arrived change only by admin action (quarantine, purge), so every instance may
+// keep them for ttlMs: a database round trip per request was most of the cost of serving small media.
 const RECORD_CACHE_SIZE = 20_000;
 
+const QUARANTINED = `EXISTS (SELECT 1 FROM quarantined_media q WHERE q.server_name = ? AND q.media_id = ?)`;
+
+interface Cached<T> { value: T; expiresAt: number }
+
 export class MediaStore {
-  private readonly storedMedia: LruCache<string, MediaRecord>;
+  private readonly storedMedia: LruCache<string, Cached<MediaRecord>>;
+  private readonly quarantine = new LruCache<string, Cached<boolean>>(RECORD_CACHE_SIZE);
   private readonly thumbnailRecords: LruCache<string, ThumbnailRecord>;
 
-  constructor(private readonly knex: Knex, readonly blobs: BlobReferences, lookups?: { media?: CacheLookups; thumbnails?: CacheLookups }) {
+  /** `ttlMs` bounds how long another instance's quarantine or purge can go unseen here. */
+  constructor(
+    private readonly knex: Knex,
+    readonly blobs: BlobReferences,
+    private readonly ttlMs = 5000,
+    lookups?: { media?: CacheLookups; thumbnails?: CacheLookups },
+  ) {
     this.storedMedia = new LruCache(RECORD_CACHE_SIZE, lookups?.media);
     this.thumbnailRecords = new LruCache(RECORD_CACHE_SIZE, lookups?.thumbnails);
   }
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
     const key = `${serverName}/${mediaId}`;
-    const cached = this.storedMedia.get(key);
+    const cached = this.fresh(this.storedMedia, key);
     if (cached) return cached;
-    const row = await this.knex<MediaRow>('media').where({ server_name: serverName, media_id: mediaId }).first();
+    const row = await this.knex<MediaRow>('media')
+      .select('*', this.knex.raw(`${QUARANTINED} AS quarantined`, [serverName, mediaId]))
+      .where({ server_name: serverName, media_id: mediaId }).first();
     const record = row && toMediaRecord(row);
     // Pending uploads are left out: their row changes when the bytes arrive, or goes when they expire.
-    if (record?.sha256) this.storedMedia.set(key, record);
+    if (record?.sha256 && this.ttlMs > 0) this.storedMedia.set(key, { value: record, expiresAt: Date.now() + this.ttlMs });
     return record;
+  }
+
+  /** Whether the media is quarantined, whether or not it is (still) stored here. */
+  async isQuarantined(serverName: string, mediaId: string): Promise<boolean> {
+    const key = `${serverName}/${mediaId}`;
+    const cached = this.fresh(this.quarantine, key);
+    if (cached !== undefined) return cached;
+    const { rows } = await this.knex.raw<{ rows: Array<{ quarantined: boolean }> }>(`SELECT ${QUARANTINED} AS quarantined`, [serverName, mediaId]);
+    const value = rows[0]!.quarantined;
+    if (this.ttlMs > 0) this.quarantine.set(key, { value, expiresAt: Date.now() + this.ttlMs });
+    return value;
+  }
+
+  /** Forgets what this instance cached of the media, after an admin changed it. */
+  invalidate(serverName: string, mediaId: string): void {
+    this.storedMedia.delete(`${serverName}/${mediaId}`);
+    this.quarantine.delete(`${serverName}/${mediaId}`);
+  }
+
+  private fresh<T>(cache: LruCache<string, Cached<T>>, key: string): T | undefined {
+    const entry = cache.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt > Date.now()) return entry.value;
+    cache.delete(key);
+    return undefined;
   }
 
   /**
@@ -205,6 +245,7 @@ function toMediaRecord(row: MediaRow): MediaRecord {
     createdTs: row.created_ts,
     storedTs: row.stored_ts,
     expiresTs: row.expires_ts,
+    quarantined: row.quarantined === true,
   };
 }
 

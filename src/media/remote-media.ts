@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import type { HomeserverConfig } from '../config/config.js';
 import type { FederationClient } from '../federation/client.js';
 import type { Logger } from '../log.js';
+import { notFound } from '../matrix/errors.js';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 import type { Datastores } from '../storage/datastores.js';
 import type { BlobReferences } from './blob-references.js';
@@ -39,6 +40,8 @@ export interface RemoteMediaOptions {
   /** Where spool files are created (and at once unlinked). */
   spoolDirectory: string;
   hooks?: RemoteMediaHooks;
+  /** Told of every request for remote media: which hosted homeserver asked (access times, fetchers). */
+  accessed?: (tenant: string, serverName: string, mediaId: string) => void;
   lockHeartbeatMs?: number;
   lockStaleMs?: number;
   now?: () => number;
@@ -82,6 +85,9 @@ export class RemoteMedia {
 
   /** `tenant`: the hosted homeserver whose user asks; its key signs the request to the origin. */
   async open(tenant: Pick<HomeserverConfig, 'name'>, serverName: string, mediaId: string, options: RemoteOpenOptions): Promise<ServableMedia> {
+    // Quarantined media is never served, nor fetched again from its origin.
+    if (await this.options.media.isQuarantined(serverName, mediaId)) throw notFound('Media not found');
+    this.options.accessed?.(tenant.name, serverName, mediaId);
     const target: FetchTarget = { tenant: tenant.name, serverName, mediaId, thumbnail: options.thumbnail, key: fetchKey(serverName, mediaId, options.thumbnail) };
     // A fetch in progress here answers without a database round trip; it also serves from the cache if it finds one.
     const hooks = this.options.hooks;

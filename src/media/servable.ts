@@ -1,5 +1,6 @@
 // Media (or a thumbnail) ready to be served, local or remote: the one shape every route sends.
 import type { Readable } from 'node:stream';
+import { notFound } from '../matrix/errors.js';
 import type { ByteRange, Datastore } from '../storage/datastore.js';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
@@ -33,7 +34,10 @@ export function servableBlob(blob: StoredBlob, datastore: Datastore): ServableMe
     size: blob.size,
     sha256: blob.sha256,
     storedTs: blob.storedTs,
-    open: (range) => datastore.read(blob.sha256, range),
+    // Purged between lookup and open: the media is gone, which is a 404 and not a server error.
+    open: (range) => datastore.read(blob.sha256, range).catch((error: unknown) => {
+      throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? notFound('Media not found') : error;
+    }),
     redirectUrl: async () => datastore.redirectUrl?.(blob.sha256),
   };
 }

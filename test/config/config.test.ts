@@ -75,6 +75,20 @@ homeservers:
     expect(loadError('masterKey: {file: a, env: B}\n')).toBe(' at /masterKey: must be a string, {file: PATH} or {env: NAME}');
   });
 
+  test('admin settings: user IDs, retention days and secrets are checked; secret files anchor at the file', () => {
+    expect(loadError('admins: [root]\n')).toMatch(/^ at \/admins\/0: must match pattern/);
+    expect(loadError('retention: {remoteMediaDays: 0}\n')).toBe(' at /retention/remoteMediaDays: must be >= 1');
+    expect(loadError('homeservers:\n  - {name: a.org, clientApi: "http://a", adminApiKind: dendrite}\n')).toMatch(/^ at \/homeservers\/0\/adminApiKind: must be one of none, synapse/);
+    const config = loadConfigFile(writeConfig('admin.yaml', `
+sharedSecretAuth: {token: {file: admin.token}}
+homeservers:
+  - {name: a.org, clientApi: "http://a", admins: ["@amy:a.org"], adminApiToken: {file: keys/a.token}, retention: {remoteMediaDays: 7}}
+`));
+    expect(config.sharedSecretAuth.token).toEqual({ file: join(dir, 'admin.token') });
+    expect(config.homeservers[0]).toMatchObject({ admins: ['@amy:a.org'], adminApiKind: 'none', adminApiToken: { file: join(dir, 'keys/a.token') }, retention: { remoteMediaDays: 7 } });
+    expect(config.retention).toEqual({ remoteMediaDays: null, localMediaDays: null, intervalMs: 3_600_000 });
+  });
+
   test('the same host for two homeservers is refused', () => {
     expect(loadError(`homeservers:
   - {name: a.org, clientApi: "http://a"}

@@ -16,6 +16,12 @@ export interface StandInHomeserver {
   /** whoami calls per token, and the user_id query parameter of the last one. */
   calls: Map<string, number>;
   lastUserIdParam?: string | null;
+  /** Users its Synapse admin API (GET /_synapse/admin/v1/users/{userId}/admin) calls admins. */
+  synapseAdmins: Set<string>;
+  /** Tokens that GET /_synapse/admin/... accepts (besides the users' own); each call is counted in adminChecks. */
+  adminApiTokens: Set<string>;
+  adminChecks: number;
+  lastAdminCheckToken?: string;
   close(): Promise<void>;
 }
 
@@ -25,6 +31,9 @@ export async function startStandInHomeserver(tokens: Record<string, TokenBehavio
     url: '',
     tokens: new Map(Object.entries(tokens)),
     calls: new Map(),
+    synapseAdmins: new Set(),
+    adminApiTokens: new Set(),
+    adminChecks: 0,
     close: async () => {
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
@@ -33,6 +42,14 @@ export async function startStandInHomeserver(tokens: Record<string, TokenBehavio
   };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://stand-in');
+    const adminCheck = /^\/_synapse\/admin\/v1\/users\/([^/]+)\/admin$/.exec(url.pathname);
+    if (req.method === 'GET' && adminCheck) {
+      state.adminChecks++;
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      state.lastAdminCheckToken = bearer;
+      if (!state.tokens.has(bearer) && !state.adminApiTokens.has(bearer)) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Unknown token' });
+      return json(res, 200, { admin: state.synapseAdmins.has(decodeURIComponent(adminCheck[1]!)) });
+    }
     if (req.method !== 'GET' || url.pathname !== '/_matrix/client/v3/account/whoami') {
       return json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
     }

@@ -41,8 +41,25 @@ describe('MediaStore', () => {
     expect(await store.get('a.example', 'm1')).toEqual({
       serverName: 'a.example', mediaId: 'm1', isRemote: false, userId: '@alice:a.example', contentType: 'text/plain',
       uploadName: 'a.txt', datastoreId: 'default', sha256: blob.sha256, size: 12, createdTs: 1000, storedTs: 1000, expiresTs: null,
+      quarantined: false,
     });
     expect(await store.get('a.example', 'nope')).toBeUndefined();
+  });
+
+  test('cached records are trusted for the TTL only; invalidate forgets them at once', async () => {
+    const short = new MediaStore(db.knex, blobs, 150);
+    expect((await short.get('a.example', 'm1'))!.quarantined).toBe(false);
+    expect(await short.isQuarantined('a.example', 'm1')).toBe(false);
+    await db.knex('quarantined_media').insert({ server_name: 'a.example', media_id: 'm1', quarantined_ts: 1, quarantined_by: 'test' });
+    // Another instance's quarantine: unseen until the cached record expires.
+    expect((await short.get('a.example', 'm1'))!.quarantined).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await short.get('a.example', 'm1'))!.quarantined).toBe(true);
+    expect(await short.isQuarantined('a.example', 'm1')).toBe(true);
+    await db.knex('quarantined_media').delete();
+    short.invalidate('a.example', 'm1');
+    expect((await short.get('a.example', 'm1'))!.quarantined).toBe(false);
+    expect(await short.isQuarantined('a.example', 'm1')).toBe(false);
   });
 
   test('a taken ID returns false; an unreferenced blob is deleted, a referenced one kept', async () => {

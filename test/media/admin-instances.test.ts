@@ -1,0 +1,111 @@
+// Admin actions seen across instances sharing one database and datastore: the acting instance stops
+// serving at once, another within admin.recordCacheTtlMs; a purge while the same media is streaming lets
+// the download finish intact, and later requests get 404.
+import { request } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, type Database } from '../../src/db/database.js';
+import { adminCall, ALICE, AMY, downloadAs, startAdminBed, uploadAs, type AdminBed } from '../helpers/admin-service.js';
+import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
+import { blobFiles, patternBytes, sha256Hex } from '../helpers/media-fixtures.js';
+
+const TTL_MS = 400;
+let db: Database;
+let second: Database;
+let one: AdminBed;
+let two: AdminBed;
+const storage = mkdtempSync(join(tmpdir(), 'media-repo-shared-'));
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  // On PostgreSQL each instance has its own pool; the embedded PGlite (one connection) is shared, closed once.
+  second = REAL_POSTGRES_URL
+    ? await openDatabase({ url: (db.knex.client.config as { connection: string }).connection, dataDir: ':memory:', poolMax: 5 })
+    : { ...db, close: async () => undefined };
+  const raw = { datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: storage } }], admin: { recordCacheTtlMs: TTL_MS } };
+  one = await startAdminBed({ db, raw });
+  two = await startAdminBed({ db: second, raw });
+});
+
+afterAll(async () => {
+  await two.close();
+  await one.close();
+});
+
+/** Milliseconds until `check` holds, polling every 25 ms, failing after `limitMs`. */
+async function timeUntil(check: () => Promise<boolean>, limitMs: number): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > limitMs) throw new Error(`not within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return Date.now() - started;
+}
+
+test('a quarantine is seen at once where it was made and within the record cache TTL on the other instance', async () => {
+  const { serverName, mediaId } = await uploadAs(one.service, ALICE, 'seen by both');
+  // Both instances now hold the record in their caches.
+  expect((await downloadAs(one.service, ALICE, serverName, mediaId)).status).toBe(200);
+  expect((await downloadAs(two.service, ALICE, serverName, mediaId)).status).toBe(200);
+  expect((await adminCall(one.service, 'POST', `/quarantine/${serverName}/${mediaId}`, AMY)).status).toBe(200);
+  expect((await downloadAs(one.service, ALICE, serverName, mediaId)).status).toBe(404);
+  const elapsed = await timeUntil(async () => (await downloadAs(two.service, ALICE, serverName, mediaId)).status === 404, TTL_MS + 1000);
+  expect(elapsed).toBeLessThanOrEqual(TTL_MS + 200);
+  expect((await adminCall(two.service, 'POST', `/unquarantine/${serverName}/${mediaId}`, AMY)).status).toBe(200);
+  await timeUntil(async () => (await downloadAs(one.service, ALICE, serverName, mediaId)).status === 200, TTL_MS + 1000);
+});
+
+test('a purge on one instance: the other stops serving within the TTL, and the bytes are gone', async () => {
+  const { serverName, mediaId } = await uploadAs(one.service, ALICE, 'purged everywhere');
+  expect((await downloadAs(two.service, ALICE, serverName, mediaId)).status).toBe(200);
+  expect((await adminCall(one.service, 'POST', `/purge/${serverName}/${mediaId}`, AMY)).json()).toMatchObject({ count: 1 });
+  expect(blobFiles(storage)).not.toContain(sha256Hex('purged everywhere'));
+  const after = await downloadAs(two.service, ALICE, serverName, mediaId);
+  // Within the TTL the other instance may still find the record, but never the bytes: a clean 404 either way.
+  expect([after.status, after.json().errcode]).toEqual([404, 'M_NOT_FOUND']);
+});
+
+test('a purge while the same media is streaming: the download completes intact, then the media is gone', async () => {
+  const bytes = patternBytes(8 * 1024 * 1024, 7);
+  const { serverName, mediaId } = await uploadAs(one.service, ALICE, bytes);
+  const url = new URL(`${two.service.url}/_matrix/client/v1/media/download/${serverName}/${mediaId}`);
+  const received: Buffer[] = [];
+  let resume!: () => void;
+  const finished = new Promise<{ complete: boolean }>((resolve, reject) => {
+    const req = request(url, { headers: { host: 'a.example', authorization: `Bearer ${ALICE}` }, agent: false }, (res) => {
+      expect(res.statusCode).toBe(200);
+      res.once('data', (chunk: Buffer) => {
+        received.push(chunk);
+        res.pause();
+        resume = () => {
+          res.on('data', (c: Buffer) => received.push(c));
+          res.resume();
+        };
+        purgeNow();
+      });
+      res.on('end', () => resolve({ complete: true }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  let purgeNow!: () => void;
+  const purged = new Promise<void>((resolve) => {
+    purgeNow = () => {
+      void adminCall(one.service, 'POST', `/purge/${serverName}/${mediaId}`, AMY).then((res) => {
+        expect(res.json()).toMatchObject({ purged: true, count: 1 });
+        resolve();
+      });
+    };
+  });
+  await purged;
+  expect(blobFiles(storage)).not.toContain(sha256Hex(bytes));
+  resume();
+  expect(await finished).toEqual({ complete: true });
+  expect(Buffer.concat(received).equals(bytes)).toBe(true);
+  for (const service of [one.service, two.service]) {
+    const res = await downloadAs(service, ALICE, serverName, mediaId);
+    expect([res.status, res.json().errcode]).toEqual([404, 'M_NOT_FOUND']);
+  }
+});
