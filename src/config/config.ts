@@ -5,7 +5,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { FromSchema } from 'json-schema-to-ts';
 import { parseDocument } from 'yaml';
 import { isValidServerName } from '../matrix/server-name.js';
-import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type quotas, type rateLimits, type secret, type thumbnailSize } from './schema.js';
+import { type quotas, type rateLimits } from './schema-limits.js';
+import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
 
 export { MEDIA_KINDS };
 
