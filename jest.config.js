@@ -8,5 +8,6 @@ export default {
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
-  testTimeout: 30000,
+  // Suites that start several services on the embedded database need the room on a loaded 2-core machine.
+  testTimeout: 60000,
 };
