@@ -10,14 +10,12 @@ import type { Datastores } from '../storage/datastores.js';
 import { LruCache } from '../lru-cache.js';
 import type { LocalMedia, StoredMedia, WaitOptions } from './local-media.js';
 import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
-import { servableBlob, type ServableMedia } from './servable.js';
+import { servableBlob, thumbnailFileName, type ServableMedia } from './servable.js';
 import { Semaphore, SingleFlight } from './single-flight.js';
 import { chooseThumbnailSize, dynamicSize, originalIsNoLarger } from './thumbnail-choice.js';
 import { cannotThumbnail, probeImage, readAll, renderThumbnail, THUMBNAIL_TYPES, tooLargeToThumbnail, type ImageInfo } from './thumbnail-render.js';
 
 export { chooseThumbnailSize } from './thumbnail-choice.js';
-
-const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/gif': 'gif' };
 
 const CACHE_SIZE = 10_000;
 
@@ -44,13 +42,13 @@ export class Thumbnails {
     const original = THUMBNAIL_TYPES[image.format];
     // Spec: "When the content is smaller than the requested dimensions, servers SHOULD return the original content".
     if (original && originalIsNoLarger(image, spec) && (animated || !image.animated)) {
-      const blob = { ...source, contentType: original, uploadName: thumbnailName(original) };
+      const blob = { ...source, contentType: original, uploadName: thumbnailFileName(original) };
       return servableBlob(blob, this.datastores.get(source.datastoreId));
     }
     const size = await this.chooseSize(serverName, mediaId, spec, image);
     const key: ThumbnailKey = { serverName, mediaId, ...size, animated };
     const thumbnail = (await this.media.getThumbnail(key)) ?? (await this.generateOnce(key, source));
-    const blob = { ...thumbnail, uploadName: thumbnailName(thumbnail.contentType), storedTs: source.storedTs };
+    const blob = { ...thumbnail, uploadName: thumbnailFileName(thumbnail.contentType), storedTs: source.storedTs };
     return servableBlob(blob, this.datastores.get(thumbnail.datastoreId));
   }
 
@@ -106,5 +104,3 @@ export class Thumbnails {
     throw error;
   }
 }
-
-const thumbnailName = (contentType: string) => `thumbnail.${EXTENSIONS[contentType] ?? 'bin'}`;
