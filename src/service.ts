@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { readSecret, type Config } from './config/config.js';
 import { Tenants } from './config/tenants.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
+import { AuthSchemes } from './federation/auth-schemes.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
@@ -30,6 +31,8 @@ export interface Services extends AppServices {
   keyring: Keyring;
   signingKeys: SigningKeyStore;
   federation: FederationClient;
+  /** Which Authorization scheme each homeserver's outbound requests carry; started by startService. */
+  authSchemes: AuthSchemes;
   /** Media bytes, content-addressed by sha256, in the configured datastores. */
   datastores: Datastores;
   blobs: BlobReferences;
@@ -56,7 +59,14 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
   const datastores = await Datastores.open(config.datastores);
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs);
-  const federation = createFederationClient(config, signingKeys, log);
+  // Reads each homeserver's published keys through the client it configures: bound late, used only once started.
+  const authSchemes = new AuthSchemes({
+    homeservers: config.homeservers.map((hs) => hs.name),
+    signingKeys,
+    fetchKeys: (serverName, path) => federation.fetchServerKeysJson(serverName, path),
+    log,
+  });
+  const federation = createFederationClient(config, signingKeys, log, authSchemes);
   const keyring = new Keyring({
     knex,
     federation: config.federation,
@@ -79,6 +89,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     media,
     keyring,
     federation,
+    authSchemes,
     localMedia,
     uploads: new Uploads(media, datastores, config.media),
     thumbnails: new Thumbnails(media, localMedia, datastores, config.media.thumbnails),
@@ -96,6 +107,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
 }
 
 export async function closeServices(services: Services): Promise<void> {
+  services.authSchemes.stop();
   await services.remoteMedia.close();
   services.federation.close();
   await services.db.close();
@@ -103,6 +115,8 @@ export async function closeServices(services: Services): Promise<void> {
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
   const services = await openServices(config, log, db);
+  // Not awaited: a homeserver slow to publish its keys must not hold up the listener (its first request waits a little).
+  void services.authSchemes.start();
   const server: Server = createApp(services).listen(config.listen.port, config.listen.host);
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;
