@@ -57,6 +57,7 @@ export interface AuthSchemesOptions {
 export class AuthSchemes implements AuthSchemeSource {
   private readonly choices = new Map<string, SchemeChoice>();
   private readonly firstLooks = new Map<string, Promise<void>>();
+  private readonly looked = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: AuthSchemesOptions) {}
@@ -74,7 +75,11 @@ export class AuthSchemes implements AuthSchemeSource {
 
   async schemeFor(origin: string): Promise<AuthScheme | undefined> {
     const first = this.firstLooks.get(origin);
-    if (first && !this.choices.has(origin)) await Promise.race([first, new Promise((resolve) => setTimeout(resolve, FIRST_LOOK_WAIT_MS).unref())]);
+    if (first && !this.looked.has(origin)) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([first, new Promise((resolve) => (timer = setTimeout(resolve, FIRST_LOOK_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     return this.choices.get(origin)?.scheme;
   }
 
@@ -89,7 +94,7 @@ export class AuthSchemes implements AuthSchemeSource {
 
   refresh(homeserver: string): Promise<void> {
     const look = this.look(homeserver);
-    if (!this.firstLooks.has(homeserver)) this.firstLooks.set(homeserver, look);
+    if (!this.firstLooks.has(homeserver)) this.firstLooks.set(homeserver, look.finally(() => this.looked.add(homeserver)));
     return look;
   }
 

@@ -68,11 +68,11 @@ export class Thumbnails {
     if (known) return Promise.resolve(known);
     const failed = this.failures.get(id);
     if (failed) return Promise.reject(failed);
-    return this.probes.run(id, async () => {
+    return this.probes.run(id, () => this.slots.run(async () => {
       const image = await this.read(source).then((input) => probeImage(this.settings, input)).catch((error: unknown) => this.remember(id, error));
       this.images.set(id, image);
       return image;
-    });
+    }));
   }
 
   private generateOnce(key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
