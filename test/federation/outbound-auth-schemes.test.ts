@@ -22,7 +22,7 @@ import { startTestService } from '../helpers/service-under-test.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const DAY = 24 * 3600_000;
-const python = PythonWorker.acquire();
+let python: PythonWorker;
 let ours: SynapseKey;
 let homeserverKey: SynapseKey;
 let keyServer: LoopbackKeyServer;
@@ -30,6 +30,7 @@ let peer: RemoteHomeserver;
 let legacyPeer: RemoteHomeserver;
 
 beforeAll(async () => {
+  python = PythonWorker.acquire();
   [ours, homeserverKey] = await Promise.all([generateSynapseKey('mmr'), generateSynapseKey('synapse')]);
   keyServer = await LoopbackKeyServer.start();
   const trustedKeys = { 'tenant.test': { [ours.keyId]: ours.publicKey } };

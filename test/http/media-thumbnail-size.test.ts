@@ -32,7 +32,7 @@ describe('thumbnail sizes', () => {
   });
 
   async function upload(on: RunningService, bytes: Buffer, type: string): Promise<string> {
-    const res = await rawRequest(`${on.url}/_matrix/client/v1/media/upload`, { method: 'POST', headers: { ...auth, 'content-type': type }, body: bytes });
+    const res = await rawRequest(`${on.url}/_matrix/media/v3/upload`, { method: 'POST', headers: { ...auth, 'content-type': type }, body: bytes });
     expect(res.status).toBe(200);
     return String(res.json().content_uri).split('/').pop()!;
   }
