@@ -24,11 +24,11 @@ describe('thumbnail sizes', () => {
     const homeservers = [{ name: 'a.example', clientApi: hs.url, hostnames: ['127.0.0.1'] }];
     service = await startTestService({ homeservers });
     dynamic = await startTestService({ homeservers, media: { thumbnails: { dynamicSizing: true, maxSizesPerMedia: 2 } } });
-  });
+  }, 120_000); // two services, each with its own embedded database: slow on a loaded machine
   afterAll(async () => {
-    await service.close();
-    await dynamic.close();
-    await hs.close();
+    await service?.close();
+    await dynamic?.close();
+    await hs?.close();
   });
 
   async function upload(on: RunningService, bytes: Buffer, type: string): Promise<string> {
