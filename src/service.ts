@@ -9,6 +9,7 @@ import { readSecret, type Config } from './config/config.js';
 import { readStaticTokens } from './config/static-tokens.js';
 import { Tenants } from './config/tenants.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
+import { AuthSchemes } from './federation/auth-schemes.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
@@ -42,6 +43,8 @@ export interface Services extends AppServices {
   keyring: Keyring;
   signingKeys: SigningKeyStore;
   federation: FederationClient;
+  /** Which Authorization scheme each homeserver's outbound requests carry; started by startService. */
+  authSchemes: AuthSchemes;
   /** Media bytes, content-addressed by sha256, in the configured datastores. */
   datastores: Datastores;
   blobs: BlobReferences;
@@ -96,7 +99,14 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
     media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records'),
   });
   const { admin, jobs } = buildAdmin(config, knex, media, blobs, log);
-  const federation = createFederationClient(config, signingKeys, log);
+  // Reads each homeserver's published keys through the client it configures: bound late, used only once started.
+  const authSchemes = new AuthSchemes({
+    homeservers: config.homeservers.map((hs) => hs.name),
+    signingKeys,
+    fetchKeys: (serverName, path) => federation.fetchServerKeysJson(serverName, path),
+    log,
+  });
+  const federation = createFederationClient(config, signingKeys, log, authSchemes);
   const limits = new RateLimits(config.homeservers, config.rateLimits, metrics?.rateLimitRefused);
   const keyring = new Keyring({
     knex,
@@ -123,6 +133,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
     media,
     keyring,
     federation,
+    authSchemes,
     localMedia,
     quotas,
     uploads: new Uploads(media, datastores, config.media, quotas, metrics?.uploadStored),
@@ -155,6 +166,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
 }
 
 export async function closeServices(services: Services): Promise<void> {
+  services.authSchemes.stop();
   await services.jobs.close();
   await services.remoteMedia.close();
   await services.admin.accessTimes.close();
@@ -177,6 +189,8 @@ export async function startService(config: Config, log: Logger, db?: Database): 
     throw error;
   }
   services.jobs.start();
+  // Not awaited: a homeserver slow to publish its keys must not hold up the listener (its first request waits a little).
+  void services.authSchemes.start();
   handle = createApp(services);
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;

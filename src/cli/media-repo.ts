@@ -94,6 +94,7 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
   const services = await openServices(config, createLogger('warn', io.stderr));
   try {
     const keys = await services.signingKeys.list();
+    await services.authSchemes.refreshAll();
     for (const hs of config.homeservers) {
       const own = keys.filter((k) => k.serverName === hs.name);
       const active = own.find((k) => k.expiredTs === null);
@@ -106,6 +107,8 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
       // What the homeserver publishes at /_matrix/key/unstable/org.matrix.msc4100/server for this key.
       const fragment = { verify_keys: { [active.keyId]: { key: active.publicKey, scope: active.scope } } };
       io.stdout.write(`  verify_keys: ${JSON.stringify(fragment.verify_keys)}\n`);
+      const scheme = services.authSchemes.describe(hs.name);
+      if (scheme) io.stdout.write(`  outbound:   ${scheme.scheme} (${scheme.reason})\n`);
       for (const old of own.filter((k) => k.expiredTs !== null)) {
         io.stdout.write(`  expired:    ${old.keyId} ${old.publicKey} at ${new Date(old.expiredTs!).toISOString()}\n`);
       }

@@ -227,6 +227,9 @@ export const configSchema = {
             maxSourceBytes: { ...positiveInt, default: 20 * MiB },
             maxPixels: { ...positiveInt, default: 32_000_000 },
             animated: { type: 'boolean', default: true },
+            // Off, as Synapse's dynamic_thumbnails: exact requested sizes are generated only when asked for.
+            dynamicSizing: { type: 'boolean', default: false },
+            maxSizesPerMedia: { ...positiveInt, default: 20 },
           },
         },
       },

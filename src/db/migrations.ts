@@ -7,12 +7,14 @@ import * as remoteMedia from '../../migrations/004_remote_media.js';
 import * as datastoreIds from '../../migrations/005_datastore_ids.js';
 import * as admin from '../../migrations/006_admin.js';
 import * as quotas from '../../migrations/007_quotas.js';
+import * as remoteThumbnailNames from '../../migrations/008_remote_thumbnail_names.js';
 
 interface Migration { up(knex: Knex): Promise<void> }
 
 const migrations: Array<[string, Migration]> = [
   ['001_signing_keys', signingKeys], ['002_media', media], ['003_remote_keys', remoteKeys], ['004_remote_media', remoteMedia],
   ['005_datastore_ids', datastoreIds], ['006_admin', admin], ['007_quotas', quotas],
+  ['008_remote_thumbnail_names', remoteThumbnailNames],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

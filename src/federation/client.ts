@@ -4,12 +4,12 @@
 // MSC4100 (proposals/4100-scoped-signing-keys.md, "Backwards compatibility: requests"): X-Matrix is left to
 // legacy all-purpose keys and scoped keys sign `X-Matrix-Scoped` (unstable: X-MSC4100-Scoped). Servers
 // "should use both in independent Authorization headers if possible, or otherwise downgrade their requests
-// to X-Matrix if an auth error is received for X-Matrix-Scoped alone". Sending both needs a legacy key as
-// well, and every key we hold is scoped (m.requests), so we take the second branch: X-MSC4100-Scoped alone
-// first; on an auth error, the same request once more signed with X-Matrix by the same key (which the
-// homeserver usually also publishes at /_matrix/key/v2/server, its key file being ours). A destination
-// that needed the downgrade gets X-Matrix directly for DOWNGRADE_MEMORY_MS, then is offered the scoped
-// scheme again.
+// to X-Matrix if an auth error is received for X-Matrix-Scoped alone". What the homeserver publishes
+// decides (auth-schemes.ts): with our key in its /_matrix/key/v2/server, X-Matrix (plus X-MSC4100-Scoped
+// where the MSC4100 endpoint lists it with m.requests), so no peer ever refuses the first request.
+// Otherwise X-MSC4100-Scoped alone first; on an auth error, the same request once more signed with
+// X-Matrix by the same key. A destination that needed the downgrade gets X-Matrix directly for
+// DOWNGRADE_MEMORY_MS, then is offered the scoped scheme again.
 import { Readable } from 'node:stream';
 import type { NotaryConfig } from '../config/config.js';
 import type { ActiveSigningKey } from '../keys/signing-key-store.js';
@@ -28,10 +28,19 @@ export interface SigningKeySource {
   activeKey(serverName: string): Promise<ActiveSigningKey | undefined>;
 }
 
+/** x-matrix: X-Matrix alone; x-matrix+scoped: X-Matrix and X-MSC4100-Scoped; scoped-first: X-MSC4100-Scoped, downgraded on refusal. */
+export type AuthScheme = 'x-matrix' | 'x-matrix+scoped' | 'scoped-first';
+
+export interface AuthSchemeSource {
+  /** Undefined when not known: scoped-first. */
+  schemeFor(origin: string): Promise<AuthScheme | undefined>;
+}
+
 export interface FederationClientOptions {
   resolver: ServerResolver;
   http: OutboundHttp;
   signingKeys: SigningKeySource;
+  schemes?: AuthSchemeSource;
   log: Logger;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
@@ -78,11 +87,13 @@ export class FederationClient {
     if (options.origin === undefined) throw new TypeError('a signed request needs an origin');
     const key = await this.options.signingKeys.activeKey(options.origin);
     if (!key) throw new NoSigningKeyError(options.origin);
-    const send = (scheme: string) => {
-      const authorization = buildAuthorizationHeader({ method: 'GET', uri: path, origin: key.serverName, destination: serverName }, key.keyId, key.signer, scheme);
-      return this.options.http.request(resolved, { path, timeouts, headers: { Authorization: authorization } });
+    const send = (...schemes: string[]) => {
+      const sign = (scheme: string) => buildAuthorizationHeader({ method: 'GET', uri: path, origin: key.serverName, destination: serverName }, key.keyId, key.signer, scheme);
+      return this.options.http.request(resolved, { path, timeouts, headers: { Authorization: schemes.map(sign) } });
     };
-    if (!key.scope.includes(REQUESTS_SCOPE) || this.isDowngraded(serverName)) return send(X_MATRIX_SCHEME);
+    const published = await this.options.schemes?.schemeFor(options.origin);
+    if (published === 'x-matrix+scoped') return send(X_MATRIX_SCHEME, MSC4100_SCOPED_SCHEME);
+    if (published === 'x-matrix' || !key.scope.includes(REQUESTS_SCOPE) || this.isDowngraded(serverName)) return send(X_MATRIX_SCHEME);
     const scoped = await send(MSC4100_SCOPED_SCHEME);
     const refusal = await readRefusal(scoped);
     if (refusal === undefined) return scoped;

@@ -38,7 +38,8 @@ export interface RequestSpec {
   readonly method?: 'GET' | 'POST';
   /** Request target: path and query. */
   readonly path: string;
-  readonly headers?: Readonly<Record<string, string>>;
+  /** An array value sends the header once per element (several Authorization schemes). */
+  readonly headers?: Readonly<Record<string, string | string[]>>;
   readonly body?: Buffer;
   readonly timeouts: Timeouts;
 }
@@ -151,7 +152,7 @@ export class OutboundHttp {
     const tls = target.protocol === 'https:';
     const url = new URL(`${target.protocol}//${target.hostHeader}${spec.path}`);
     return new Promise<Response>((resolve, reject) => {
-      const headers: Record<string, string> = { 'User-Agent': this.userAgent, ...spec.headers, Host: target.hostHeader };
+      const headers: Record<string, string | string[]> = { 'User-Agent': this.userAgent, ...spec.headers, Host: target.hostHeader };
       if (spec.body) headers['Content-Length'] = String(spec.body.length);
       const options = {
         method: spec.method ?? 'GET',

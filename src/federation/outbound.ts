@@ -3,13 +3,13 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { FederationClient, type SigningKeySource } from './client.js';
+import { FederationClient, type AuthSchemeSource, type SigningKeySource } from './client.js';
 import { ServerResolver } from './discovery.js';
 import { Dns } from './dns.js';
 import { OutboundHttp } from './http.js';
 import { IpFilter } from './ip-filter.js';
 
-export function createFederationClient(config: Config, signingKeys: SigningKeySource, log: Logger): FederationClient {
+export function createFederationClient(config: Config, signingKeys: SigningKeySource, log: Logger, schemes?: AuthSchemeSource): FederationClient {
   const settings = config.federation;
   const dns = new Dns({ servers: settings.dnsServers });
   const filter = new IpFilter({ blocklist: settings.ipBlocklist, allowlist: settings.ipAllowlist });
@@ -21,6 +21,7 @@ export function createFederationClient(config: Config, signingKeys: SigningKeySo
     resolver,
     http,
     signingKeys,
+    schemes,
     log,
     connectTimeoutMs: settings.connectTimeoutMs,
     requestTimeoutMs: settings.requestTimeoutMs,

@@ -206,6 +206,12 @@ export class MediaStore {
     return record;
   }
 
+  /** How many thumbnails of one media are stored (dynamic sizing stops adding sizes at a cap). */
+  async countThumbnails(serverName: string, mediaId: string): Promise<number> {
+    const [row] = await this.knex('thumbnails').where({ server_name: serverName, media_id: mediaId }).count<Array<{ count: string | number }>>({ count: '*' });
+    return Number(row?.count ?? 0);
+  }
+
   /** Records a generated thumbnail; if another generator got there first, its row wins and ours is dropped. */
   async insertThumbnail(key: ThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<ThumbnailRecord> {
     const row = thumbnailRow(key, contentType, blob, now);

@@ -20,6 +20,7 @@ import type { MediaStore } from './media-store.js';
 import { NotAttempted, toClientError } from './remote-errors.js';
 import type { RemoteFailures } from './remote-failures.js';
 import { FetchLock, type FetchLockSettings } from './remote-fetch-lock.js';
+import { sniffThumbnail } from './remote-sniff.js';
 import { fillSpool, Spool } from './remote-spool.js';
 import type { RemoteFetchStore } from './remote-store.js';
 import { DEFAULT_CONTENT_TYPE, type ServableMedia } from './servable.js';
@@ -138,17 +139,19 @@ export class Flight {
       remote.body.destroy();
       throw new UpstreamError('too-large', `the media is ${remote.declaredLength} bytes, more than federation.remoteMaxBytes`);
     }
+    // Before any client byte: a thumbnail's first bytes decide its type, and nothing else may be cached or served.
+    const sniffed = target.thumbnail ? await sniffThumbnail(remote.body) : undefined;
     const spool = await Spool.create(deps.spoolDirectory);
     this.spool = spool;
     this.releaseSpool = spool.hold();
-    const contentType = remote.contentType?.trim() || DEFAULT_CONTENT_TYPE;
-    const uploadName = target.thumbnail ? null : fileNameFromContentDisposition(remote.contentDisposition);
+    const contentType = sniffed?.contentType ?? (remote.contentType?.trim() || DEFAULT_CONTENT_TYPE);
+    const uploadName = fileNameFromContentDisposition(remote.contentDisposition);
     const datastore = deps.datastores.forKind(target.thumbnail ? 'thumbnails' : 'remote_media', target.tenant);
     const staging = datastore.writeStream(spool.reader(), { maxBytes: settings.remoteMaxBytes, tooLarge });
     staging.catch(() => undefined); // awaited below; a failed fill must not leave it unhandled meanwhile
     this.resolveReady({ contentType, uploadName, size: undefined, sha256: undefined, open: async (range) => this.openBytes(range) });
 
-    await fillSpool(spool, remote.body, settings.remoteMaxBytes, tooLarge);
+    await fillSpool(spool, remote.body, settings.remoteMaxBytes, tooLarge, sniffed?.chunks);
     const blob = await staging;
     const { serverName, mediaId } = target;
     if (!target.thumbnail) {
@@ -158,7 +161,7 @@ export class Flight {
     } else {
       // Through BlobReferences, so a concurrent discard of the same bytes cannot delete them under the row.
       const key = { serverName, mediaId, ...target.thumbnail };
-      const inserted = await deps.blobs.attach(blob, (trx) => deps.store.insertThumbnail(trx, key, contentType, blob));
+      const inserted = await deps.blobs.attach(blob, (trx) => deps.store.insertThumbnail(trx, key, contentType, uploadName, blob));
       this.stored = (inserted ? undefined : await deps.store.getThumbnail(key)) ?? blob;
     }
   }

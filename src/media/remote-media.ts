@@ -133,7 +133,7 @@ export class RemoteMedia {
     }
     const thumbnail = await this.deps.store.getThumbnail({ serverName: target.serverName, mediaId: target.mediaId, ...target.thumbnail });
     if (!thumbnail) return undefined;
-    return servableBlob({ ...thumbnail, uploadName: null, storedTs: thumbnail.createdTs }, datastores.get(thumbnail.datastoreId));
+    return servableBlob({ ...thumbnail, storedTs: thumbnail.createdTs }, datastores.get(thumbnail.datastoreId));
   }
 
   private warnNoSigningKey(tenant: string): void {

@@ -141,10 +141,13 @@ export class Spool {
   }
 }
 
-/** The upstream body into the spool at disk speed; past maxBytes the body is cut and `tooLarge` thrown. */
-export async function fillSpool(spool: Spool, body: Readable, maxBytes: number, tooLarge: () => Error): Promise<void> {
+/**
+ * The upstream body into the spool at disk speed; past maxBytes the body is cut and `tooLarge` thrown.
+ * `chunks`: the body's bytes when some were already read from it (sniffed).
+ */
+export async function fillSpool(spool: Spool, body: Readable, maxBytes: number, tooLarge: () => Error, chunks: AsyncIterable<Buffer> = body): Promise<void> {
   let total = 0;
-  for await (const chunk of body) {
+  for await (const chunk of chunks) {
     total += (chunk as Buffer).length;
     if (total > maxBytes) {
       body.destroy();

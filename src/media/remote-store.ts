@@ -6,6 +6,9 @@ import type { StagedBlob } from '../storage/datastore.js';
 // Remote thumbnails have the shape of local ones; they live in a table of their own.
 import { thumbnailRow, thumbnailWhere, toThumbnailRecord, type ThumbnailKey, type ThumbnailRecord, type ThumbnailRow } from './media-store.js';
 
+/** The origin's file name (from its Content-Disposition) is kept, as for media. */
+export type RemoteThumbnailRecord = ThumbnailRecord & { uploadName: string | null };
+
 export interface CachedFailure {
   status: number;
   errcode: string;
@@ -15,15 +18,15 @@ export interface CachedFailure {
 export class RemoteFetchStore {
   constructor(private readonly knex: Knex) {}
 
-  async getThumbnail(key: ThumbnailKey): Promise<ThumbnailRecord | undefined> {
-    const row = await this.knex<ThumbnailRow>('remote_thumbnails').where(thumbnailWhere(key)).first();
-    return row && toThumbnailRecord(row);
+  async getThumbnail(key: ThumbnailKey): Promise<RemoteThumbnailRecord | undefined> {
+    const row = await this.knex<ThumbnailRow & { upload_name: string | null }>('remote_thumbnails').where(thumbnailWhere(key)).first();
+    return row && { ...toThumbnailRecord(row), uploadName: row.upload_name };
   }
 
   /** Records a committed thumbnail inside BlobReferences.attach's transaction; false when a row was already there. */
-  async insertThumbnail(trx: Knex.Transaction, key: ThumbnailKey, contentType: string, blob: StagedBlob, now = Date.now()): Promise<boolean> {
+  async insertThumbnail(trx: Knex.Transaction, key: ThumbnailKey, contentType: string, uploadName: string | null, blob: StagedBlob, now = Date.now()): Promise<boolean> {
     const inserted = await trx('remote_thumbnails')
-      .insert(thumbnailRow(key, contentType, blob, now))
+      .insert({ ...thumbnailRow(key, contentType, blob, now), upload_name: uploadName })
       .onConflict(['server_name', 'media_id', 'width', 'height', 'method', 'animated'])
       .ignore()
       .returning('sha256');

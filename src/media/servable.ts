@@ -5,6 +5,11 @@ import type { ByteRange, Datastore } from '../storage/datastore.js';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
+const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/apng': 'png', 'image/webp': 'webp', 'image/gif': 'gif' };
+
+/** The spec's example name for a thumbnail ("thumbnail.png"), by its type. */
+export const thumbnailFileName = (contentType: string) => `thumbnail.${EXTENSIONS[contentType] ?? 'bin'}`;
+
 export interface ServableMedia {
   contentType: string;
   uploadName: string | null;

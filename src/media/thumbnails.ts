@@ -1,33 +1,32 @@
-// Thumbnails: the configured size that best serves the request, generated once with sharp and stored.
+// Thumbnails: the original itself where it is no larger than asked, else the size chosen for the request
+// (thumbnail-choice), generated once with sharp and stored.
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
-import type { Metadata, ResizeOptions } from 'sharp';
 import type { ThumbnailsConfig, ThumbnailSize } from '../config/config.js';
 import { mediaTypeEssence } from '../matrix/content-disposition.js';
-import { MatrixError, unknown } from '../matrix/errors.js';
+import { MatrixError } from '../matrix/errors.js';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 import type { Datastores } from '../storage/datastores.js';
 import { LruCache } from '../lru-cache.js';
 import type { LocalMedia, StoredMedia, WaitOptions } from './local-media.js';
 import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
-import { servableBlob, type ServableMedia } from './servable.js';
+import { servableBlob, thumbnailFileName, type ServableMedia } from './servable.js';
 import { Semaphore, SingleFlight } from './single-flight.js';
+import { chooseThumbnailSize, dynamicSize, originalIsNoLarger } from './thumbnail-choice.js';
+import { cannotThumbnail, probeImage, readAll, renderThumbnail, THUMBNAIL_TYPES, tooLargeToThumbnail, type ImageInfo } from './thumbnail-render.js';
 
-// Decoders we trust with untrusted bytes; SVG (a renderer) and PDF are deliberately absent.
-const THUMBNAILABLE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
-const ANIMATABLE_FORMATS = new Set(['gif', 'webp']);
-const EXTENSIONS: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp' };
+export { chooseThumbnailSize } from './thumbnail-choice.js';
 
-const cannotThumbnail = () => unknown(400, 'Cannot generate thumbnails for the requested content');
-const tooLargeToThumbnail = () => new MatrixError(413, 'M_TOO_LARGE', 'Content is too large to thumbnail');
-
-const FAILURE_CACHE_SIZE = 10_000;
+const CACHE_SIZE = 10_000;
 
 export class Thumbnails {
   private readonly flights = new SingleFlight<ThumbnailRecord>();
+  private readonly probes = new SingleFlight<ImageInfo>();
   private readonly slots = new Semaphore(availableParallelism());
   /** A media ID's bytes never change, so a thumbnail that could not be made never can: not re-read, not re-decoded. */
-  private readonly failures = new LruCache<string, MatrixError>(FAILURE_CACHE_SIZE);
+  private readonly failures = new LruCache<string, MatrixError>(CACHE_SIZE);
+  /** Each source's size and format, read once: every request needs them to choose. */
+  private readonly images = new LruCache<string, ImageInfo>(CACHE_SIZE);
 
   constructor(
     private readonly media: MediaStore,
@@ -38,11 +37,42 @@ export class Thumbnails {
 
   async open(serverName: string, mediaId: string, spec: ThumbnailSpec, wait: WaitOptions): Promise<ServableMedia> {
     const source = await this.localMedia.waitFor(serverName, mediaId, wait);
-    const size = chooseThumbnailSize(this.settings.sizes, spec);
-    const key: ThumbnailKey = { serverName, mediaId, ...size, animated: spec.animated && this.settings.animated };
+    const image = await this.probe(source);
+    const animated = spec.animated && this.settings.animated;
+    const original = THUMBNAIL_TYPES[image.format];
+    // Spec: "When the content is smaller than the requested dimensions, servers SHOULD return the original content".
+    if (original && originalIsNoLarger(image, spec) && (animated || !image.animated)) {
+      const blob = { ...source, contentType: original, uploadName: thumbnailFileName(original) };
+      return servableBlob(blob, this.datastores.get(source.datastoreId));
+    }
+    const size = await this.chooseSize(serverName, mediaId, spec, image);
+    const key: ThumbnailKey = { serverName, mediaId, ...size, animated };
     const thumbnail = (await this.media.getThumbnail(key)) ?? (await this.generateOnce(key, source));
-    const blob = { ...thumbnail, uploadName: `thumbnail.${EXTENSIONS[thumbnail.contentType] ?? 'bin'}`, storedTs: source.storedTs };
+    const blob = { ...thumbnail, uploadName: thumbnailFileName(thumbnail.contentType), storedTs: source.storedTs };
     return servableBlob(blob, this.datastores.get(thumbnail.datastoreId));
+  }
+
+  /** The exact size asked when dynamic sizing allows it and the media has room for one more size; else the configured choice. */
+  private async chooseSize(serverName: string, mediaId: string, spec: ThumbnailSpec, image: ImageInfo): Promise<ThumbnailSize> {
+    const chosen = chooseThumbnailSize(this.settings.sizes, spec, image);
+    const exact = this.settings.dynamicSizing ? dynamicSize(this.settings.sizes, spec) : undefined;
+    if (!exact || (exact.width === chosen.width && exact.height === chosen.height && exact.method === chosen.method)) return chosen;
+    const key = { serverName, mediaId, ...exact, animated: spec.animated && this.settings.animated };
+    if (await this.media.getThumbnail(key)) return exact;
+    return (await this.media.countThumbnails(serverName, mediaId)) < this.settings.maxSizesPerMedia ? exact : chosen;
+  }
+
+  private probe(source: StoredMedia): Promise<ImageInfo> {
+    const id = JSON.stringify([source.serverName, source.mediaId]);
+    const known = this.images.get(id);
+    if (known) return Promise.resolve(known);
+    const failed = this.failures.get(id);
+    if (failed) return Promise.reject(failed);
+    return this.probes.run(id, () => this.slots.run(async () => {
+      const image = await this.read(source).then((input) => probeImage(this.settings, input)).catch((error: unknown) => this.remember(id, error));
+      this.images.set(id, image);
+      return image;
+    }));
   }
 
   private generateOnce(key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
@@ -53,94 +83,24 @@ export class Thumbnails {
       // Another instance (or an earlier flight) may have stored it since we looked.
       const stored = await this.media.getThumbnail(key);
       if (stored) return stored;
-      const { data, contentType } = await this.render(key, source).catch((error: unknown) => {
-        // Only the content's own verdicts (400, 413) are final; I/O trouble may pass.
-        if (error instanceof MatrixError && error.status < 500) this.failures.set(id, error);
-        throw error;
-      });
+      const { data, contentType } = await this.read(source).then((input) => renderThumbnail(this.settings, key, input))
+        .catch((error: unknown) => this.remember(id, error));
       const blob = await this.datastores.forKind('thumbnails', key.serverName).writeStream(Readable.from([data]), { maxBytes: data.length });
       return this.media.insertThumbnail(key, contentType, blob);
     }));
   }
 
-  private async render(key: ThumbnailKey, source: StoredMedia): Promise<{ data: Buffer; contentType: string }> {
-    // Only declared images are read and decoded at all: anything else costs nothing to refuse.
+  /** Only declared images are read at all: anything else costs nothing to refuse. */
+  private async read(source: StoredMedia): Promise<Buffer> {
     if (!mediaTypeEssence(source.contentType ?? '').startsWith('image/')) throw cannotThumbnail();
     if (source.size > this.settings.maxSourceBytes) throw tooLargeToThumbnail();
     // sharp buffers any non-file input whole; reading it ourselves (bounded above) lets us open it twice.
-    const input = await readAll(await this.datastores.get(source.datastoreId).read(source.sha256), this.settings.maxSourceBytes);
-    return renderThumbnail(this.settings, key, input);
+    return readAll(await this.datastores.get(source.datastoreId).read(source.sha256), this.settings.maxSourceBytes);
   }
-}
 
-/**
- * The smallest configured size at least as large as asked, preferring the asked method; if none is
- * large enough, the largest (configured sizes bound the work an anonymous request can cause).
- */
-export function chooseThumbnailSize(sizes: ThumbnailSize[], wanted: { width: number; height: number; method: 'crop' | 'scale' }): ThumbnailSize {
-  const area = (s: ThumbnailSize) => s.width * s.height;
-  const smallest = (list: ThumbnailSize[]) => list.reduce((a, b) => (area(b) < area(a) ? b : a));
-  const largest = (list: ThumbnailSize[]) => list.reduce((a, b) => (area(b) > area(a) ? b : a));
-  const bigEnough = sizes.filter((s) => s.width >= wanted.width && s.height >= wanted.height);
-  const sameMethod = (list: ThumbnailSize[]) => list.filter((s) => s.method === wanted.method);
-  if (sameMethod(bigEnough).length > 0) return smallest(sameMethod(bigEnough));
-  if (bigEnough.length > 0) return smallest(bigEnough);
-  return largest(sameMethod(sizes).length > 0 ? sameMethod(sizes) : sizes);
-}
-
-async function renderThumbnail(limits: ThumbnailsConfig, key: ThumbnailKey, input: Buffer): Promise<{ data: Buffer; contentType: string }> {
-  const options = { limitInputPixels: limits.maxPixels, failOn: 'error' as const, autoOrient: true };
-  // Loaded on the first thumbnail: libvips costs about 32 MiB that an instance serving none never needs.
-  const { default: sharp } = await import('sharp');
-  let metadata: Metadata;
-  try {
-    metadata = await sharp(input, options).metadata();
-  } catch (error) {
-    throw decodeError(error);
+  /** Only the content's own verdicts (400, 413) are final; I/O trouble may pass. */
+  private remember(id: string, error: unknown): never {
+    if (error instanceof MatrixError && error.status < 500) this.failures.set(id, error);
+    throw error;
   }
-  if (!THUMBNAILABLE_FORMATS.has(metadata.format)) throw cannotThumbnail();
-  const animated = key.animated && ANIMATABLE_FORMATS.has(metadata.format) && (metadata.pages ?? 1) > 1;
-  // An animation decodes every frame, so the pixel limit counts them all.
-  if (metadata.width * metadata.height * (animated ? metadata.pages! : 1) > limits.maxPixels) throw tooLargeToThumbnail();
-  const frame = animated
-    ? { width: metadata.width, height: metadata.height }
-    : { width: metadata.autoOrient.width, height: metadata.autoOrient.height };
-  const image = sharp(input, { ...options, animated }).resize(resizeOptions(key, frame));
-  const [format, contentType] = animated ? ['webp', 'image/webp'] as const
-    : metadata.format === 'jpeg' ? ['jpeg', 'image/jpeg'] as const : ['png', 'image/png'] as const;
-  try {
-    return { data: await image.toFormat(format).toBuffer(), contentType };
-  } catch (error) {
-    throw decodeError(error);
-  }
-}
-
-function decodeError(error: unknown): MatrixError {
-  return /pixel limit/i.test((error as Error).message) ? tooLargeToThumbnail() : cannotThumbnail();
-}
-
-/** Never upscales: `scale` fits inside the box; `crop` fills it, or crops a smaller source to the box's aspect ratio. */
-function resizeOptions(box: { width: number; height: number; method: 'crop' | 'scale' }, frame: { width: number; height: number }): ResizeOptions {
-  if (box.method === 'scale') return { width: box.width, height: box.height, fit: 'inside', withoutEnlargement: true };
-  if (frame.width >= box.width && frame.height >= box.height) return { width: box.width, height: box.height, fit: 'cover' };
-  const ratio = box.width / box.height;
-  return {
-    width: Math.max(1, Math.min(frame.width, Math.round(frame.height * ratio))),
-    height: Math.max(1, Math.min(frame.height, Math.round(frame.width / ratio))),
-    fit: 'cover',
-  };
-}
-
-async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += (chunk as Buffer).length;
-    if (total > maxBytes) {
-      stream.destroy();
-      throw tooLargeToThumbnail();
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }

@@ -6,6 +6,8 @@ import { PassThrough, Readable } from 'node:stream';
 import { run } from '../../src/cli/media-repo.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { createScratchDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
+import { LoopbackKeyServer, serverKeysResponse, V2 } from '../helpers/key-server.js';
+import { withPythonWorker } from '../helpers/python-worker.js';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<string, { file: string; keyId: string; publicKey: string }>;
 
@@ -24,19 +26,30 @@ describe('media-repo CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
   const configFile = join(dir, 'config.yaml');
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined;
+  let keyServer: LoopbackKeyServer;
   beforeAll(async () => {
     // The embedded database lives in dataDir; with a real PostgreSQL, a database of this test's own.
     scratch = REAL_POSTGRES_URL ? await createScratchDatabase() : undefined;
     writeFileSync(join(dir, 'hs.key'), vectors.mmr!.file);
+    // keys.example publishes the key in its /_matrix/key/v2/server, as a combined key file makes it do.
+    keyServer = await LoopbackKeyServer.start();
+    const { keyId, publicKey, file } = vectors.mmr!;
+    const seed = /\n\n(.*)\n-----END/.exec(file)![1]!.replace(/=+$/, '');
+    const key = { keyId, publicKey, file, seed, version: keyId.slice('ed25519:'.length) };
+    keyServer.answer(V2, await withPythonWorker((python) => serverKeysResponse(python, { serverName: 'keys.example', verifyKeys: [key], validUntilTs: Date.now() + 86_400_000 })));
     writeFileSync(configFile, [
       scratch ? `database: {url: "${scratch.url}"}` : '',
       `masterKey: ${randomBytes(32).toString('hex')}`,
+      `federation: {serverOverrides: {keys.example: "${keyServer.url}"}, ipAllowlist: ["127.0.0.1/32"]}`,
       'homeservers:',
       '  - {name: keys.example, clientApi: "http://127.0.0.1:1", signingKeyPath: hs.key}',
       '  - {name: nokey.example, clientApi: "http://127.0.0.1:1"}',
     ].join('\n'));
   });
-  afterAll(async () => { await scratch?.drop(); });
+  afterAll(async () => {
+    await keyServer.close();
+    await scratch?.drop();
+  });
 
   test('migrate applies the migrations once', async () => {
     const first = await runCli(['-config', configFile, 'migrate']);
@@ -45,13 +58,14 @@ describe('media-repo CLI', () => {
     expect(second).toEqual({ code: 0, stdout: 'already up to date\n', stderr: '' });
   }, 60_000);
 
-  test('keys list prints key ID, public key, scope and the verify_keys fragment, never the seed', async () => {
+  test('keys list prints key ID, public key, scope, the verify_keys fragment and the outbound scheme with why, never the seed', async () => {
     const { code, stdout } = await runCli([`--config=${configFile}`, 'keys', 'list']);
     expect(code).toBe(0);
     const { keyId, publicKey } = vectors.mmr!;
     expect(stdout).toContain(`keys.example\n  key ID:     ${keyId}\n  public key: ${publicKey}\n  scope:      m.requests\n`);
     const fragment = JSON.parse(/verify_keys: (.*)\n/.exec(stdout)![1]!);
     expect(fragment).toEqual({ [keyId]: { key: publicKey, scope: ['m.requests'] } });
+    expect(stdout).toContain(`  outbound:   x-matrix (${keyId} is in /_matrix/key/v2/server (not with m.requests at /_matrix/key/unstable/org.matrix.msc4100/server))\n`);
     expect(stdout).toContain('nokey.example\n  no signing key\n');
     const seed = /\n\n(.*)\n-----END/.exec(vectors.mmr!.file)![1]!;
     expect(stdout).not.toContain(seed.slice(0, 20));

@@ -1,6 +1,6 @@
 // Our side of outbound federation: the stack built the way src/federation/outbound.ts builds it, with
 // test knobs (keys without a key store, overrides, filters, DNS servers, a test CA, timeouts, clock).
-import { FederationClient } from '../../src/federation/client.js';
+import { FederationClient, type AuthSchemeSource } from '../../src/federation/client.js';
 import { ServerResolver } from '../../src/federation/discovery.js';
 import { Dns } from '../../src/federation/dns.js';
 import { OutboundHttp } from '../../src/federation/http.js';
@@ -26,6 +26,7 @@ export interface TestClientOptions {
   now?: () => number;
   random?: () => number;
   logLines?: string[];
+  schemes?: AuthSchemeSource;
 }
 
 export function createTestFederationClient(options: TestClientOptions = {}): { client: FederationClient; resolver: ServerResolver; http: OutboundHttp } {
@@ -46,6 +47,7 @@ export function createTestFederationClient(options: TestClientOptions = {}): { c
   const client = new FederationClient({
     resolver, http, log,
     signingKeys: { activeKey: async (name) => signers.get(name) },
+    schemes: options.schemes,
     connectTimeoutMs: timeouts.connectMs,
     requestTimeoutMs: timeouts.headersMs,
   });

@@ -31,7 +31,7 @@ export type MediaBehaviour =
       gate?: Promise<void>;
       /** Sends the body in chunks of this size, waiting for the socket between them. */
       chunkSize?: number;
-      thumbnail?: { bytes: Buffer; contentType: string };
+      thumbnail?: { bytes: Buffer; contentType: string; disposition?: string };
     }
   | { kind: 'location'; location: string }
   | { kind: 'legacy-only'; bytes: Buffer; contentType?: string; disposition?: string; unrecognized?: 'json' | 'html' | '405'; redirectTo?: string }
@@ -177,12 +177,13 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
         return;
       case 'multipart': {
         await behaviour.gate;
-        const part = thumbnail && behaviour.thumbnail ? behaviour.thumbnail : { bytes: behaviour.bytes, contentType: behaviour.contentType ?? 'application/octet-stream' };
+        const part = thumbnail && behaviour.thumbnail ? behaviour.thumbnail
+          : { bytes: behaviour.bytes, contentType: behaviour.contentType ?? 'application/octet-stream', disposition: behaviour.disposition };
         const style = behaviour.style ?? 'strict';
         const eol = style === 'lf' ? '\n' : '\r\n';
         const names = style === 'header-case' ? ['CONTENT-TYPE', 'CONTENT-DISPOSITION'] : ['Content-Type', 'Content-Disposition'];
         let headers = `${names[0]}: ${part.contentType}${eol}`;
-        if (behaviour.disposition && !thumbnail) headers += `${names[1]}: ${behaviour.disposition}${eol}`;
+        if (part.disposition) headers += `${names[1]}: ${part.disposition}${eol}`;
         await writeMultipart(res, style, headers, part.bytes, behaviour.chunkSize);
         return;
       }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { openTwoDatabases, REAL_POSTGRES_URL } from '../helpers/database.js';
 import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
@@ -99,7 +100,8 @@ describeWithPython('one instance', () => {
 
   test('concurrent thumbnails: one upstream request per size', async () => {
     const held = gate();
-    remote.media.set('pics', { kind: 'multipart', bytes: patternBytes(100), gate: held.opened, thumbnail: { bytes: patternBytes(700, 33), contentType: 'image/png' } });
+    const png = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#336699' } }).png().toBuffer();
+    remote.media.set('pics', { kind: 'multipart', bytes: patternBytes(100), gate: held.opened, thumbnail: { bytes: png, contentType: 'image/png' } });
     const sizes = ['width=32&height=32&method=crop', 'width=96&height=96&method=crop'];
     const responses = Array.from({ length: 10 }, (_, i) => repo.get(`/_matrix/client/v1/media/thumbnail/${REMOTE}/pics?${sizes[i % 2]}`));
     await until(() => remote.requestsFor('/_matrix/federation/v1/media/thumbnail/pics').length === 2);

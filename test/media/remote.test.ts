@@ -3,6 +3,7 @@
 // signedjson) and serves it while caching it. Every failure gives the right Matrix error and leaves
 // nothing behind: no row, no blob, no staged or spooled file.
 import { createHash } from 'node:crypto';
+import sharp from 'sharp';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
@@ -204,7 +205,8 @@ describeWithPython('remote failures give a Matrix error and cache nothing', () =
 
 describeWithPython('remote thumbnails', () => {
   test('are fetched from the origin per size and cached', async () => {
-    const small = patternBytes(500, 21);
+    // A real JPEG: remote thumbnails are sniffed on the way in.
+    const small = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#204060' } }).jpeg().toBuffer();
     remote.media.set('photo', { kind: 'multipart', bytes: patternBytes(5000, 20), thumbnail: { bytes: small, contentType: 'image/jpeg' } });
     const path = `/_matrix/client/v1/media/thumbnail/${REMOTE}/photo?width=64&height=64&method=crop`;
     const first = await repo.get(path);

@@ -2,9 +2,9 @@
 // of a hosted homeserver comes from media/download and media/thumbnail, anything else from media/remote.
 import type { Request, Response } from 'express';
 import type { HomeserverConfig } from '../../config/config.js';
-import { formatDisposition, contentDisposition } from '../../matrix/content-disposition.js';
+import { contentDisposition } from '../../matrix/content-disposition.js';
 import type { ThumbnailSpec } from '../../matrix/thumbnail-spec.js';
-import type { ServableMedia } from '../../media/servable.js';
+import { thumbnailFileName, type ServableMedia } from '../../media/servable.js';
 import type { AppServices } from '../services.js';
 import { sendMedia } from '../media-response.js';
 import type { MediaPath } from '../media-params.js';
@@ -39,9 +39,13 @@ export function sendDownload(req: Request, res: Response, media: ServableMedia, 
   return sendMedia(req, res, media, { disposition: contentDisposition(media.contentType, fileName ?? media.uploadName), cacheControl });
 }
 
-/** Thumbnails are always inline (spec v1.12): their types are all on the inline allow-list. */
+/**
+ * Thumbnails are inline (spec v1.12) because their types are all on the inline allow-list; the same rule as
+ * downloads keeps anything else an attachment. Without a name (a remote gave none), the spec's example one.
+ */
 export function sendThumbnail(req: Request, res: Response, media: ServableMedia, cacheControl: string): Promise<void> {
-  return sendMedia(req, res, media, { disposition: formatDisposition('inline', media.uploadName), cacheControl });
+  const disposition = contentDisposition(media.contentType, media.uploadName ?? thumbnailFileName(media.contentType));
+  return sendMedia(req, res, media, { disposition, cacheControl });
 }
 
 /** Aborted when the client disconnects before the response is complete: stops waits for pending uploads. */
