@@ -22,6 +22,7 @@ import { RemoteMedia } from './media/remote-media.js';
 import { Thumbnails } from './media/thumbnails.js';
 import { Uploads } from './media/uploads.js';
 import { Datastores } from './storage/datastores.js';
+import { datastoreDefinitions } from './datastore-definitions.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
 
@@ -53,7 +54,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
   const signingKeys = new SigningKeyStore(knex, loadMasterKey(config, log));
   await importSigningKeys(config, signingKeys, log);
 
-  const datastores = await Datastores.open(config.datastores);
+  const datastores = await Datastores.open(datastoreDefinitions(config.datastores));
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs);
   const federation = createFederationClient(config, signingKeys, log);
@@ -99,6 +100,7 @@ export async function closeServices(services: Services): Promise<void> {
   await services.remoteMedia.close();
   services.federation.close();
   await services.db.close();
+  services.datastores.close();
 }
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {
