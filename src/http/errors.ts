@@ -2,7 +2,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import { MatrixError } from '../matrix/errors.js';
-import { SizeLimitError } from '../storage/datastore.js';
+import { DatastoreUnavailableError, SizeLimitError } from '../storage/datastore.js';
 
 export const unrecognizedRoute: RequestHandler = (_req, _res, next) => {
   next(new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request'));
@@ -17,7 +17,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
-    if (matrixError.status === 429 && typeof matrixError.extra.retry_after_ms === 'number') {
+    if ((matrixError.status === 429 || matrixError.status === 503) && typeof matrixError.extra.retry_after_ms === 'number') {
       res.setHeader('Retry-After', String(Math.ceil(matrixError.extra.retry_after_ms / 1000)));
     }
     res.status(matrixError.status).json(matrixError.toJSON());
@@ -27,6 +27,8 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
 export function toMatrixError(error: unknown): MatrixError {
   if (error instanceof MatrixError) return error;
   if (error instanceof SizeLimitError) return new MatrixError(413, 'M_TOO_LARGE', error.message);
+  // The store's own message stays in the log: it names buckets and endpoints.
+  if (error instanceof DatastoreUnavailableError) return new MatrixError(503, 'M_UNKNOWN', 'Media storage is unavailable; try again later', { retry_after_ms: 5000 });
   const http = error as { type?: string; status?: number; statusCode?: number };
   // body-parser's own errors carry a status and a type.
   if (http.type === 'entity.parse.failed') return new MatrixError(400, 'M_NOT_JSON', 'The request body is not valid JSON');
