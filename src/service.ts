@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { readSecret, type Config } from './config/config.js';
 import { Tenants } from './config/tenants.js';
+import { CacheInvalidations } from './db/cache-invalidations.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
@@ -34,6 +35,8 @@ export interface Services extends AppServices {
   /** Media bytes, content-addressed by sha256, in the configured datastores. */
   datastores: Datastores;
   blobs: BlobReferences;
+  /** Drops other instances' cached rows when this one changes them. */
+  invalidations: CacheInvalidations;
 }
 
 export interface RunningService {
@@ -57,6 +60,9 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
   const datastores = await Datastores.open(datastoreDefinitions(config.datastores));
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs);
+  const invalidations = new CacheInvalidations(knex, config.cacheInvalidationPollMs, (err) => log.warn({ err }, 'polling cache invalidations failed'));
+  invalidations.on('media', (key) => media.forget(key));
+  await invalidations.start();
   const federation = createFederationClient(config, signingKeys, log);
   const keyring = new Keyring({
     knex,
@@ -77,6 +83,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     signingKeys,
     datastores,
     blobs,
+    invalidations,
     media,
     keyring,
     federation,
@@ -97,6 +104,7 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
 }
 
 export async function closeServices(services: Services): Promise<void> {
+  await services.invalidations.close();
   await services.remoteMedia.close();
   services.federation.close();
   await services.db.close();

@@ -1,17 +1,24 @@
 #!/usr/bin/env node
-// media-repo serve | migrate | keys list | storage sweep  [-config FILE]
+// media-repo serve | migrate | keys list | storage sweep | storage check | storage transfer  [-config FILE]
 import { existsSync } from 'node:fs';
 import { buildConfig, loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { closeServices, openServices, startService } from '../service.js';
 import { createLogger } from '../log.js';
+import { checkStorageFlags, runStorageCommand } from './storage-commands.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep';
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | storage check | storage transfer -from A -to B [-kind K] [-homeserver H]';
 const FLAGS: FlagSpec[] = [
   { name: 'config', usage: 'The YAML config file (default: config.yaml here, else built-in defaults)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
+  { name: 'from', usage: 'storage transfer: the datastore id to move blobs out of', defaultValue: '' },
+  { name: 'to', usage: 'storage transfer: the datastore id to move them into', defaultValue: '' },
+  { name: 'kind', usage: 'storage transfer: only local_media, remote_media or thumbnails', defaultValue: '' },
+  { name: 'homeserver', usage: "storage transfer: only this hosted homeserver's local media and thumbnails", defaultValue: '' },
+  { name: 'staging-age-hours', usage: 'storage sweep: remove staging leftovers older than this', defaultValue: '24' },
 ];
+const COMMANDS = ['serve', 'migrate', 'keys list', 'storage sweep', 'storage check', 'storage transfer'];
 
 export async function run(argv: string[], io: CliIo = process): Promise<number> {
   let command = '';
@@ -19,15 +26,18 @@ export async function run(argv: string[], io: CliIo = process): Promise<number> 
     const parsed = parseFlags(argv, FLAGS);
     if (parsed === 'help') return parsed;
     command = parsed.positionals.join(' ') || 'serve';
-    if (!['serve', 'migrate', 'keys list', 'storage sweep'].includes(command)) throw new UsageError(`unknown command "${command}"`);
-    return parsed.flags.get('config')!;
+    if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+    const flag = (name: string) => parsed.flags.get(name)!;
+    const storageFlags = { from: flag('from'), to: flag('to'), kind: flag('kind'), homeserver: flag('homeserver'), stagingAgeHours: flag('staging-age-hours') };
+    checkStorageFlags(command, storageFlags);
+    return { configFile: flag('config'), storageFlags };
   };
-  return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async (configFile) => {
+  return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async ({ configFile, storageFlags }) => {
     const config = loadConfig(configFile, io);
     if (command === 'serve') await serve(config);
     else if (command === 'migrate') await migrate(config, io);
     else if (command === 'keys list') await listKeys(config, io);
-    else await sweepStorage(config, io);
+    else await runStorageCommand(command, config, storageFlags, io);
   });
 }
 
@@ -84,17 +94,6 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
         io.stdout.write(`  expired:    ${old.keyId} ${old.publicKey} at ${new Date(old.expiredTs!).toISOString()}\n`);
       }
     }
-  } finally {
-    await closeServices(services);
-  }
-}
-
-/** Deletes stored files no media or thumbnail row points at (left by a crash between the two writes). */
-async function sweepStorage(config: Config, io: CliIo): Promise<void> {
-  const services = await openServices(config, createLogger('warn', io.stderr));
-  try {
-    const { checked, deleted } = await services.blobs.sweepUnreferenced();
-    io.stdout.write(`checked ${checked} stored files, deleted ${deleted} that nothing referenced\n`);
   } finally {
     await closeServices(services);
   }

@@ -145,6 +145,8 @@ export const configSchema = {
       default: {},
       properties: { url: secret, poolMax: { ...positiveInt, default: 10 } },
     },
+    // How often each instance looks for cache invalidations published by the others.
+    cacheInvalidationPollMs: { ...positiveInt, default: 2000 },
     // No static default: the default store lives under dataDir.
     datastores: { type: 'array', items: datastore },
     homeservers: { type: 'array', items: homeserver, default: [] },

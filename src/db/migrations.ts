@@ -5,12 +5,14 @@ import * as media from '../../migrations/002_media.js';
 import * as remoteKeys from '../../migrations/003_remote_keys.js';
 import * as remoteMedia from '../../migrations/004_remote_media.js';
 import * as datastoreIds from '../../migrations/005_datastore_ids.js';
+import * as scaleOut from '../../migrations/008_scale_out.js';
 
 interface Migration { up(knex: Knex): Promise<void> }
 
 const migrations: Array<[string, Migration]> = [
   ['001_signing_keys', signingKeys], ['002_media', media], ['003_remote_keys', remoteKeys], ['004_remote_media', remoteMedia],
   ['005_datastore_ids', datastoreIds],
+  ['008_scale_out', scaleOut],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

@@ -54,7 +54,7 @@ export class BlobReferences {
     return { checked, deleted };
   }
 
-  private async deleteIfUnreferenced(datastoreId: string, sha256: string): Promise<boolean> {
+  async deleteIfUnreferenced(datastoreId: string, sha256: string): Promise<boolean> {
     return this.knex.transaction(async (trx) => {
       await lockBlob(trx, datastoreId, sha256, 'exclusive');
       const referenced = await trx.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256, datastoreId });
@@ -66,7 +66,7 @@ export class BlobReferences {
 }
 
 /** Writers attaching the same bytes share the lock; only a deleter needs it alone. */
-async function lockBlob(trx: Knex.Transaction, datastoreId: string, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
+export async function lockBlob(trx: Knex.Transaction, datastoreId: string, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
   const lock = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
   await trx.raw(`SELECT ${lock}(?, hashtext(?))`, [BLOB_LOCK, `${datastoreId}/${sha256}`]);
 }

@@ -72,9 +72,16 @@ const RECORD_CACHE_SIZE = 20_000;
 
 export class MediaStore {
   private readonly storedMedia = new LruCache<string, MediaRecord>(RECORD_CACHE_SIZE);
-  private readonly thumbnailRecords = new LruCache<string, ThumbnailRecord>(RECORD_CACHE_SIZE);
+  /** By media ("<serverName>/<mediaId>"), then by size: forgetting a media forgets its thumbnails. */
+  private readonly thumbnailRecords = new LruCache<string, Map<string, ThumbnailRecord>>(RECORD_CACHE_SIZE);
 
   constructor(private readonly knex: Knex, readonly blobs: BlobReferences) {}
+
+  /** Drops the cached rows of "<serverName>/<mediaId>": another instance changed them (CacheInvalidations 'media'). */
+  forget(mediaKey: string): void {
+    this.storedMedia.delete(mediaKey);
+    this.thumbnailRecords.delete(mediaKey);
+  }
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
     const key = `${serverName}/${mediaId}`;
@@ -144,12 +151,17 @@ export class MediaStore {
   }
 
   async getThumbnail(key: ThumbnailKey): Promise<ThumbnailRecord | undefined> {
-    const cacheKey = `${key.serverName}/${key.mediaId}/${key.width}x${key.height}/${key.method}/${key.animated}`;
-    const cached = this.thumbnailRecords.get(cacheKey);
+    const mediaKey = `${key.serverName}/${key.mediaId}`;
+    const sizeKey = `${key.width}x${key.height}/${key.method}/${key.animated}`;
+    const cached = this.thumbnailRecords.get(mediaKey)?.get(sizeKey);
     if (cached) return cached;
     const row = await this.knex<ThumbnailRow>('thumbnails').where(thumbnailWhere(key)).first();
     const record = row && toThumbnailRecord(row);
-    if (record) this.thumbnailRecords.set(cacheKey, record);
+    if (record) {
+      const sizes = this.thumbnailRecords.get(mediaKey) ?? new Map<string, ThumbnailRecord>();
+      sizes.set(sizeKey, record);
+      this.thumbnailRecords.set(mediaKey, sizes);
+    }
     return record;
   }
 
