@@ -36,6 +36,7 @@ const TABLES: Array<{ table: string; kind: MediaKind; where?: string; hosted: bo
   { table: 'remote_thumbnails', kind: 'thumbnails', hosted: false },
 ];
 const BATCH = 200;
+const CONCURRENCY = 8;
 
 class VanishedCopy extends Error {}
 
@@ -62,17 +63,23 @@ export class DatastoreTransfer {
       const { rows } = await this.deps.knex.raw<{ rows: Array<{ sha256: string }> }>(
         `SELECT DISTINCT sha256 FROM (${this.matching()}) m WHERE sha256 > ? ORDER BY sha256 LIMIT ${BATCH}`, [...this.bindings(), after]);
       if (rows.length === 0) break;
-      for (const { sha256 } of rows) {
-        try {
-          // Once more if a sweep deleted the target's copy between our look and our lock.
-          await this.move(sha256).catch((error: unknown) => (error instanceof VanishedCopy ? this.move(sha256) : Promise.reject(error)));
-          progress.done++;
-        } catch (error) {
-          progress.failed++;
-          onFailure(sha256, error);
+      // A few blobs at a time: each is a handful of round trips to the datastores and the database.
+      let next = 0;
+      const worker = async () => {
+        for (let i = next++; i < rows.length; i = next++) {
+          const { sha256 } = rows[i]!;
+          try {
+            // Once more if a sweep deleted the target's copy between our look and our lock.
+            await this.move(sha256).catch((error: unknown) => (error instanceof VanishedCopy ? this.move(sha256) : Promise.reject(error)));
+            progress.done++;
+          } catch (error) {
+            progress.failed++;
+            onFailure(sha256, error);
+          }
+          onProgress(progress);
         }
-        onProgress(progress);
-      }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
       after = rows[rows.length - 1]!.sha256;
       await this.deletePending(Date.now());
     }

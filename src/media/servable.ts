@@ -1,6 +1,6 @@
 // Media (or a thumbnail) ready to be served, local or remote: the one shape every route sends.
 import type { Readable } from 'node:stream';
-import type { ByteRange, Datastore } from '../storage/datastore.js';
+import type { ByteRange, Datastore, RedirectHeaders } from '../storage/datastore.js';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -14,7 +14,7 @@ export interface ServableMedia {
   storedTs?: number;
   open(range?: ByteRange): Promise<Readable>;
   /** A URL to send the client to instead of the bytes, where the datastore offers one. */
-  redirectUrl?(): Promise<string | undefined>;
+  redirectUrl?(headers?: RedirectHeaders): Promise<string | undefined>;
 }
 
 export interface StoredBlob {
@@ -34,6 +34,6 @@ export function servableBlob(blob: StoredBlob, datastore: Datastore): ServableMe
     sha256: blob.sha256,
     storedTs: blob.storedTs,
     open: (range) => datastore.read(blob.sha256, range),
-    redirectUrl: async () => datastore.redirectUrl?.(blob.sha256),
+    redirectUrl: async (headers) => datastore.redirectUrl?.(blob.sha256, headers),
   };
 }

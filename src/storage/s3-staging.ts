@@ -9,16 +9,18 @@ export async function sweepS3Staging(client: S3Client, bucket: string, stagingPr
   const cutoff = Date.now() - olderThanMs;
   let staged = 0;
   let uploads = 0;
-  let token: string | undefined;
-  do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: stagingPrefix, ContinuationToken: token }));
-    for (const object of page.Contents ?? []) {
+  let startAfter: string | undefined;
+  for (;;) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: stagingPrefix, StartAfter: startAfter }));
+    const contents = page.Contents ?? [];
+    for (const object of contents) {
       if (!object.Key || (object.LastModified?.getTime() ?? 0) > cutoff) continue;
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key }));
       staged++;
     }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+    if (!page.IsTruncated || contents.length === 0) break;
+    startAfter = contents[contents.length - 1]!.Key;
+  }
 
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;

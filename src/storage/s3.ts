@@ -22,6 +22,7 @@ const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 /** CopyObject's limit; larger blobs would need UploadPartCopy. */
 const MAX_COPY_BYTES = 5 * 1024 ** 3;
+const SKIP_COPY_CHECK_BELOW = 8 * 1024 * 1024;
 
 export class S3Datastore implements Datastore {
   readonly client: S3Client;
@@ -86,16 +87,19 @@ export class S3Datastore implements Datastore {
 
   async *list(): AsyncIterable<string> {
     const { prefix } = this.options;
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucketName, Prefix: prefix, ContinuationToken: token }));
-      for (const { Key } of page.Contents ?? []) {
+    // Paged by StartAfter rather than continuation tokens, which some S3-compatible servers mishandle.
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucketName, Prefix: prefix, StartAfter: startAfter }));
+      const contents = page.Contents ?? [];
+      for (const { Key } of contents) {
         const name = Key?.slice(prefix.length) ?? '';
         const sha256 = name.slice(6);
         if (isSha256Hex(sha256) && name === `${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`) yield sha256;
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      if (!page.IsTruncated || contents.length === 0) return;
+      startAfter = contents[contents.length - 1]!.Key;
+    }
   }
 
   async redirectUrl(sha256: string, headers?: RedirectHeaders): Promise<string | undefined> {
@@ -126,7 +130,8 @@ export class S3Datastore implements Datastore {
       size,
       commit: async () => {
         if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
-        if (!(await this.has(sha256))) {
+        // Copying over an existing blob rewrites the same bytes: cheaper than asking first, unless large.
+        if (size < SKIP_COPY_CHECK_BELOW || !(await this.has(sha256))) {
           try {
             await this.client.send(new CopyObjectCommand({
               Bucket: this.options.bucketName, Key: this.keyOf(sha256), CopySource: encodeURI(`${this.options.bucketName}/${key}`),

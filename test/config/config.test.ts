@@ -96,7 +96,7 @@ datastores:
   });
 
   test('the default datastore follows dataDir', () => {
-    expect(buildConfig({ dataDir: 'state' }, join(dir, 'x.yaml')).datastores[0]!.opts.path).toBe(join(dir, 'state', 'media'));
+    expect(buildConfig({ dataDir: 'state' }, join(dir, 'x.yaml')).datastores[0]!.opts).toEqual({ path: join(dir, 'state', 'media') });
   });
 
   test('bad datastore lists are named with their path and reason', () => {

@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type { S3Datastore } from '../../src/storage/s3.js';
 
 interface KoaContext {
   method: string; path: string; query: Record<string, string | undefined>; status: number; body: unknown; type: string;
@@ -95,4 +97,14 @@ export function s3DatastoreConfig(server: Pick<TestS3Server, 'endpoint' | 'bucke
       ...options.opts,
     },
   };
+}
+
+/** An S3 datastore's committed blobs (sha256s, sorted), and its staging objects and unfinished multipart uploads. */
+export async function s3Listing(store: S3Datastore, server: Pick<TestS3Server, 'openUploads'>): Promise<{ blobs: string[]; staged: string[] }> {
+  const blobs: string[] = [];
+  for await (const sha256 of store.list()) blobs.push(sha256);
+  const stagingPrefix = `${store.options.prefix}.staging/`;
+  const page = await store.client.send(new ListObjectsV2Command({ Bucket: store.options.bucketName, Prefix: stagingPrefix }));
+  const uploads = server.openUploads(stagingPrefix).map((key) => `upload:${key}`);
+  return { blobs: blobs.sort(), staged: [...(page.Contents ?? []).map((o) => o.Key!), ...uploads] };
 }

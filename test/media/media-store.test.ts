@@ -20,7 +20,7 @@ describe('MediaStore', () => {
     db = await openTestDatabase();
     storage = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-')));
     other = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-other-')), 'other');
-    blobs = new BlobReferences(db.knex, new Datastores([storage, other], new Map([['local_media', storage]])));
+    blobs = new BlobReferences(db.knex, new Datastores([storage, other], new Map([['local_media', [{ store: storage }]]])));
     store = new MediaStore(db.knex, blobs);
   });
   afterAll(async () => {

@@ -6,7 +6,7 @@ import { formatDisposition, contentDisposition } from '../../matrix/content-disp
 import type { ThumbnailSpec } from '../../matrix/thumbnail-spec.js';
 import type { ServableMedia } from '../../media/servable.js';
 import type { AppServices } from '../services.js';
-import { sendMedia } from '../media-response.js';
+import { PRIVATE_CACHE, sendMedia } from '../media-response.js';
 import type { MediaPath } from '../media-params.js';
 
 export type MediaServices = Pick<AppServices, 'tenants' | 'localMedia' | 'thumbnails' | 'remoteMedia'>;
@@ -36,12 +36,17 @@ export async function openRequestedMedia(services: MediaServices, res: Response,
 
 /** Sends a download; `fileName` from the path overrides the uploaded name. */
 export function sendDownload(req: Request, res: Response, media: ServableMedia, cacheControl: string, fileName?: string): Promise<void> {
-  return sendMedia(req, res, media, { disposition: contentDisposition(media.contentType, fileName ?? media.uploadName), cacheControl });
+  return sendMedia(req, res, media, { disposition: contentDisposition(media.contentType, fileName ?? media.uploadName), cacheControl, redirect: redirectFor(cacheControl) });
 }
 
 /** Thumbnails are always inline (spec v1.12): their types are all on the inline allow-list. */
 export function sendThumbnail(req: Request, res: Response, media: ServableMedia, cacheControl: string): Promise<void> {
-  return sendMedia(req, res, media, { disposition: formatDisposition('inline', media.uploadName), cacheControl });
+  return sendMedia(req, res, media, { disposition: formatDisposition('inline', media.uploadName), cacheControl, redirect: redirectFor(cacheControl) });
+}
+
+/** Authenticated media is private-cached; the public (legacy, unauthenticated) endpoints redirect only without Range. */
+function redirectFor(cacheControl: string): 'always' | 'withoutRange' {
+  return cacheControl === PRIVATE_CACHE ? 'always' : 'withoutRange';
 }
 
 /** Aborted when the client disconnects before the response is complete: stops waits for pending uploads. */
