@@ -52,9 +52,13 @@ export class Datastores {
     return store;
   }
 
-  /** Where new media of `kind` for `homeserver` (the uploader's, or the one fetching remote media) is written. */
+  /**
+   * Where new media of `kind` for `homeserver` (the uploader's, or the one fetching remote media) is
+   * written: the first datastore naming that homeserver, else the first open to every homeserver.
+   */
   forKind(kind: MediaKind, homeserver?: string): Datastore {
-    const writer = this.writers.get(kind)?.find((w) => !w.forHomeservers || (homeserver !== undefined && w.forHomeservers.includes(homeserver)));
+    const writers = this.writers.get(kind) ?? [];
+    const writer = writers.find((w) => homeserver !== undefined && w.forHomeservers?.includes(homeserver)) ?? writers.find((w) => !w.forHomeservers);
     if (!writer) throw new Error(`no datastore takes ${kind}${homeserver ? ` for ${homeserver}` : ''}`);
     return writer.store;
   }

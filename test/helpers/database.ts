@@ -42,3 +42,14 @@ export async function createScratchDatabase(): Promise<{ url: string; drop(): Pr
     },
   };
 }
+
+/**
+ * One database for two service instances: on real PostgreSQL two connection pools to it; on the embedded
+ * PGlite (one process, one connection) the same Database, whose second close does nothing. Close the second first.
+ */
+export async function openSharedTestDatabases(): Promise<[Database, Database]> {
+  const first = await openTestDatabase();
+  if (!REAL_POSTGRES_URL) return [first, { ...first, close: async () => undefined }];
+  const url = (first.knex.client.config as { connection: string }).connection;
+  return [first, await openDatabase({ url, dataDir: ':memory:', poolMax: 5 })];
+}
