@@ -150,7 +150,7 @@ describe('storage transfer killed twice', () => {
     } finally {
       await closeServices(final);
     }
-  }, 300_000);
+  }, 600_000);
 });
 
 async function listAll(services: Services, id: string): Promise<string[]> {
