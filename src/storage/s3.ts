@@ -1,10 +1,10 @@
-// Blobs as objects <prefix><aa>/<bb>/<sha256> in an S3 bucket. Uploads stream as multipart uploads to a
-// staging key while hashed; commit copies the staged object to its content address (S3 has no rename,
-// and the digest is known only at the end), then deletes the staging object.
+// Blobs as objects <prefix><aa>/<bb>/<sha256> in an S3 bucket. Uploads larger than one part stream as
+// multipart uploads to a staging key while hashed; commit copies the staged object to its content
+// address (S3 has no rename, and the digest is known only at the end), then deletes the staging object.
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
-  CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client,
+  CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -36,10 +36,21 @@ export class S3Datastore implements Datastore {
     let bodyError: unknown;
     meter.once('error', (error) => { bodyError = error; });
     feedWithoutDestroying(body, meter);
+    const chunks = meter[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    // Up to one part is held in memory either way (lib-storage buffers a part): a body that ends within
+    // it goes straight to its sha256 key at commit, one request instead of upload, copy and delete.
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    while (headBytes < PART_SIZE) {
+      const next = await chunks.next();
+      if (next.done) return this.heldInMemory(Buffer.concat(head), meter.digestHex());
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
     const key = `${this.options.prefix}${STAGING_DIR}${randomUUID()}`;
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.options.bucketName, Key: key, Body: meter, ...this.storageParams() },
+      params: { Bucket: this.options.bucketName, Key: key, Body: Readable.from(headThenRest(head, chunks)), ...this.storageParams() },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
       // On failure the multipart upload is aborted: no parts, no object.
@@ -153,6 +164,28 @@ export class S3Datastore implements Datastore {
     };
   }
 
+  private heldInMemory(bytes: Buffer, sha256: string): StagedBlob {
+    let state: 'staged' | 'committed' | 'discarded' = 'staged';
+    return {
+      datastoreId: this.id,
+      sha256,
+      size: bytes.length,
+      commit: async () => {
+        if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
+        try {
+          // Writing over an existing blob writes the same bytes.
+          await this.client.send(new PutObjectCommand({ Bucket: this.options.bucketName, Key: this.keyOf(sha256), Body: bytes, ...this.storageParams() }));
+        } catch (error) {
+          throw unavailable('store', error);
+        }
+        state = 'committed';
+      },
+      discard: async () => {
+        if (state === 'staged') state = 'discarded';
+      },
+    };
+  }
+
   private storageParams(): { StorageClass?: never; ServerSideEncryption?: never; SSEKMSKeyId?: string } {
     const { storageClass, sse } = this.options;
     return {
@@ -173,6 +206,11 @@ export class S3Datastore implements Datastore {
     if (!isSha256Hex(sha256)) throw new RangeError('not a sha256 hex digest');
     return `${this.options.prefix}${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
   }
+}
+
+async function* headThenRest(head: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield* head;
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
 }
 
 function isNotFound(error: unknown): boolean {

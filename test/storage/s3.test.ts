@@ -56,6 +56,15 @@ describe('S3Datastore', () => {
     expect(server.openUploads(store.options.prefix)).toEqual([]);
   });
 
+  test('a body within one part is held until commit, then put straight to its sha256 key', async () => {
+    const bytes = patterned(100_000);
+    const staged = await store.writeStream(Readable.from([bytes]), { maxBytes: MiB });
+    expect(await allKeys()).toEqual([]);
+    await staged.commit();
+    expect(await allKeys()).toEqual([`${staged.sha256.slice(0, 2)}/${staged.sha256.slice(2, 4)}/${staged.sha256}`]);
+    expect(await readAll(await store.read(staged.sha256))).toEqual(bytes);
+  });
+
   test('identical bytes are stored once; list yields committed blobs only; an empty body is a blob', async () => {
     const one = Buffer.from('one');
     for (let i = 0; i < 2; i++) await (await store.writeStream(Readable.from([one]), { maxBytes: 100 })).commit();
@@ -94,7 +103,8 @@ describe('S3Datastore', () => {
   test('sweepStaging removes stale staging objects and unfinished multipart uploads, never committed blobs', async () => {
     const kept = await store.writeStream(Readable.from([Buffer.from('kept')]), { maxBytes: 100 });
     await kept.commit();
-    await store.writeStream(Readable.from([Buffer.from('crashed before commit')]), { maxBytes: 100 });
+    // Past one part, so staged in the bucket (a smaller body waits in memory until commit).
+    await store.writeStream(Readable.from([patterned(6 * MiB)]), { maxBytes: 10 * MiB });
     await store.client.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: `${store.options.prefix}.staging/crashed-upload` }));
     // Outside the staging area: not ours to sweep.
     await store.client.send(new PutObjectCommand({ Bucket: server.bucket, Key: `${store.options.prefix}notes.txt`, Body: 'x' }));
@@ -128,7 +138,9 @@ describe('S3Datastore', () => {
     const down = new S3Datastore('s3', storeOptions({ endpoint: 'http://127.0.0.1:1' }));
     const digest = sha256(Buffer.from('x'));
     for (const attempt of [
-      () => down.writeStream(Readable.from([Buffer.from('x')]), { maxBytes: 10 }), () => down.read(digest), () => down.has(digest), () => down.delete(digest),
+      // A small body waits in memory: storing it is what fails.
+      async () => (await down.writeStream(Readable.from([Buffer.from('x')]), { maxBytes: 10 })).commit(),
+      () => down.writeStream(Readable.from([patterned(6 * MiB)]), { maxBytes: 10 * MiB }), () => down.read(digest), () => down.has(digest), () => down.delete(digest),
     ]) {
       const error = await attempt().then(() => undefined, (e: unknown) => e);
       expect(error).toBeInstanceOf(DatastoreUnavailableError);
