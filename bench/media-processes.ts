@@ -73,7 +73,10 @@ export const OBSERVE = process.env.MEDIA_REPO_BENCH_OBSERVE === '1';
  * The built service (dist/src/cli/media-repo.js) in its own process: on `databaseUrl`, else on the
  * embedded database in `dataDir`; with metrics and access log when `observe`.
  */
-export async function startServiceProcess(dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE): Promise<ChildService> {
+/** `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list. */
+export async function startServiceProcess(
+  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [],
+): Promise<ChildService> {
   const port = await freePort();
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(dataDir, 'config.yaml');
@@ -88,6 +91,7 @@ export async function startServiceProcess(dataDir: string, whoamiUrl: string, da
     `  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`,
     'media: {legacyFreezeAt: null}',
     ...(databaseUrl ? [`database: {url: ${JSON.stringify(databaseUrl)}}`] : []),
+    ...extraConfig,
     '',
   ].join('\n'));
   const cli = fileURLToPath(new URL('../src/cli/media-repo.js', import.meta.url));

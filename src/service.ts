@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { readSecret, type Config } from './config/config.js';
 import { readStaticTokens } from './config/static-tokens.js';
 import { Tenants } from './config/tenants.js';
+import { CacheInvalidations } from './db/cache-invalidations.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
 import { AuthSchemes } from './federation/auth-schemes.js';
 import type { FederationClient } from './federation/client.js';
@@ -35,6 +36,7 @@ import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/metrics.js';
 import { buildAdmin, type AdminJobs } from './service-admin.js';
 import { Datastores } from './storage/datastores.js';
+import { datastoreDefinitions } from './datastore-definitions.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
 
@@ -52,6 +54,8 @@ export interface Services extends AppServices {
   metrics?: Metrics;
   /** Background admin work: tasks and retention. */
   jobs: AdminJobs;
+  /** Drops other instances' cached rows when this one changes them. */
+  invalidations: CacheInvalidations;
 }
 
 export interface RunningService {
@@ -92,13 +96,16 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
 
   // Metrics reach each part as narrow callbacks; no part imports the registry.
   const metrics = config.metrics.enabled ? new Metrics({ knex }) : undefined;
-  const opened = await Datastores.open(config.datastores);
+  const opened = await Datastores.open(datastoreDefinitions(config.datastores));
   const datastores = metrics ? instrumentDatastores(opened, metrics) : opened;
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs, config.admin.recordCacheTtlMs, {
     media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records'),
   });
   const { admin, jobs } = buildAdmin(config, knex, media, blobs, log);
+  const invalidations = new CacheInvalidations(knex, config.cacheInvalidationPollMs, (err) => log.warn({ err }, 'polling cache invalidations failed'));
+  invalidations.on('media', (key) => media.forget(key));
+  await invalidations.start();
   // Reads each homeserver's published keys through the client it configures: bound late, used only once started.
   const authSchemes = new AuthSchemes({
     homeservers: config.homeservers.map((hs) => hs.name),
@@ -130,6 +137,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
     signingKeys,
     datastores,
     blobs,
+    invalidations,
     media,
     keyring,
     federation,
@@ -168,10 +176,12 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
 export async function closeServices(services: Services): Promise<void> {
   services.authSchemes.stop();
   await services.jobs.close();
+  await services.invalidations.close();
   await services.remoteMedia.close();
   await services.admin.accessTimes.close();
   services.federation.close();
   await services.db.close();
+  services.datastores.close();
 }
 
 export async function startService(config: Config, log: Logger, db?: Database): Promise<RunningService> {

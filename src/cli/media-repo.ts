@@ -1,22 +1,28 @@
 #!/usr/bin/env node
-// media-repo serve | migrate | keys list | storage sweep | doctor | admin ...  [-config FILE] [-json]
+// media-repo serve | migrate | keys list | storage sweep|check|transfer | doctor | admin ...  [-config FILE] [-json]
 import { existsSync } from 'node:fs';
 import { loadConfigFile, readSecret, type Config } from '../config/config.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { closeServices, openServices, startService } from '../service.js';
 import { createLogger } from '../log.js';
 import { runAdmin } from './admin.js';
+import { checkStorageFlags, runStorageCommand } from './storage-commands.js';
 import { formatUsage, parseFlags, runAsMain, runTool, UsageError, type CliIo, type FlagSpec } from './args.js';
 import { doctor } from './doctor.js';
 import { prepareTrial } from './trial.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | doctor | admin (see media-repo admin -help)';
-const COMMANDS = ['serve', 'migrate', 'keys list', 'storage sweep', 'doctor'];
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | storage check | storage transfer -from A -to B [-kind K] [-homeserver H] | doctor | admin (see media-repo admin -help)';
 const FLAGS: FlagSpec[] = [
   { name: 'config', usage: 'The YAML config file (default: config.yaml here, else the trial homeserver)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
   { name: 'json', usage: 'doctor: print the checks as JSON', defaultValue: 'false', boolean: true },
+  { name: 'from', usage: 'storage transfer: the datastore id to move blobs out of', defaultValue: '' },
+  { name: 'to', usage: 'storage transfer: the datastore id to move them into', defaultValue: '' },
+  { name: 'kind', usage: 'storage transfer: only local_media, remote_media or thumbnails', defaultValue: '' },
+  { name: 'homeserver', usage: "storage transfer: only this hosted homeserver's local media and thumbnails", defaultValue: '' },
+  { name: 'staging-age-hours', usage: 'storage sweep: remove staging leftovers older than this', defaultValue: '24' },
 ];
+const COMMANDS = ['serve', 'migrate', 'keys list', 'storage sweep', 'storage check', 'storage transfer', 'doctor'];
 /** How long SIGTERM and SIGINT let requests in flight finish. */
 const DRAIN_MS = 10_000;
 
@@ -31,19 +37,21 @@ export async function run(argv: string[], io: CliIo = process): Promise<number> 
     if (parsed === 'help') return parsed;
     command = parsed.positionals.join(' ') || 'serve';
     if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
-    const jsonFlag = parsed.flags.get('json')!;
-    if (!['true', 'false'].includes(jsonFlag)) throw new UsageError(`invalid boolean value "${jsonFlag}" for -json`);
-    json = jsonFlag === 'true';
-    return parsed.flags.get('config')!;
+    const flag = (name: string) => parsed.flags.get(name)!;
+    if (!['true', 'false'].includes(flag('json'))) throw new UsageError(`invalid boolean value "${flag('json')}" for -json`);
+    json = flag('json') === 'true';
+    const storageFlags = { from: flag('from'), to: flag('to'), kind: flag('kind'), homeserver: flag('homeserver'), stagingAgeHours: flag('staging-age-hours') };
+    checkStorageFlags(command, storageFlags);
+    return { configFile: flag('config'), storageFlags };
   };
-  return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async (configFile) => {
+  return runTool(io, formatUsage(PROGRAM, SYNOPSIS, FLAGS), parse, async ({ configFile, storageFlags }) => {
     const { config, instructions } = await loadConfig(configFile);
     if (command === 'serve') await serve(config, io, instructions);
     else if (command === 'migrate') await migrate(config, io);
     else if (command === 'keys list') await listKeys(config, io);
     else if (command === 'doctor') {
       if (!(await doctor(config, io, { json }))) throw new Error('doctor: some checks failed (see above)');
-    } else await sweepStorage(config, io);
+    } else await runStorageCommand(command, config, storageFlags, io);
   });
 }
 
@@ -113,17 +121,6 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
         io.stdout.write(`  expired:    ${old.keyId} ${old.publicKey} at ${new Date(old.expiredTs!).toISOString()}\n`);
       }
     }
-  } finally {
-    await closeServices(services);
-  }
-}
-
-/** Deletes stored files no media or thumbnail row points at (left by a crash between the two writes). */
-async function sweepStorage(config: Config, io: CliIo): Promise<void> {
-  const services = await openServices(config, createLogger('warn', io.stderr));
-  try {
-    const { checked, deleted } = await services.blobs.sweepUnreferenced();
-    io.stdout.write(`checked ${checked} stored files, deleted ${deleted} that nothing referenced\n`);
   } finally {
     await closeServices(services);
   }

@@ -6,7 +6,8 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { parseDocument } from 'yaml';
 import { isValidServerName } from '../matrix/server-name.js';
 import { type quotas, type rateLimits } from './schema-limits.js';
-import { configSchema, MEDIA_KINDS, type datastore, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
+import type { fileDatastore, s3Datastore } from './schema-datastores.js';
+import { configSchema, MEDIA_KINDS, type homeserver, type notary, type secret, type thumbnailSize } from './schema.js';
 
 export { MEDIA_KINDS };
 
@@ -29,10 +30,10 @@ export interface HomeserverConfig extends Omit<FromSchema<typeof homeserver>, 'm
   quotas: QuotasConfig;
   rateLimits: RateLimitsConfig;
 }
-export interface DatastoreConfig extends Omit<FromSchema<typeof datastore>, 'forKinds'> {
-  /** `all` expanded; opts.path is absolute. */
-  forKinds: MediaKind[];
-}
+/** `all` expanded in forKinds; a file datastore's opts.path is absolute. */
+export type DatastoreConfig =
+  | Omit<FromSchema<typeof fileDatastore>, 'forKinds'> & { forKinds: MediaKind[] }
+  | Omit<FromSchema<typeof s3Datastore>, 'forKinds'> & { forKinds: MediaKind[] };
 export type ListenConfig = Validated['listen'];
 export type DatabaseConfig = Validated['database'];
 export type AuthConfig = Validated['auth'];
@@ -66,7 +67,7 @@ export class ConfigError extends Error {
 }
 
 const DEFAULTS = '<defaults>';
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true, discriminator: true });
 const validate = ajv.compile<Validated>(configSchema);
 
 /** Reads and validates a YAML config file; relative paths in it are taken from the file's folder. */
@@ -123,8 +124,10 @@ function resolveConfig(input: Validated, file: string): Config {
   });
   assertUniqueHosts(homeservers, file);
   const datastores = (input.datastores ?? [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: resolve(dataDir, 'media') } }])
-    .map((ds): DatastoreConfig => ({ ...ds, forKinds: expandKinds(ds.forKinds), opts: { path: path(ds.opts.path) } }));
-  assertDatastoresCover(datastores, file);
+    .map((ds): DatastoreConfig => ds.type === 'file'
+      ? { ...ds, forKinds: expandKinds(ds.forKinds), opts: { path: path(ds.opts.path) } }
+      : { ...ds, forKinds: expandKinds(ds.forKinds), opts: { ...ds.opts, accessKeyId: anchorSecret(ds.opts.accessKeyId), accessSecret: anchorSecret(ds.opts.accessSecret) } });
+  assertDatastoresCover(datastores, homeservers, file);
   if (typeof legacyFreezeAt === 'string' && Number.isNaN(Date.parse(legacyFreezeAt))) {
     throw new ConfigError(file, '/media/legacyFreezeAt', `"${legacyFreezeAt}" is not a date (use ISO 8601, e.g. 2024-09-04T00:00:00Z)`);
   }
@@ -181,15 +184,29 @@ function assertUniqueHosts(homeservers: HomeserverConfig[], file: string): void 
   });
 }
 
-function assertDatastoresCover(datastores: DatastoreConfig[], file: string): void {
+function assertDatastoresCover(datastores: DatastoreConfig[], homeservers: HomeserverConfig[], file: string): void {
   const seen = new Map<string, number>();
   datastores.forEach((ds, i) => {
     const other = seen.get(ds.id);
     if (other !== undefined) throw new ConfigError(file, `/datastores/${i}/id`, `"${ds.id}" is already used by datastore ${other}`);
     seen.set(ds.id, i);
+    const unknownHs = ds.forHomeservers?.find((name) => !homeservers.some((hs) => hs.name === name));
+    if (unknownHs !== undefined) throw new ConfigError(file, `/datastores/${i}/forHomeservers`, `"${unknownHs}" is not a configured homeserver`);
+    if (ds.type === 's3') checkS3Opts(ds.opts, `/datastores/${i}/opts`, file);
   });
-  const uncovered = MEDIA_KINDS.filter((kind) => !datastores.some((ds) => ds.forKinds.includes(kind)));
-  if (uncovered.length > 0) throw new ConfigError(file, '/datastores', `no datastore takes ${uncovered.join(', ')} (add it to a forKinds, or use all)`);
+  // Remote media of no hosted homeserver, and homeservers added later, need a datastore open to all.
+  const uncovered = MEDIA_KINDS.filter((kind) => !datastores.some((ds) => ds.forKinds.includes(kind) && !ds.forHomeservers));
+  if (uncovered.length > 0) {
+    throw new ConfigError(file, '/datastores', `no datastore takes ${uncovered.join(', ')} for every homeserver (add it to a forKinds without forHomeservers, or use all)`);
+  }
+}
+
+function checkS3Opts(opts: Extract<DatastoreConfig, { type: 's3' }>['opts'], at: string, file: string): void {
+  if ((opts.accessKeyId === undefined) !== (opts.accessSecret === undefined)) {
+    throw new ConfigError(file, at, 'accessKeyId and accessSecret go together (or leave both unset for the AWS SDK\'s own credentials)');
+  }
+  if (opts.redirect === 'publicBaseUrl' && opts.publicBaseUrl === undefined) throw new ConfigError(file, `${at}/publicBaseUrl`, 'redirect: publicBaseUrl needs a publicBaseUrl');
+  if (opts.kmsKeyId !== undefined && opts.sse !== 'aws:kms') throw new ConfigError(file, `${at}/kmsKeyId`, 'kmsKeyId needs sse: aws:kms');
 }
 
 function errorPath(error: ErrorObject): string {

@@ -2,29 +2,16 @@
 // fills in every `default:`. Unknown keys are errors so a typo never silently falls back to a default.
 // An object whose keys have defaults defaults to {} itself, or ajv never descends to fill them.
 import { quotas, quotasShape, rateLimits, rateLimitsShape } from './schema-limits.js';
-import { nonNegativeInt, positiveInt } from './schema-primitives.js';
+import { datastore } from './schema-datastores.js';
+import { externalSecret, httpUrl, MEDIA_KINDS, nonNegativeInt, positiveInt, secret } from './schema-primitives.js';
+
+export { externalSecret, MEDIA_KINDS, secret };
 
 const MiB = 1024 * 1024;
 
-/** What a datastore can hold; `all` in a config's forKinds means every one of these. */
-export const MEDIA_KINDS = ['local_media', 'remote_media', 'thumbnails'] as const;
 
-const fileSecret = { type: 'object', additionalProperties: false, required: ['file'], properties: { file: { type: 'string', minLength: 1 } } } as const;
-const envSecret = { type: 'object', additionalProperties: false, required: ['env'], properties: { env: { type: 'string', minLength: 1 } } } as const;
-
-export const secret = {
-  description: 'a string, {file: PATH} or {env: NAME}',
-  oneOf: [{ type: 'string', minLength: 1 }, fileSecret, envSecret],
-} as const;
-
-// Secrets only ever read from outside the config file: a file or an environment variable.
-export const externalSecret = {
-  description: '{file: PATH} or {env: NAME}',
-  oneOf: [fileSecret, envSecret],
-} as const;
 
 const serverNameList = { type: 'array', items: { type: 'string', minLength: 1 }, default: [] } as const;
-const httpUrl = { type: 'string', pattern: '^https?://[^\\s]+$' } as const;
 const userIdList = { type: 'array', items: { type: 'string', pattern: '^@[^:]+:.+$' }, default: [] } as const;
 // Days without access (remote) or since upload (local) after which retention purges media; null: never.
 const retentionDays = { type: ['integer', 'null'], minimum: 1 } as const;
@@ -89,23 +76,6 @@ export const homeserver = {
   },
 } as const;
 
-// matrix-media-repo's datastore list; `file` is the only type so far, so opts are the file store's.
-export const datastore = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'type', 'forKinds', 'opts'],
-  properties: {
-    id: { type: 'string', pattern: '^[a-z0-9_-]+$' },
-    type: { enum: ['file'] },
-    forKinds: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['all', ...MEDIA_KINDS] } },
-    opts: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['path'],
-      properties: { path: { type: 'string', minLength: 1 } },
-    },
-  },
-} as const;
 
 export const configSchema = {
   type: 'object',
@@ -130,6 +100,8 @@ export const configSchema = {
       default: {},
       properties: { url: secret, poolMax: { ...positiveInt, default: 10 } },
     },
+    // How often each instance looks for cache invalidations published by the others.
+    cacheInvalidationPollMs: { ...positiveInt, default: 2000 },
     // No static default: the default store lives under dataDir.
     datastores: { type: 'array', items: datastore },
     homeservers: { type: 'array', items: homeserver, default: [] },

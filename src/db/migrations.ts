@@ -8,6 +8,7 @@ import * as datastoreIds from '../../migrations/005_datastore_ids.js';
 import * as admin from '../../migrations/006_admin.js';
 import * as quotas from '../../migrations/007_quotas.js';
 import * as remoteThumbnailNames from '../../migrations/008_remote_thumbnail_names.js';
+import * as scaleOut from '../../migrations/009_scale_out.js';
 
 interface Migration { up(knex: Knex): Promise<void> }
 
@@ -15,6 +16,7 @@ const migrations: Array<[string, Migration]> = [
   ['001_signing_keys', signingKeys], ['002_media', media], ['003_remote_keys', remoteKeys], ['004_remote_media', remoteMedia],
   ['005_datastore_ids', datastoreIds], ['006_admin', admin], ['007_quotas', quotas],
   ['008_remote_thumbnail_names', remoteThumbnailNames],
+  ['009_scale_out', scaleOut],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

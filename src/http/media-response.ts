@@ -19,6 +19,11 @@ export const PUBLIC_CACHE = `public, max-age=${MAX_AGE_S}, immutable`;
 export interface SendOptions {
   disposition: string;
   cacheControl: string;
+  /**
+   * 307 to the datastore's URL (presigned or CDN) when it offers one: 'always', or 'withoutRange' for
+   * the legacy endpoints, whose older clients and players re-request ranges badly across a redirect.
+   */
+  redirect?: 'always' | 'withoutRange';
 }
 
 export async function sendMedia(req: Request, res: Response, media: ServableMedia, options: SendOptions): Promise<void> {
@@ -28,6 +33,16 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
   if (range === 'unsatisfiable') {
     res.setHeader('Content-Range', `bytes */${media.size}`);
     throw new MatrixError(416, 'M_UNKNOWN', 'The requested range is not satisfiable');
+  }
+  if (!notModified && req.method === 'GET' && options.redirect && !(options.redirect === 'withoutRange' && req.headers.range !== undefined)) {
+    const location = await media.redirectUrl?.({ contentType: media.contentType, contentDisposition: options.disposition });
+    if (location !== undefined) {
+      // A presigned URL expires: nobody may keep the redirect.
+      res.setHeader('Cache-Control', 'no-store');
+      res.setHeader('Location', location);
+      res.status(307).end();
+      return;
+    }
   }
   // Opened before any header is set, so a failure still leaves as a clean Matrix error.
   const body = req.method === 'HEAD' || notModified ? undefined : await media.open(range);

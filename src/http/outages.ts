@@ -2,6 +2,7 @@
 // Retry-After, and the log gets one line when it starts, not one per failed request.
 import type { Logger } from '../log.js';
 import { MatrixError } from '../matrix/errors.js';
+import { DatastoreUnavailableError } from '../storage/datastore.js';
 
 export type Dependency = 'database' | 'datastore';
 
@@ -18,6 +19,8 @@ const QUIET_MS = 30_000;
 
 export function unavailableDependency(error: unknown): Dependency | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
+  // An object store that is down, slow or refusing, after the client's own retries.
+  if (error instanceof DatastoreUnavailableError) return 'datastore';
   const { code, name, message, syscall } = error as { code?: unknown; name?: string; message?: string; syscall?: string };
   if (typeof code === 'string' && STORAGE_CODES.has(code) && syscall !== 'connect') return 'datastore';
     // Socket errors carry the syscall; a client's own aborted request (code ECONNRESET too) does not.

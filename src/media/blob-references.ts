@@ -67,7 +67,7 @@ export class BlobReferences {
 }
 
 /** Writers attaching the same bytes share the lock; only a deleter needs it alone. */
-async function lockBlob(trx: Knex.Transaction, datastoreId: string, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
+export async function lockBlob(trx: Knex.Transaction, datastoreId: string, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
   const lock = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
   await trx.raw(`SELECT ${lock}(?, hashtext(?))`, [BLOB_LOCK, `${datastoreId}/${sha256}`]);
 }

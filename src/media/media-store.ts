@@ -82,7 +82,8 @@ interface Cached<T> { value: T; expiresAt: number }
 export class MediaStore {
   private readonly storedMedia: LruCache<string, Cached<MediaRecord>>;
   private readonly quarantine = new LruCache<string, Cached<boolean>>(RECORD_CACHE_SIZE);
-  private readonly thumbnailRecords: LruCache<string, ThumbnailRecord>;
+  /** By media ("<serverName>/<mediaId>"), then by size: forgetting a media forgets its thumbnails. */
+  private readonly thumbnailRecords: LruCache<string, Map<string, ThumbnailRecord>>;
 
   /** `ttlMs` bounds how long another instance's quarantine or purge can go unseen here. */
   constructor(
@@ -93,6 +94,13 @@ export class MediaStore {
   ) {
     this.storedMedia = new LruCache(RECORD_CACHE_SIZE, lookups?.media);
     this.thumbnailRecords = new LruCache(RECORD_CACHE_SIZE, lookups?.thumbnails);
+  }
+
+  /** Drops what this instance cached of "<serverName>/<mediaId>": an admin or a transfer changed it, here or elsewhere. */
+  forget(mediaKey: string): void {
+    this.storedMedia.delete(mediaKey);
+    this.quarantine.delete(mediaKey);
+    this.thumbnailRecords.delete(mediaKey);
   }
 
   async get(serverName: string, mediaId: string): Promise<MediaRecord | undefined> {
@@ -119,11 +127,6 @@ export class MediaStore {
     return value;
   }
 
-  /** Forgets what this instance cached of the media, after an admin changed it. */
-  invalidate(serverName: string, mediaId: string): void {
-    this.storedMedia.delete(`${serverName}/${mediaId}`);
-    this.quarantine.delete(`${serverName}/${mediaId}`);
-  }
 
   private fresh<T>(cache: LruCache<string, Cached<T>>, key: string): T | undefined {
     const entry = cache.get(key);
@@ -197,12 +200,17 @@ export class MediaStore {
   }
 
   async getThumbnail(key: ThumbnailKey): Promise<ThumbnailRecord | undefined> {
-    const cacheKey = `${key.serverName}/${key.mediaId}/${key.width}x${key.height}/${key.method}/${key.animated}`;
-    const cached = this.thumbnailRecords.get(cacheKey);
+    const mediaKey = `${key.serverName}/${key.mediaId}`;
+    const sizeKey = `${key.width}x${key.height}/${key.method}/${key.animated}`;
+    const cached = this.thumbnailRecords.get(mediaKey)?.get(sizeKey);
     if (cached) return cached;
     const row = await this.knex<ThumbnailRow>('thumbnails').where(thumbnailWhere(key)).first();
     const record = row && toThumbnailRecord(row);
-    if (record) this.thumbnailRecords.set(cacheKey, record);
+    if (record) {
+      const sizes = this.thumbnailRecords.get(mediaKey) ?? new Map<string, ThumbnailRecord>();
+      sizes.set(sizeKey, record);
+      this.thumbnailRecords.set(mediaKey, sizes);
+    }
     return record;
   }
 

@@ -94,7 +94,7 @@ export class Purge {
       const bytes = [...thumbs.rows, ...remoteThumbs.rows, ...media.rows].reduce((sum, b) => sum + Number(b.size ?? 0), 0);
       return { count: media.rows.length, bytes };
     });
-    for (const key of keys) this.media.invalidate(key.serverName, key.mediaId);
+    for (const key of keys) this.media.forget(`${key.serverName}/${key.mediaId}`);
     await this.releasePending();
     return counts;
   }

@@ -31,7 +31,7 @@ export class Quarantine {
       }
       return covered;
     });
-    for (const key of keys) this.media.invalidate(key.server_name, key.media_id);
+    for (const key of keys) this.media.forget(`${key.server_name}/${key.media_id}`);
     await this.audit.record(scope, { action: 'quarantine', target: describeSelector(selector), count: keys.length, bytes: 0 });
     return keys.length;
   }
@@ -58,7 +58,7 @@ export class Quarantine {
       }
       return keys;
     });
-    for (const key of removed) this.media.invalidate(key.server_name, key.media_id);
+    for (const key of removed) this.media.forget(`${key.server_name}/${key.media_id}`);
     await this.audit.record(scope, { action: 'unquarantine', target: describeSelector(selector), count: removed.length, bytes: 0 });
     return removed.length;
   }

@@ -1,7 +1,7 @@
 // Media (or a thumbnail) ready to be served, local or remote: the one shape every route sends.
 import type { Readable } from 'node:stream';
 import { notFound } from '../matrix/errors.js';
-import type { ByteRange, Datastore } from '../storage/datastore.js';
+import type { ByteRange, Datastore, RedirectHeaders } from '../storage/datastore.js';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -20,7 +20,7 @@ export interface ServableMedia {
   storedTs?: number;
   open(range?: ByteRange): Promise<Readable>;
   /** A URL to send the client to instead of the bytes, where the datastore offers one. */
-  redirectUrl?(): Promise<string | undefined>;
+  redirectUrl?(headers?: RedirectHeaders): Promise<string | undefined>;
 }
 
 export interface StoredBlob {
@@ -43,6 +43,6 @@ export function servableBlob(blob: StoredBlob, datastore: Datastore): ServableMe
     open: (range) => datastore.read(blob.sha256, range).catch((error: unknown) => {
       throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? notFound('Media not found') : error;
     }),
-    redirectUrl: async () => datastore.redirectUrl?.(blob.sha256),
+    redirectUrl: async (headers) => datastore.redirectUrl?.(blob.sha256, headers),
   };
 }

@@ -1,9 +1,7 @@
 // Datastores with every operation counted and timed, wrapped here so that storage/ knows nothing of metrics.
 import type { Counter, Histogram } from 'prom-client';
 import type { Datastore } from '../storage/datastore.js';
-import { Datastores, type MediaKind } from '../storage/datastores.js';
-
-const KINDS: MediaKind[] = ['local_media', 'remote_media', 'thumbnails'];
+import type { Datastores } from '../storage/datastores.js';
 
 export interface DatastoreMetrics {
   datastoreOps: Counter<'datastore' | 'operation' | 'outcome'>;
@@ -11,9 +9,7 @@ export interface DatastoreMetrics {
 }
 
 export function instrumentDatastores(datastores: Datastores, metrics: DatastoreMetrics): Datastores {
-  const wrapped = new Map(datastores.all().map((store) => [store, instrument(store, metrics)]));
-  const writers = new Map(KINDS.map((kind) => [kind, wrapped.get(datastores.forKind(kind))!]));
-  return new Datastores([...wrapped.values()], writers);
+  return datastores.map((store) => instrument(store, metrics));
 }
 
 function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
@@ -37,6 +33,8 @@ function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
     has: timed('has', store.has.bind(store)),
     delete: timed('delete', store.delete.bind(store)),
     list: () => store.list(),
+    sweepStaging: timed('sweep', store.sweepStaging.bind(store)),
     ...(store.redirectUrl ? { redirectUrl: store.redirectUrl.bind(store) } : {}),
+    ...(store.close ? { close: store.close.bind(store) } : {}),
   };
 }

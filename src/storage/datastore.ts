@@ -22,6 +22,26 @@ export class SizeLimitError extends Error {
   }
 }
 
+/** The datastore could not be reached or failed (S3 down, 5xx, a dropped connection): 503 to the client. */
+export class DatastoreUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DatastoreUnavailableError';
+  }
+}
+
+/** What a redirect target must answer with, where the datastore can make it (presigned S3 URLs). */
+export interface RedirectHeaders {
+  contentType: string;
+  contentDisposition: string;
+}
+
+/** Staging leftovers removed: staged copies, and (object stores) unfinished multipart uploads. */
+export interface StagingSweep {
+  staged: number;
+  uploads: number;
+}
+
 /**
  * Bytes fully received and hashed, not yet visible under their sha256. The staging contract, which an
  * object store honours as well as a filesystem: staged bytes are invisible to `read` and `list`; `commit`
@@ -50,7 +70,11 @@ export interface Datastore {
   /** Every committed blob's sha256, for sweeping the unreferenced ones. */
   list(): AsyncIterable<string>;
   /** A URL the client may be redirected to instead (e.g. a presigned S3 URL); undefined to serve the bytes. */
-  redirectUrl?(sha256: string): Promise<string | undefined>;
+  redirectUrl?(sha256: string, headers?: RedirectHeaders): Promise<string | undefined>;
+  /** Removes staging leftovers older than this (a crash between staging and commit or discard). */
+  sweepStaging(olderThanMs: number): Promise<StagingSweep>;
+  /** Releases connections; the datastore is not used afterwards. */
+  close?(): void;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;

@@ -1,33 +1,46 @@
 // The configured datastores by id, and which one takes new writes of each kind of media (like
-// matrix-media-repo's forKinds). Rows name the datastore holding their bytes, so reads go there.
+// matrix-media-repo's forKinds), per homeserver. Rows name the datastore holding their bytes, so reads go there.
 import type { Datastore } from './datastore.js';
 import { FilesystemDatastore } from './filesystem.js';
+import type { S3Options } from './s3-client.js';
+import { S3Datastore } from './s3.js';
 
 export type MediaKind = 'local_media' | 'remote_media' | 'thumbnails';
 
-/** One datastore as the config describes it (`datastores:` entries, `forKinds` expanded); service.ts passing config.datastores here keeps the two in step. */
-export interface DatastoreDefinition {
+interface DefinitionBase {
   readonly id: string;
-  readonly type: 'file';
   readonly forKinds: readonly MediaKind[];
-  readonly opts: { readonly path: string };
+  /** Only these homeservers' new media goes here; undefined: every homeserver's. */
+  readonly forHomeservers?: readonly string[];
+}
+
+/** One datastore as the config describes it (`forKinds` expanded, secrets read); service.ts passes config.datastores here. */
+export type DatastoreDefinition =
+  | DefinitionBase & { readonly type: 'file'; readonly opts: { readonly path: string } }
+  | DefinitionBase & { readonly type: 's3'; readonly opts: S3Options };
+
+interface Writer {
+  store: Datastore;
+  forHomeservers?: readonly string[];
 }
 
 export class Datastores {
   private readonly byId: ReadonlyMap<string, Datastore>;
 
-  constructor(private readonly stores: readonly Datastore[], private readonly writers: ReadonlyMap<MediaKind, Datastore>) {
+  constructor(private readonly stores: readonly Datastore[], private readonly writers: ReadonlyMap<MediaKind, readonly Writer[]>) {
     this.byId = new Map(stores.map((store) => [store.id, store]));
   }
 
-  /** Opens every configured datastore; the first that takes a kind receives its new writes. */
+  /** Opens every configured datastore; of those taking a kind (for a homeserver), the first receives its new writes. */
   static async open(definitions: readonly DatastoreDefinition[]): Promise<Datastores> {
     const stores: Datastore[] = [];
-    const writers = new Map<MediaKind, Datastore>();
+    const writers = new Map<MediaKind, Writer[]>();
     for (const definition of definitions) {
       const store = await openDatastore(definition);
       stores.push(store);
-      for (const kind of definition.forKinds) if (!writers.has(kind)) writers.set(kind, store);
+      for (const kind of definition.forKinds) {
+        writers.set(kind, [...(writers.get(kind) ?? []), { store, forHomeservers: definition.forHomeservers }]);
+      }
     }
     return new Datastores(stores, writers);
   }
@@ -39,15 +52,30 @@ export class Datastores {
     return store;
   }
 
-  /** Where new media of `kind` is written (`homeserver` is for a later per-homeserver choice). */
-  forKind(kind: MediaKind, _homeserver?: string): Datastore {
-    const store = this.writers.get(kind);
-    if (!store) throw new Error(`no datastore takes ${kind}`);
-    return store;
+  /**
+   * Where new media of `kind` for `homeserver` (the uploader's, or the one fetching remote media) is
+   * written: the first datastore naming that homeserver, else the first open to every homeserver.
+   */
+  forKind(kind: MediaKind, homeserver?: string): Datastore {
+    const writers = this.writers.get(kind) ?? [];
+    const writer = writers.find((w) => homeserver !== undefined && w.forHomeservers?.includes(homeserver)) ?? writers.find((w) => !w.forHomeservers);
+    if (!writer) throw new Error(`no datastore takes ${kind}${homeserver ? ` for ${homeserver}` : ''}`);
+    return writer.store;
   }
 
   all(): readonly Datastore[] {
     return this.stores;
+  }
+
+  /** The same datastores and write rules, each store replaced by `wrap(store)` (e.g. to measure it). */
+  map(wrap: (store: Datastore) => Datastore): Datastores {
+    const wrapped = new Map(this.stores.map((store) => [store, wrap(store)]));
+    const writers = new Map([...this.writers].map(([kind, list]) => [kind, list.map((w) => ({ ...w, store: wrapped.get(w.store)! }))]));
+    return new Datastores([...wrapped.values()], writers);
+  }
+
+  close(): void {
+    for (const store of this.stores) store.close?.();
   }
 }
 
@@ -55,5 +83,7 @@ function openDatastore(definition: DatastoreDefinition): Promise<Datastore> {
   switch (definition.type) {
     case 'file':
       return FilesystemDatastore.open(definition.opts.path, definition.id);
+    case 's3':
+      return Promise.resolve(new S3Datastore(definition.id, definition.opts));
   }
 }

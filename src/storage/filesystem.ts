@@ -5,7 +5,7 @@ import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type WriteLimits } from './datastore.js';
+import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type StagingSweep, type WriteLimits } from './datastore.js';
 import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
 
 const TEMP_DIR = '.tmp';
@@ -23,7 +23,7 @@ export class FilesystemDatastore implements Datastore {
   static async open(root: string, id = 'default'): Promise<FilesystemDatastore> {
     const store = new FilesystemDatastore(id, root);
     await mkdir(store.tempDir, { recursive: true });
-    await store.removeStaleTemp(STALE_TEMP_MS);
+    await store.sweepStaging(STALE_TEMP_MS);
     return store;
   }
 
@@ -103,13 +103,18 @@ export class FilesystemDatastore implements Datastore {
     return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
   }
 
-  private async removeStaleTemp(olderThanMs: number): Promise<void> {
+  async sweepStaging(olderThanMs: number): Promise<StagingSweep> {
     const cutoff = Date.now() - olderThanMs;
+    let staged = 0;
     for (const name of await readdir(this.tempDir)) {
       const file = join(this.tempDir, name);
       const info = await stat(file).catch(() => undefined);
-      if (info && info.mtimeMs < cutoff) await rm(file, { force: true });
+      if (info && info.mtimeMs <= cutoff) {
+        await rm(file, { force: true });
+        staged++;
+      }
     }
+    return { staged, uploads: 0 };
   }
 }
 

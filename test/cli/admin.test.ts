@@ -9,7 +9,7 @@ import { loadConfigFile } from '../../src/config/config.js';
 import { createLogger } from '../../src/log.js';
 import { closeServices, openServices } from '../../src/service.js';
 import { createScratchDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
-import { blobFiles, sha256Hex } from '../helpers/media-fixtures.js';
+import { blobFilesIn, sha256Hex } from '../helpers/media-fixtures.js';
 
 async function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
@@ -58,13 +58,13 @@ test('quarantine, then a dry run and a purge with progress, all in the audit log
   expect((await runCli(['-config', configFile, 'admin', 'quarantine', 'media', 'mxc://a.example/m241'])).stdout).toBe('quarantined 1 media (mxc://a.example/m241)\n');
   const dry = await runCli(['admin', 'purge', 'user', '@alice:a.example', '-dry-run', 'true', '-config', configFile]);
   expect(dry.stdout).toMatch(/^would purge 220 media, \d+ bytes\n$/);
-  expect(blobFiles(storage)).toContain(sha256Hex('upload 0'));
+  expect(blobFilesIn(storage)).toContain(sha256Hex('upload 0'));
   const purge = await runCli(['admin', 'purge', 'user', '@alice:a.example', '-config', configFile]);
   expect(purge.code).toBe(0);
   expect(purge.stderr).toContain('purged 200/220 media\npurged 220/220 media\n');
   expect(purge.stdout).toMatch(/^purged 220 media, \d+ bytes\n$/);
-  expect(blobFiles(storage)).not.toContain(sha256Hex('upload 0'));
-  expect(blobFiles(storage)).toContain(sha256Hex('upload 241'));
+  expect(blobFilesIn(storage)).not.toContain(sha256Hex('upload 0'));
+  expect(blobFilesIn(storage)).toContain(sha256Hex('upload 241'));
 
   const services = await openServices(loadConfigFile(configFile), createLogger('silent'));
   try {

@@ -110,20 +110,49 @@ datastores:
   });
 
   test('the default datastore follows dataDir', () => {
-    expect(buildConfig({ dataDir: 'state' }, join(dir, 'x.yaml')).datastores[0]!.opts.path).toBe(join(dir, 'state', 'media'));
+    expect(buildConfig({ dataDir: 'state' }, join(dir, 'x.yaml')).datastores[0]!.opts).toEqual({ path: join(dir, 'state', 'media') });
   });
 
   test('bad datastore lists are named with their path and reason', () => {
     const store = (id: string, kinds: string, type = 'file') => `  - {id: ${id}, type: ${type}, forKinds: [${kinds}], opts: {path: m}}\n`;
     expect(loadError(`datastores:\n${store('a', 'all')}${store('a', 'thumbnails')}`)).toBe(' at /datastores/1/id: "a" is already used by datastore 0');
     expect(loadError(`datastores:\n${store('a', 'local_media')}${store('b', 'remote_media')}`))
-      .toBe(' at /datastores: no datastore takes thumbnails (add it to a forKinds, or use all)');
+      .toBe(' at /datastores: no datastore takes thumbnails for every homeserver (add it to a forKinds without forHomeservers, or use all)');
     expect(loadError('datastores: []\n')).toMatch(/^ at \/datastores: no datastore takes local_media, remote_media, thumbnails/);
-    expect(loadError(`datastores:\n${store('a', 'all', 's3')}`)).toBe(' at /datastores/0/type: must be one of file');
+    expect(loadError(`datastores:\n${store('a', 'all', 'nfs')}`)).toBe(' at /datastores/0/type: must be one of file, s3');
+    // opts follow the type: a file store's path is no S3 option.
+    expect(loadError(`datastores:\n${store('a', 'all', 's3')}`)).toMatch(/^ at \/datastores\/0\/opts(\/path: unknown key|: must have required property 'bucketName')$/);
     expect(loadError(`datastores:\n${store('a', 'everything')}`)).toBe(' at /datastores/0/forKinds/0: must be one of all, local_media, remote_media, thumbnails');
     expect(loadError(`datastores:\n${store('A B', 'all')}`)).toMatch(/^ at \/datastores\/0\/id: must match pattern/);
     expect(loadError('datastores:\n  - {id: a, type: file, forKinds: [all]}\n')).toBe(" at /datastores/0: must have required property 'opts'");
     expect(loadError('datastores:\n  - {id: a, type: file, forKinds: [all], opts: {path: m, bucket: b}}\n')).toBe(' at /datastores/0/opts/bucket: unknown key');
+  });
+
+  test('S3 datastores: defaults, secrets anchored at the file, per-homeserver choice checked', () => {
+    const config = loadConfigFile(writeConfig('s3.yaml', `
+homeservers: [{name: a.example, clientApi: "http://127.0.0.1:1"}]
+datastores:
+  - {id: files, type: file, forKinds: [all], opts: {path: m}}
+  - id: bucket
+    type: s3
+    forKinds: [local_media]
+    forHomeservers: [a.example]
+    opts: {bucketName: media, endpoint: "http://127.0.0.1:9000", accessKeyId: {env: KEY_ID}, accessSecret: {file: s3.secret}}
+`));
+    expect(config.datastores[1]).toEqual({
+      id: 'bucket', type: 's3', forKinds: ['local_media'], forHomeservers: ['a.example'],
+      opts: {
+        bucketName: 'media', endpoint: 'http://127.0.0.1:9000', accessKeyId: { env: 'KEY_ID' }, accessSecret: { file: join(dir, 's3.secret') },
+        region: 'us-east-1', prefix: '', forcePathStyle: false, redirect: 'off', presignExpirySeconds: 300, maxAttempts: 3, timeoutMs: 30000,
+      },
+    });
+    const s3 = (opts: string, extra = '') => `datastores:\n  - {id: f, type: file, forKinds: [all], opts: {path: m}}\n  - {id: s, type: s3, forKinds: [all]${extra}, opts: {bucketName: b${opts}}}\n`;
+    expect(loadError(s3(', accessKeyId: k'))).toBe(" at /datastores/1/opts: accessKeyId and accessSecret go together (or leave both unset for the AWS SDK's own credentials)");
+    expect(loadError(s3(', redirect: publicBaseUrl'))).toBe(' at /datastores/1/opts/publicBaseUrl: redirect: publicBaseUrl needs a publicBaseUrl');
+    expect(loadError(s3(', redirect: always'))).toBe(' at /datastores/1/opts/redirect: must be one of off, presigned, publicBaseUrl');
+    expect(loadError(s3(', prefix: /abs/'))).toMatch(/^ at \/datastores\/1\/opts\/prefix: must match pattern/);
+    expect(loadError(s3(', kmsKeyId: k'))).toBe(' at /datastores/1/opts/kmsKeyId: kmsKeyId needs sse: aws:kms');
+    expect(loadError(s3('', ', forHomeservers: [nobody.example]'))).toBe(' at /datastores/1/forHomeservers: "nobody.example" is not a configured homeserver');
   });
 
   test('the old storage key is gone', () => {

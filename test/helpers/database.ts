@@ -44,7 +44,7 @@ export async function createScratchDatabase(): Promise<{ url: string; drop(): Pr
 }
 
 /**
- * Two instances' databases on one database. On a real PostgreSQL each has its own connection pool to it;
+ * Two instances' databases on one database (close the second first). On a real PostgreSQL each has its own connection pool to it;
  * on the embedded PGlite (one process, one connection) they share the Database, which still gives each
  * instance its own services and in-process state.
  */

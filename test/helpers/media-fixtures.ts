@@ -1,26 +1,40 @@
-// Test media and what the tests inspect from outside the service: files in the datastore folder and rows
-// in the tables.
+// Test media and what the tests inspect from outside the service: blobs in the default datastore (folder
+// or bucket) and rows in the tables.
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunningService } from '../../src/service.js';
+import { S3Datastore } from '../../src/storage/s3.js';
+import { s3Listing } from './s3-server.js';
+import { testS3Server } from './service-under-test.js';
 
 export const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-/** Every committed blob file under the datastore root (the staging folder excluded). */
-export function blobFiles(root: string): string[] {
+/** Every committed blob of the service's default datastore, by sha256 (folder or bucket). */
+export async function blobFiles(service: RunningService): Promise<string[]> {
+  const store = service.services.datastores.get('default');
+  if (store instanceof S3Datastore) return (await s3Listing(store, await testS3Server())).blobs;
+  return blobFilesIn(storageRoot(service));
+}
+
+/** Every committed blob file under a file datastore's folder (the staging folder excluded). */
+export function blobFilesIn(root: string): string[] {
   return readdirSync(root, { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && !join(entry.parentPath, entry.name).startsWith(join(root, '.tmp')))
     .map((entry) => entry.name)
     .sort();
 }
 
-export function stagedFiles(root: string): string[] {
-  return readdirSync(join(root, '.tmp'));
+/** Staged copies in the default datastore (S3: staging objects and unfinished multipart uploads). */
+export async function stagedFiles(service: RunningService): Promise<string[]> {
+  const store = service.services.datastores.get('default');
+  if (store instanceof S3Datastore) return (await s3Listing(store, await testS3Server())).staged;
+  return readdirSync(join(storageRoot(service), '.tmp'));
 }
 
+/** The default datastore's folder, for a second instance on the same folder (file datastores only). */
 export function storageRoot(service: RunningService): string {
-  return service.services.config.datastores[0]!.opts.path;
+  return (service.services.config.datastores[0]!.opts as { path: string }).path;
 }
 
 export async function countRows(service: RunningService, table: 'media' | 'thumbnails'): Promise<number> {
@@ -28,10 +42,9 @@ export async function countRows(service: RunningService, table: 'media' | 'thumb
   return Number(row!.count);
 }
 
-/** Rows, blob files and staged files: "nothing changed" compares two of these. */
+/** Rows, blobs and staged copies: "nothing changed" compares two of these. */
 export async function snapshot(service: RunningService) {
-  const root = storageRoot(service);
-  return { media: await countRows(service, 'media'), blobs: blobFiles(root), staged: stagedFiles(root) };
+  return { media: await countRows(service, 'media'), blobs: await blobFiles(service), staged: await stagedFiles(service) };
 }
 
 /** Deterministic bytes that are not all alike (so truncation or reordering shows). */

@@ -1,6 +1,6 @@
 // The one way tests start the real service: on loopback, with a test database and a config built the
 // way a YAML file is. startRepoUnderTest adds a hosted homeserver whose users fetch remote media.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,30 @@ import { startService, type RunningService } from '../../src/service.js';
 import { openTestDatabase } from './database.js';
 import type { SynapseKey } from './keys.js';
 import { rawRequest, type RawResponse } from './raw-http.js';
+import { s3DatastoreConfig, s3Listing, startS3Server, type TestS3Server } from './s3-server.js';
+import { S3Datastore } from '../../src/storage/s3.js';
+
+/** MEDIA_REPO_TEST_DATASTORE=s3: every service under test stores its media in S3 (s3rver on loopback), not a folder. */
+export const TEST_DATASTORE: 'file' | 's3' = process.env.MEDIA_REPO_TEST_DATASTORE === 's3' ? 's3' : 'file';
+
+let sharedS3: Promise<TestS3Server> | undefined;
+/** One s3rver per test file, started on first use and stopped after the file's tests. */
+export function testS3Server(): Promise<TestS3Server> {
+  sharedS3 ??= startS3Server();
+  return sharedS3;
+}
+afterAll(async () => {
+  const server = sharedS3;
+  sharedS3 = undefined;
+  await (await server)?.close();
+});
+
+/** The default datastore of a test config: a fresh folder, or (s3) a fresh prefix; `shareKey` shares it between instances. */
+async function defaultTestDatastore(shareKey?: string): Promise<Record<string, unknown>[] | undefined> {
+  if (TEST_DATASTORE !== 's3') return shareKey ? [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: shareKey } }] : undefined;
+  const prefix = shareKey ? `${createHash('sha256').update(shareKey).digest('hex').slice(0, 12)}/` : undefined;
+  return [s3DatastoreConfig(await testS3Server(), { id: 'default', prefix })];
+}
 
 export interface TestServiceOptions {
   /** Shares a database between instances; by default each gets a fresh one. */
@@ -25,11 +49,13 @@ export interface TestServiceOptions {
  */
 export async function startTestService(raw: Record<string, unknown> = {}, options: TestServiceOptions = {}): Promise<RunningService> {
   const dataDir = typeof raw.dataDir === 'string' ? raw.dataDir : mkdtempSync(join(tmpdir(), 'media-repo-'));
+  const datastores = raw.datastores ?? (await defaultTestDatastore());
   const config = buildConfig({
     listen: { host: '127.0.0.1', port: 0 },
     logLevel: 'silent',
     masterKey: randomBytes(32).toString('hex'),
     ...raw,
+    ...(datastores ? { datastores } : {}),
     dataDir,
   }, join(dataDir, 'config.yaml'));
   const lines = options.logLines;
@@ -78,9 +104,10 @@ export async function startRepoUnderTest(options: {
     homeservers: [{ name: options.tenant, clientApi: options.whoamiUrl, ...(signingKeyPath ? { signingKeyPath } : {}) }],
     federation: options.federation,
     ...(options.media ? { media: options.media } : {}),
-    ...(options.storagePath ? { datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: options.storagePath } }] } : {}),
+    ...(options.storagePath ? { datastores: await defaultTestDatastore(options.storagePath) } : {}),
   }, { db: options.db, logLines });
-  const root = service.services.config.datastores[0]!.opts.path;
+  const store = service.services.datastores.get('default');
+  const root = store instanceof S3Datastore ? '' : (service.services.config.datastores[0]!.opts as { path: string }).path;
   const listFiles = (folder: string) => {
     try {
       return readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
@@ -100,11 +127,14 @@ export async function startRepoUnderTest(options: {
       return {
         media: Number((await knex('media').where({ is_remote: true }).count<{ c: string }[]>({ c: '*' }))[0]!.c),
         thumbnails: await count('remote_thumbnails'),
-        blobs: listFiles(root).filter((f) => !f.startsWith(join(root, '.tmp'))),
-        staged: listFiles(join(root, '.tmp')),
+        ...(store instanceof S3Datastore ? await s3Listing(store, await testS3Server()) : {
+          blobs: listFiles(root).filter((f) => !f.startsWith(join(root, '.tmp'))),
+          staged: listFiles(join(root, '.tmp')),
+        }),
         spooled: listFiles(join(dir, 'remote-spool')),
       };
     },
     close: () => service.close(),
   };
 }
+

@@ -1,7 +1,7 @@
 // Who may use the admin API, and tenant isolation from every endpoint: an admin of one hosted homeserver
 // never lists, quarantines or deletes anything of the other; every refusal is 403 M_FORBIDDEN and changes nothing.
 import { adminCall, ALICE, AMY, BOB, cacheRemote, CAROL, downloadAs, ROOT, SHARED_SECRET, startAdminBed, uploadAs, type AdminBed } from '../helpers/admin-service.js';
-import { blobFiles, storageRoot } from '../helpers/media-fixtures.js';
+import { blobFiles } from '../helpers/media-fixtures.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
 let bed: AdminBed;
@@ -35,7 +35,7 @@ async function state() {
   return {
     media: await knex('media').select('server_name', 'media_id').orderBy(['server_name', 'media_id']),
     quarantined: await knex('quarantined_media').select('server_name', 'media_id').orderBy(['server_name', 'media_id']),
-    blobs: blobFiles(storageRoot(bed.service)),
+    blobs: await blobFiles(bed.service),
   };
 }
 

@@ -2,7 +2,7 @@
 // downloads of pending media wait for it.
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service-under-test.js';
-import { blobFiles, sha256Hex, snapshot, storageRoot } from '../helpers/media-fixtures.js';
+import { blobFiles, sha256Hex, snapshot } from '../helpers/media-fixtures.js';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
@@ -192,7 +192,7 @@ describe('async uploads', () => {
     const served = (await download(mediaId)).body;
     const loser = served.equals(first) ? second : first;
     expect(served.equals(first) || served.equals(second)).toBe(true);
-    const blobs = blobFiles(storageRoot(service));
+    const blobs = await blobFiles(service);
     expect(blobs).toContain(sha256Hex(served));
     expect(blobs).not.toContain(sha256Hex(loser));
   });

@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { createClient } from 'matrix-js-sdk';
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service-under-test.js';
-import { blobFiles, countRows, storageRoot } from '../helpers/media-fixtures.js';
+import { blobFiles, countRows } from '../helpers/media-fixtures.js';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
@@ -130,7 +130,7 @@ describe('thumbnails', () => {
   test('generated once: repeated and concurrent requests share one row and one stored file', async () => {
     const mxc = await upload(await png(640, 640), 'image/png');
     const mediaId = mxc.split('/').pop()!;
-    const blobsBefore = blobFiles(storageRoot(service)).length;
+    const blobsBefore = (await blobFiles(service)).length;
     const results = await Promise.all(Array.from({ length: 6 }, () => thumbnail(mxc, 90, 90, 'crop')));
     const again = await thumbnail(mxc, 90, 90, 'crop');
     for (const res of [...results, again]) {
@@ -140,7 +140,7 @@ describe('thumbnails', () => {
     const rows = await service.services.db.knex('thumbnails').where({ media_id: mediaId });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ width: 96, height: 96, method: 'crop', animated: false });
-    expect(blobFiles(storageRoot(service)).length).toBe(blobsBefore + 1);
+    expect((await blobFiles(service)).length).toBe(blobsBefore + 1);
   });
 
   test('a source over maxSourceBytes is 413 M_TOO_LARGE', async () => {

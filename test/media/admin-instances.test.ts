@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { adminCall, ALICE, AMY, downloadAs, startAdminBed, uploadAs, type AdminBed } from '../helpers/admin-service.js';
 import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
-import { blobFiles, patternBytes, sha256Hex } from '../helpers/media-fixtures.js';
+import { blobFilesIn, patternBytes, sha256Hex } from '../helpers/media-fixtures.js';
 
 const TTL_MS = 400;
 let db: Database;
@@ -60,7 +60,7 @@ test('a purge on one instance: the other stops serving within the TTL, and the b
   const { serverName, mediaId } = await uploadAs(one.service, ALICE, 'purged everywhere');
   expect((await downloadAs(two.service, ALICE, serverName, mediaId)).status).toBe(200);
   expect((await adminCall(one.service, 'POST', `/purge/${serverName}/${mediaId}`, AMY)).json()).toMatchObject({ count: 1 });
-  expect(blobFiles(storage)).not.toContain(sha256Hex('purged everywhere'));
+  expect(blobFilesIn(storage)).not.toContain(sha256Hex('purged everywhere'));
   const after = await downloadAs(two.service, ALICE, serverName, mediaId);
   // Within the TTL the other instance may still find the record, but never the bytes: a clean 404 either way.
   expect([after.status, after.json().errcode]).toEqual([404, 'M_NOT_FOUND']);
@@ -100,7 +100,7 @@ test('a purge while the same media is streaming: the download completes intact, 
     };
   });
   await purged;
-  expect(blobFiles(storage)).not.toContain(sha256Hex(bytes));
+  expect(blobFilesIn(storage)).not.toContain(sha256Hex(bytes));
   resume();
   expect(await finished).toEqual({ complete: true });
   expect(Buffer.concat(received).equals(bytes)).toBe(true);

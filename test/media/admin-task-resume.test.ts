@@ -11,7 +11,7 @@ import { loadConfigFile } from '../../src/config/config.js';
 import { createLogger } from '../../src/log.js';
 import { closeServices, openServices, startService } from '../../src/service.js';
 import { createScratchDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
-import { blobFiles } from '../helpers/media-fixtures.js';
+import { blobFilesIn } from '../helpers/media-fixtures.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
 const ROWS = 10_000;
@@ -90,7 +90,7 @@ async function taskOf(url: string, id: number): Promise<Record<string, unknown>>
 
 test('killed mid-purge, the task is resumed by the next instance and completes; nothing is half-deleted', async () => {
   const taskId = await seed();
-  expect(blobFiles(storage)).toHaveLength(ROWS);
+  expect(blobFilesIn(storage)).toHaveLength(ROWS);
   const url = await startChild();
   let progress = { done: 0, total: 0 };
   while (progress.done < 1000) {
@@ -109,7 +109,7 @@ test('killed mid-purge, the task is resumed by the next instance and completes; 
   await closeServices(between);
   expect(remaining.length).toBeGreaterThan(0);
   expect(remaining.length).toBeLessThan(ROWS);
-  const files = new Set(blobFiles(storage));
+  const files = new Set(blobFilesIn(storage));
   expect(remaining.every((row) => files.has(row.sha256))).toBe(true);
   expect(task!.end_ts).toBeNull();
 
@@ -126,7 +126,7 @@ test('killed mid-purge, the task is resumed by the next instance and completes; 
     const knex = resumed.services.db.knex;
     expect(await knex('media').where({ server_name: 'bulk.test' })).toEqual([]);
     expect(await knex('blob_releases')).toEqual([]);
-    expect(blobFiles(storage)).toEqual([]);
+    expect(blobFilesIn(storage)).toEqual([]);
   } finally {
     await resumed.close();
   }

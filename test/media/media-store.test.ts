@@ -20,7 +20,7 @@ describe('MediaStore', () => {
     db = await openTestDatabase();
     storage = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-')));
     other = await FilesystemDatastore.open(mkdtempSync(join(tmpdir(), 'media-store-other-')), 'other');
-    blobs = new BlobReferences(db.knex, new Datastores([storage, other], new Map([['local_media', storage]])));
+    blobs = new BlobReferences(db.knex, new Datastores([storage, other], new Map([['local_media', [{ store: storage }]]])));
     store = new MediaStore(db.knex, blobs);
   });
   afterAll(async () => {
@@ -57,7 +57,7 @@ describe('MediaStore', () => {
     expect((await short.get('a.example', 'm1'))!.quarantined).toBe(true);
     expect(await short.isQuarantined('a.example', 'm1')).toBe(true);
     await db.knex('quarantined_media').delete();
-    short.invalidate('a.example', 'm1');
+    short.forget('a.example/m1');
     expect((await short.get('a.example', 'm1'))!.quarantined).toBe(false);
     expect(await short.isQuarantined('a.example', 'm1')).toBe(false);
   });

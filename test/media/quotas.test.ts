@@ -77,9 +77,9 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
 
   test('bytes someone else already stored still count against the uploader', async () => {
     const shared = patternBytes(600, 1); // alice's bytes
-    const blobsBefore = blobFiles(storageRoot(service));
+    const blobsBefore = await blobFiles(service);
     expect((await upload('bob', 'a.example', shared)).status).toBe(200);
-    expect(blobFiles(storageRoot(service))).toEqual(blobsBefore);
+    expect(await blobFiles(service)).toEqual(blobsBefore);
     const usage = await get('bob', 'a.example', '/_matrix/client/unstable/org.matrix.msc4034/media/usage');
     expect(usage.json()).toEqual({ 'org.matrix.msc4034.storage.used': 600, 'org.matrix.msc4034.storage.files': 1, 'org.matrix.msc4034.storage.size': 1000 });
     const before = await snapshot(service);
@@ -134,7 +134,7 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
     for (const r of results.filter((x) => x.status !== 200)) expectQuotaRefusal(r, 'maxBytes');
     const rows = await service.services.db.knex('media').where({ server_name: 'a.example', user_id: '@conc:a.example' });
     expect(rows.reduce((sum, r) => sum + Number(r.size), 0)).toBe(900);
-    const stored = new Set(blobFiles(storageRoot(service)));
+    const stored = new Set(await blobFiles(service));
     expect(rows.every((r) => stored.has(r.sha256))).toBe(true);
     const refusedHashes = bodies.filter((_, i) => results[i]!.status !== 200).map((b) => createHash('sha256').update(b).digest('hex'));
     expect(refusedHashes.filter((h) => stored.has(h))).toEqual([]);

@@ -3,7 +3,7 @@
 import { Retention } from '../../src/media/retention.js';
 import { createLogger } from '../../src/log.js';
 import { ALICE, cacheRemote, CAROL, downloadAs, startAdminBed, uploadAs, type AdminBed } from '../helpers/admin-service.js';
-import { blobFiles, sha256Hex, storageRoot } from '../helpers/media-fixtures.js';
+import { blobFiles, sha256Hex } from '../helpers/media-fixtures.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2030, 0, 1);
@@ -48,7 +48,7 @@ test('purges what each homeserver\'s policy expires, keeps the rest and quaranti
   expect(left).not.toContain('both40');
   expect(left).toEqual(expect.arrayContaining(['both10', 'none10', 'quarantined', newA.mediaId, oldB.mediaId]));
   expect(left).not.toContain(oldA.mediaId);
-  const files = blobFiles(storageRoot(bed.service));
+  const files = await blobFiles(bed.service);
   expect(files).not.toContain(sha256Hex(remote.onlyA10));
   expect(files).not.toContain(sha256Hex('alice, 31 days'));
   expect(files).toContain(sha256Hex(remote.quarantined));

@@ -39,3 +39,19 @@ describe('Datastores', () => {
     expect(() => stores.get('gone')).toThrow('a stored row names datastore "gone", which is not configured');
   });
 });
+
+describe('Datastores per homeserver', () => {
+  const root = mkdtempSync(join(tmpdir(), 'datastores-hs-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  test("a datastore naming a homeserver takes its new media, wherever it is listed; others' go to one open to all", async () => {
+    const stores = await Datastores.open([
+      { id: 'shared', type: 'file', forKinds: ['local_media', 'remote_media', 'thumbnails'], opts: { path: join(root, 'shared') } },
+      { id: 'big-customer', type: 'file', forKinds: ['local_media'], forHomeservers: ['big.example'], opts: { path: join(root, 'big') } },
+    ]);
+    expect(stores.forKind('local_media', 'big.example').id).toBe('big-customer');
+    expect(stores.forKind('thumbnails', 'big.example').id).toBe('shared');
+    expect(stores.forKind('local_media', 'small.example').id).toBe('shared');
+    expect(stores.forKind('remote_media').id).toBe('shared');
+  });
+});

@@ -49,11 +49,12 @@ function thumbnail(services: FederationServices, authenticate: FederationAuthent
 
 /** Both parts streamed; when the datastore redirects, the second part is only a Location. */
 async function sendMultipart(res: Response, media: ServableMedia): Promise<void> {
-  const location = await media.redirectUrl?.();
+  const disposition = contentDisposition(media.contentType, media.uploadName);
+  const location = await media.redirectUrl?.({ contentType: media.contentType, contentDisposition: disposition });
   const part: MediaPart = location !== undefined
     ? { location }
     : {
-        headers: { 'Content-Type': media.contentType, 'Content-Disposition': contentDisposition(media.contentType, media.uploadName) },
+        headers: { 'Content-Type': media.contentType, 'Content-Disposition': disposition },
         body: await media.open(),
       };
   const boundary = generateBoundary();

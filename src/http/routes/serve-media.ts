@@ -6,7 +6,7 @@ import { contentDisposition } from '../../matrix/content-disposition.js';
 import type { ThumbnailSpec } from '../../matrix/thumbnail-spec.js';
 import { thumbnailFileName, type ServableMedia } from '../../media/servable.js';
 import type { AppServices } from '../services.js';
-import { sendMedia } from '../media-response.js';
+import { PRIVATE_CACHE, sendMedia } from '../media-response.js';
 import type { MediaPath } from '../media-params.js';
 
 export type MediaServices = Pick<AppServices, 'tenants' | 'localMedia' | 'thumbnails' | 'remoteMedia'>;
@@ -36,7 +36,7 @@ export async function openRequestedMedia(services: MediaServices, res: Response,
 
 /** Sends a download; `fileName` from the path overrides the uploaded name. */
 export function sendDownload(req: Request, res: Response, media: ServableMedia, cacheControl: string, fileName?: string): Promise<void> {
-  return sendMedia(req, res, media, { disposition: contentDisposition(media.contentType, fileName ?? media.uploadName), cacheControl });
+  return sendMedia(req, res, media, { disposition: contentDisposition(media.contentType, fileName ?? media.uploadName), cacheControl, redirect: redirectFor(cacheControl) });
 }
 
 /**
@@ -45,7 +45,12 @@ export function sendDownload(req: Request, res: Response, media: ServableMedia, 
  */
 export function sendThumbnail(req: Request, res: Response, media: ServableMedia, cacheControl: string): Promise<void> {
   const disposition = contentDisposition(media.contentType, media.uploadName ?? thumbnailFileName(media.contentType));
-  return sendMedia(req, res, media, { disposition, cacheControl });
+  return sendMedia(req, res, media, { disposition, cacheControl, redirect: redirectFor(cacheControl) });
+}
+
+/** Authenticated media is private-cached; the public (legacy, unauthenticated) endpoints redirect only without Range. */
+function redirectFor(cacheControl: string): 'always' | 'withoutRange' {
+  return cacheControl === PRIVATE_CACHE ? 'always' : 'withoutRange';
 }
 
 /** Aborted when the client disconnects before the response is complete: stops waits for pending uploads. */
