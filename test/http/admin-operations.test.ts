@@ -117,7 +117,7 @@ describe('purge', () => {
   });
 
   test('bad parameters are Matrix errors and change nothing', async () => {
-    const before = blobs();
+    const before = await blobs();
     const cases: Array<[string, number, string]> = [
       ['/purge/remote', 400, 'M_MISSING_PARAM'],
       ['/purge/remote?before_ts=yesterday', 400, 'M_INVALID_PARAM'],
