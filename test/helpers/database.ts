@@ -51,6 +51,6 @@ export async function createScratchDatabase(): Promise<{ url: string; drop(): Pr
 export async function openTwoDatabases(): Promise<[Database, Database]> {
   const first = await openTestDatabase();
   if (!REAL_POSTGRES_URL) return [first, { ...first, close: async () => undefined }];
-  const url = (first.knex.client.config as { connection: string }).connection;
+  const url = (first.knex.client.config as { connection: { connectionString: string } }).connection.connectionString;
   return [first, await openDatabase({ url, dataDir: ':memory:', poolMax: 5 })];
 }

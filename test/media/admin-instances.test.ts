@@ -5,9 +5,9 @@ import { request } from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase, type Database } from '../../src/db/database.js';
+import type { Database } from '../../src/db/database.js';
 import { adminCall, ALICE, AMY, downloadAs, startAdminBed, uploadAs, type AdminBed } from '../helpers/admin-service.js';
-import { openTestDatabase, REAL_POSTGRES_URL } from '../helpers/database.js';
+import { openTwoDatabases } from '../helpers/database.js';
 import { blobFilesIn, patternBytes, sha256Hex } from '../helpers/media-fixtures.js';
 
 const TTL_MS = 400;
@@ -18,11 +18,8 @@ let two: AdminBed;
 const storage = mkdtempSync(join(tmpdir(), 'media-repo-shared-'));
 
 beforeAll(async () => {
-  db = await openTestDatabase();
   // On PostgreSQL each instance has its own pool; the embedded PGlite (one connection) is shared, closed once.
-  second = REAL_POSTGRES_URL
-    ? await openDatabase({ url: (db.knex.client.config as { connection: string }).connection, dataDir: ':memory:', poolMax: 5 })
-    : { ...db, close: async () => undefined };
+  [db, second] = await openTwoDatabases();
   const raw = { datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: storage } }], admin: { recordCacheTtlMs: TTL_MS } };
   one = await startAdminBed({ db, raw });
   two = await startAdminBed({ db: second, raw });
