@@ -2,6 +2,8 @@
 // rows and record the source copy for deletion in one transaction, then delete it once no instance can
 // still be reading it. Killed anywhere, a re-run finishes the job: rows still on the source are copied
 // again (a committed copy is reused), recorded deletions are carried out, staged copies are swept.
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import type { CacheInvalidations } from '../db/cache-invalidations.js';
 import type { Datastores, MediaKind } from '../storage/datastores.js';
@@ -91,8 +93,12 @@ export class DatastoreTransfer {
     const { knex, datastores, blobs, invalidations } = this.deps;
     const source = datastores.get(this.filter.from);
     const target = datastores.get(this.filter.to);
-    // A copy committed by a killed run was verified before its commit: content-addressed, it is these bytes.
-    const staged = (await target.has(sha256)) ? undefined : await target.writeStream(await source.read(sha256), { maxBytes: Number.MAX_SAFE_INTEGER });
+    // A copy left by a killed run is reused only once it hashes right: a store without atomic writes can
+    // keep a truncated object under the final key, and such a copy is replaced.
+    const present = await target.has(sha256);
+    const reusable = present && (await sha256Of(await target.read(sha256))) === sha256;
+    if (present && !reusable) await target.delete(sha256);
+    const staged = reusable ? undefined : await target.writeStream(await source.read(sha256), { maxBytes: Number.MAX_SAFE_INTEGER });
     if (staged && staged.sha256 !== sha256) {
       await staged.discard();
       throw new Error(`the copy read from ${source.id} hashes to ${staged.sha256}: the stored blob is damaged; its rows stay where they are`);
@@ -151,4 +157,10 @@ export class DatastoreTransfer {
   private bindings(): string[] {
     return this.tables().flatMap((spec) => [this.filter.from, ...(spec.hosted && this.filter.homeserver !== undefined ? [this.filter.homeserver] : [])]);
   }
+}
+
+async function sha256Of(stream: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
