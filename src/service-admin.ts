@@ -3,6 +3,7 @@
 // so that a missing one fails the start.
 import type { Knex } from 'knex';
 import { readSecret, type Config } from './config/config.js';
+import type { CacheInvalidations } from './db/cache-invalidations.js';
 import type { AdminParts } from './http/services.js';
 import type { Logger } from './log.js';
 import { AccessTimes } from './media/access-times.js';
@@ -24,11 +25,11 @@ export interface AdminJobs {
   close(): Promise<void>;
 }
 
-export function buildAdmin(config: Config, knex: Knex, media: MediaStore, blobs: BlobReferences, log: Logger): { admin: AdminParts; jobs: AdminJobs } {
+export function buildAdmin(config: Config, knex: Knex, media: MediaStore, blobs: BlobReferences, invalidations: CacheInvalidations, log: Logger): { admin: AdminParts; jobs: AdminJobs } {
   const hosted = config.homeservers.map((hs) => hs.name);
   const audit = new AuditLog(knex);
   const accessTimes = new AccessTimes(knex, log);
-  const purge = new Purge(knex, media, blobs, hosted);
+  const purge = new Purge(knex, media, blobs, hosted, invalidations);
   const tasks = new AdminTasks(knex, { heartbeatMs: config.admin.taskHeartbeatMs, staleMs: config.admin.taskStaleMs }, log);
   const retention = new Retention(knex, purge, audit, config.retention, config.homeservers, log, { leaseStaleMs: config.admin.taskStaleMs });
   const adminApiTokens = new Map<string, string>();
@@ -44,7 +45,7 @@ export function buildAdmin(config: Config, knex: Knex, media: MediaStore, blobs:
       adminCheckCacheMs: config.admin.adminCheckCacheMs,
       timeoutMs: config.auth.whoamiTimeoutMs,
     },
-    quarantine: new Quarantine(knex, media, hosted, audit),
+    quarantine: new Quarantine(knex, media, hosted, audit, invalidations),
     purges: new PurgeRequests(purge, tasks, audit, config.admin.syncPurgeLimit),
     usage: new Usage(knex, hosted),
     tasks,

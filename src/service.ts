@@ -102,10 +102,10 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
   const media = new MediaStore(knex, blobs, config.admin.recordCacheTtlMs, {
     media: metrics?.cacheLookups('local_media_records'), thumbnails: metrics?.cacheLookups('thumbnail_records'),
   });
-  const { admin, jobs } = buildAdmin(config, knex, media, blobs, log);
   const invalidations = new CacheInvalidations(knex, config.cacheInvalidationPollMs, (err) => log.warn({ err }, 'polling cache invalidations failed'));
   invalidations.on('media', (key) => media.forget(key));
   await invalidations.start();
+  const { admin, jobs } = buildAdmin(config, knex, media, blobs, invalidations, log);
   // Reads each homeserver's published keys through the client it configures: bound late, used only once started.
   const authSchemes = new AuthSchemes({
     homeservers: config.homeservers.map((hs) => hs.name),

@@ -6,6 +6,10 @@ import type { Knex } from 'knex';
 /** What an instance caches: 'media' keys are "<serverName>/<mediaId>" (the record and its thumbnails). */
 export type InvalidationScope = 'media';
 
+/** The key that stands for every key of a scope: a bulk change publishes one row, not one per key. */
+export const EVERY_KEY = '*';
+const MAX_KEYS_PER_PUBLISH = 100;
+
 // A publishing transaction commits after it inserts: look back this far so a slow commit is still seen.
 const LOOKBACK_MS = 60_000;
 const KEEP_MS = 3600_000;
@@ -26,8 +30,10 @@ export class CacheInvalidations {
   /** Delivers `key` here at once and to every other instance within pollMs of `db` committing. */
   async publish(db: Knex | Knex.Transaction, scope: InvalidationScope, keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
-    await db('cache_invalidations').insert(keys.map((key) => ({ scope, key })));
-    for (const key of keys) this.deliver(scope, key);
+    // Every instance reads every row for a minute: a purge of a million media must not become a million rows.
+    const published = keys.length > MAX_KEYS_PER_PUBLISH ? [EVERY_KEY] : keys;
+    await db('cache_invalidations').insert(published.map((key) => ({ scope, key })));
+    for (const key of published) this.deliver(scope, key);
   }
 
   on(scope: InvalidationScope, handler: (key: string) => void): void {

@@ -3,6 +3,7 @@
 import type { Knex } from 'knex';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
 import type { StagedBlob } from '../storage/datastore.js';
+import { EVERY_KEY } from '../db/cache-invalidations.js';
 import { LruCache, type CacheLookups } from '../lru-cache.js';
 import type { BlobReferences } from './blob-references.js';
 
@@ -96,8 +97,12 @@ export class MediaStore {
     this.thumbnailRecords = new LruCache(RECORD_CACHE_SIZE, lookups?.thumbnails);
   }
 
-  /** Drops what this instance cached of "<serverName>/<mediaId>": an admin or a transfer changed it, here or elsewhere. */
+  /** Drops what this instance cached of "<serverName>/<mediaId>" (or of all, for EVERY_KEY): an admin or a transfer changed it, here or elsewhere. */
   forget(mediaKey: string): void {
+    if (mediaKey === EVERY_KEY) {
+      for (const cache of [this.storedMedia, this.quarantine, this.thumbnailRecords]) cache.clear();
+      return;
+    }
     this.storedMedia.delete(mediaKey);
     this.quarantine.delete(mediaKey);
     this.thumbnailRecords.delete(mediaKey);

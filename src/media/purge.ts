@@ -2,6 +2,7 @@
 // then each blob is deleted unless another row still references it (BlobReferences' locking rule), and
 // its listing goes. A crash in between leaves the listing, which the next purge or task drains first.
 import type { Knex } from 'knex';
+import type { CacheInvalidations } from '../db/cache-invalidations.js';
 import { forbidden, notFound } from '../matrix/errors.js';
 import type { BlobReferences } from './blob-references.js';
 import type { MediaStore } from './media-store.js';
@@ -29,6 +30,7 @@ export class Purge {
     private readonly media: MediaStore,
     private readonly blobs: BlobReferences,
     private readonly hosted: string[],
+    private readonly invalidations: CacheInvalidations,
   ) {}
 
   /** 403 when a homeserver admin selects beyond their homeserver; 404 for one unknown media. */
@@ -91,9 +93,11 @@ export class Purge {
           [JSON.stringify(blobs.map((b) => ({ datastore_id: b.datastore_id, sha256: b.sha256 })))],
         );
       }
+      await this.invalidations.publish(trx, 'media', keys.map((k) => `${k.serverName}/${k.mediaId}`));
       const bytes = [...thumbs.rows, ...remoteThumbs.rows, ...media.rows].reduce((sum, b) => sum + Number(b.size ?? 0), 0);
       return { count: media.rows.length, bytes };
     });
+    // Again after commit: a request here between the publish and the commit may have cached the old row.
     for (const key of keys) this.media.forget(`${key.serverName}/${key.mediaId}`);
     await this.releasePending();
     return counts;

@@ -1,12 +1,14 @@
 // Quarantine: flags in quarantined_media, which outlive the media row (a purged quarantined remote media
 // is still never fetched again). Bytes stay, for evidence, until purged.
 import type { Knex } from 'knex';
+import type { CacheInvalidations } from '../db/cache-invalidations.js';
 import { forbidden, invalidParam } from '../matrix/errors.js';
 import type { AuditLog } from './audit-log.js';
 import type { MediaStore } from './media-store.js';
 import { assertWithinScope, confine, describeSelector, selectMedia, type AdminScope, type MediaSelector } from './media-selection.js';
 
 type MediaRow = { server_name: string; media_id: string };
+const mediaKey = (key: MediaRow): string => `${key.server_name}/${key.media_id}`;
 type Changeable = Extract<MediaSelector, { kind: 'media' | 'user' | 'server' }>;
 
 export class Quarantine {
@@ -15,6 +17,7 @@ export class Quarantine {
     private readonly media: MediaStore,
     private readonly hosted: string[],
     private readonly audit: AuditLog,
+    private readonly invalidations: CacheInvalidations,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -29,9 +32,11 @@ export class Quarantine {
       for (let i = 0; i < rows.length; i += 1000) {
         await trx('quarantined_media').insert(rows.slice(i, i + 1000)).onConflict(['server_name', 'media_id']).ignore();
       }
+      await this.invalidations.publish(trx, 'media', covered.map(mediaKey));
       return covered;
     });
-    for (const key of keys) this.media.forget(`${key.server_name}/${key.media_id}`);
+    // Again after commit: a request here between the publish and the commit may have cached the old row.
+    for (const key of keys) this.media.forget(mediaKey(key));
     await this.audit.record(scope, { action: 'quarantine', target: describeSelector(selector), count: keys.length, bytes: 0 });
     return keys.length;
   }
@@ -56,9 +61,10 @@ export class Quarantine {
       for (let i = 0; i < keys.length; i += 1000) {
         await trx('quarantined_media').whereIn(['server_name', 'media_id'], keys.slice(i, i + 1000).map((k) => [k.server_name, k.media_id])).delete();
       }
+      await this.invalidations.publish(trx, 'media', keys.map(mediaKey));
       return keys;
     });
-    for (const key of removed) this.media.forget(`${key.server_name}/${key.media_id}`);
+    for (const key of removed) this.media.forget(mediaKey(key));
     await this.audit.record(scope, { action: 'unquarantine', target: describeSelector(selector), count: removed.length, bytes: 0 });
     return removed.length;
   }

@@ -1,6 +1,6 @@
 // Cache invalidations between instances sharing one database: delivered within a poll, once, including
 // a publication whose transaction commits after a later one was already seen.
-import { CacheInvalidations } from '../../src/db/cache-invalidations.js';
+import { CacheInvalidations, EVERY_KEY } from '../../src/db/cache-invalidations.js';
 import type { Database } from '../../src/db/database.js';
 import { openTestDatabase } from '../helpers/database.js';
 
@@ -42,6 +42,22 @@ describe('CacheInvalidations', () => {
     await db.knex('cache_invalidations').insert({ id: early, scope: 'media', key: 'a.example/committed-late' });
     await there.poll();
     expect(seen).toEqual(['a.example/later', 'a.example/committed-late']);
+    await there.close();
+  });
+
+  test('a bulk change publishes one row standing for every key, not one row per key', async () => {
+    const here = new CacheInvalidations(db.knex, 60_000);
+    const there = new CacheInvalidations(db.knex, 60_000);
+    const seenThere: string[] = [];
+    there.on('media', (key) => seenThere.push(key));
+    await here.start();
+    await there.start();
+    const before = Number((await db.knex('cache_invalidations').count({ n: '*' }))[0]!.n);
+    await here.publish(db.knex, 'media', Array.from({ length: 101 }, (_, i) => `a.example/bulk${i}`));
+    expect(Number((await db.knex('cache_invalidations').count({ n: '*' }))[0]!.n)).toBe(before + 1);
+    await there.poll();
+    expect(seenThere).toEqual([EVERY_KEY]);
+    await here.close();
     await there.close();
   });
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { EVERY_KEY } from '../../src/db/cache-invalidations.js';
 import type { Database } from '../../src/db/database.js';
 import { BlobReferences } from '../../src/media/blob-references.js';
 import { MediaStore, type NewMedia } from '../../src/media/media-store.js';
@@ -60,6 +61,18 @@ describe('MediaStore', () => {
     short.forget('a.example/m1');
     expect((await short.get('a.example', 'm1'))!.quarantined).toBe(false);
     expect(await short.isQuarantined('a.example', 'm1')).toBe(false);
+  });
+
+  test('forgetting EVERY_KEY drops every cached record (a bulk change elsewhere)', async () => {
+    const long = new MediaStore(db.knex, blobs, 60_000);
+    expect(await long.isQuarantined('a.example', 'm1')).toBe(false);
+    await db.knex('quarantined_media').insert({ server_name: 'a.example', media_id: 'm1', quarantined_ts: 1, quarantined_by: 'test' });
+    long.forget('a.example/other');
+    expect(await long.isQuarantined('a.example', 'm1')).toBe(false);
+    long.forget(EVERY_KEY);
+    expect(await long.isQuarantined('a.example', 'm1')).toBe(true);
+    expect((await long.get('a.example', 'm1'))!.quarantined).toBe(true);
+    await db.knex('quarantined_media').delete();
   });
 
   test('a taken ID returns false; an unreferenced blob is deleted, a referenced one kept', async () => {
