@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -107,6 +107,7 @@ export async function startServiceProcess(
   const logFd = more.logFile ? openSync(more.logFile, 'a') : undefined;
   const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : (logFd ?? 'inherit');
   const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'] });
+  if (logFd !== undefined) closeSync(logFd); // the child has its own copy
   const url = `http://127.0.0.1:${port}`;
   await waitUntilUp(`${url}/healthz`, child);
   return {
