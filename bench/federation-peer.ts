@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encodeBase64 } from '../src/matrix/base64.js';
-import { createSigner, generateSeed } from '../src/matrix/ed25519.js';
+import { createSigner, generateSeed, type Signer } from '../src/matrix/ed25519.js';
 import { signJson } from '../src/matrix/signed-json.js';
 import { buildAuthorizationHeader } from '../src/matrix/x-matrix.js';
 
@@ -12,6 +12,7 @@ export const PEER_KEY_ID = 'ed25519:bench';
 
 export interface FederationPeer {
   origin: string;
+  signer: Signer;
   keyServerUrl: string;
   /** The Authorization header of a GET of `uri` sent to `destination`: it covers no time, so it can be replayed. */
   authorization(uri: string, destination: string): string;
@@ -33,6 +34,7 @@ export async function startFederationPeer(origin = 'peer.bench'): Promise<Federa
   await once(keyServer, 'listening');
   return {
     origin,
+    signer,
     keyServerUrl: `http://127.0.0.1:${(keyServer.address() as AddressInfo).port}`,
     authorization: (uri, destination) => buildAuthorizationHeader({ method: 'GET', uri, origin, destination }, PEER_KEY_ID, signer),
     close: () => keyServer.close(),

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -229,7 +229,14 @@ export async function uploadToService(service: ChildService, file: string, size:
   return String(JSON.parse(result.body).content_uri).split('/').pop()!;
 }
 
-/** Open file descriptors of a process. */
-export function openFilesOf(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+/** Open file descriptors of a process: all of them, and those that are not sockets (files, pipes, ...). */
+export function openFilesOf(pid: number): { all: number; notSockets: number } {
+  const targets = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return 'closed meanwhile';
+    }
+  });
+  return { all: targets.length, notSockets: targets.filter((target) => !target.startsWith('socket:')).length };
 }

@@ -13,6 +13,8 @@ export interface WrkResult {
   requests: number;
   /** Responses with a status outside 2xx/3xx, and socket errors (connect, read, write, timeout). */
   failures: number;
+  non2xx: number;
+  timeouts: number;
   output: string;
 }
 
@@ -43,7 +45,8 @@ export function parseWrk(output: string): WrkResult {
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
-  return { requestsPerSecond: Number(rate[1]), requests: Number(total[1]), failures: non2xx + socketErrors, output };
+  const timeouts = Number(socket?.[4] ?? 0);
+  return { requestsPerSecond: Number(rate[1]), requests: Number(total[1]), failures: non2xx + socketErrors, non2xx, timeouts, output };
 }
 
 export interface CurlResult {

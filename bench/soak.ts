@@ -1,8 +1,10 @@
 // Soak: 200 clients (wrk processes, see soak-load.ts) upload, download, thumbnail and download over
 // federation from the service, as a child process, for a bounded time (MEDIA_REPO_SOAK_SECONDS or the first
-// argument, default 600). Every 10 s it prints the service's RSS and open file descriptors; at the end the
-// least-squares slope of both over the second half, and whether they plateaued: RSS grows by less than
-// 1 MiB/min and descriptors by less than 1 per minute. Exit code 1 when they did not.
+// argument, default 600). It samples the service's RSS and open file descriptors every 2 s and prints them
+// every 10 s; at the end the least-squares slope of both over the second half, and whether they plateaued.
+// Plateaued: RSS grows by less than 1 MiB/min (the slope minus twice its standard error, so that noise is
+// not taken for growth, nor a short run for a proof) and descriptors other than sockets (which come and go
+// with the clients) by less than 1 per minute. Exit code 1 when they did not.
 // On a scratch database of MEDIA_REPO_BENCH_DATABASE_URL's PostgreSQL, else on the embedded PGlite.
 // Run: npm run build && npm run bench:soak [seconds]
 import { randomBytes } from 'node:crypto';
@@ -20,7 +22,8 @@ const SECONDS = Number(process.env.MEDIA_REPO_SOAK_SECONDS ?? process.argv[2] ??
 // 200 clients, most of them reading: every kind stays busy without thumbnail renders starving the rest.
 const CLIENTS: Record<SoakKind, number> = { download: 80, federation: 60, upload: 40, thumbnail: 20 };
 const TOTAL_CLIENTS = Object.values(CLIENTS).reduce((sum, n) => sum + n, 0);
-const SAMPLE_SECONDS = 10;
+const SAMPLE_SECONDS = 2;
+const PRINT_EVERY = 5; // samples: a line every 10 s
 const POOL = 20;
 const MAX_RSS_SLOPE_MIB_PER_MIN = 1;
 const MAX_FD_SLOPE_PER_MIN = 1;
@@ -30,16 +33,18 @@ interface Sample {
   seconds: number;
   rssMiB: number;
   fds: number;
+  fileFds: number;
 }
 
-/** Least-squares slope of y over x. */
-function slope(points: [number, number][]): number {
+/** Least-squares slope of y over x, and its standard error. */
+function slope(points: [number, number][]): { slope: number; error: number } {
   const n = points.length;
   const meanX = points.reduce((s, [x]) => s + x, 0) / n;
   const meanY = points.reduce((s, [, y]) => s + y, 0) / n;
-  const covariance = points.reduce((s, [x, y]) => s + (x - meanX) * (y - meanY), 0);
-  const variance = points.reduce((s, [x]) => s + (x - meanX) ** 2, 0);
-  return variance === 0 ? 0 : covariance / variance;
+  const sxx = points.reduce((s, [x]) => s + (x - meanX) ** 2, 0);
+  const fitted = points.reduce((s, [x, y]) => s + (x - meanX) * (y - meanY), 0) / sxx;
+  const residuals = points.reduce((s, [x, y]) => s + (y - meanY - fitted * (x - meanX)) ** 2, 0);
+  return { slope: fitted, error: Math.sqrt(residuals / (n - 2) / sxx) };
 }
 
 /** A 320×240 PNG of a smooth pattern, different for each `seed`: compressible like a photo, cheap to make. */
@@ -49,6 +54,18 @@ function patternPng(seed: number): Promise<Buffer> {
     for (let x = 0; x < 320; x++) pixels.set([(x + seed * 13) & 255, (y * 2 + seed * 7) & 255, ((x ^ y) + seed) & 255], (y * 320 + x) * 3);
   }
   return sharp(pixels, { raw: { width: 320, height: 240, channels: 3 } }).png().toBuffer();
+}
+
+/** How many error lines the service logged, by message. */
+function reportErrorLines(log: string): void {
+  const counts = new Map<string, number>();
+  for (const line of log.split('\n')) {
+    if (!line.includes('"level":50')) continue;
+    const message = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 80);
+    counts.set(message, (counts.get(message) ?? 0) + 1);
+  }
+  const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
+  console.log(`service log: ${total} error lines${total ? `: ${[...counts].map(([m, n]) => `${n} × ${m}`).join('; ')}` : ''}`);
 }
 
 /** One request of each kind with curl before the load: a soak of error answers would measure nothing. */
@@ -66,7 +83,7 @@ async function checkEachKind(url: string, pools: SoakPools): Promise<void> {
 }
 
 async function main(work: string): Promise<boolean> {
-  if (!Number.isFinite(SECONDS) || SECONDS < 6 * SAMPLE_SECONDS) throw new Error(`the soak needs at least ${6 * SAMPLE_SECONDS} s, not ${SECONDS}`);
+  if (!Number.isFinite(SECONDS) || SECONDS < 30 * SAMPLE_SECONDS) throw new Error(`the soak needs at least ${30 * SAMPLE_SECONDS} s, not ${SECONDS}`);
   const serverUrl = process.env.MEDIA_REPO_BENCH_DATABASE_URL || undefined;
   const database = serverUrl ? await createScratchDatabase(serverUrl) : undefined;
   console.log(`soak: ${TOTAL_CLIENTS} clients (${SOAK_KINDS.map((k) => `${CLIENTS[k]} ${k}`).join(', ')}) for ${SECONDS} s; database: ${database ? 'PostgreSQL (MEDIA_REPO_BENCH_DATABASE_URL)' : 'embedded PGlite (its WASM heap counts in the RSS)'}; `
@@ -94,37 +111,40 @@ async function main(work: string): Promise<boolean> {
     const pid = service.child.pid!;
     const samples: Sample[] = [];
     const started = performance.now();
-    const sample = () => {
-      const entry = { seconds: (performance.now() - started) / 1000, rssMiB: memoryOf(pid, 'VmRSS') / MiB, fds: openFilesOf(pid) };
+    const sample = (print: boolean) => {
+      const fds = openFilesOf(pid);
+      const entry = { seconds: (performance.now() - started) / 1000, rssMiB: memoryOf(pid, 'VmRSS') / MiB, fds: fds.all, fileFds: fds.notSockets };
       samples.push(entry);
-      console.log(`t=${entry.seconds.toFixed(0).padStart(4)} s  RSS ${entry.rssMiB.toFixed(1).padStart(6)} MiB  fds ${String(entry.fds).padStart(5)}`);
+      if (print) console.log(`t=${entry.seconds.toFixed(0).padStart(4)} s  RSS ${entry.rssMiB.toFixed(1).padStart(6)} MiB  fds ${String(entry.fds).padStart(5)} (${entry.fileFds} not sockets)`);
     };
-    sample();
+    sample(true);
     const running = startLoad(service.url, pools, work, CLIENTS, SECONDS);
     load.stop = running.stop;
     while ((performance.now() - started) / 1000 < SECONDS) {
       await sleep(SAMPLE_SECONDS * 1000);
-      sample();
+      sample(samples.length % PRINT_EVERY === 0);
     }
     const results = await running.finished();
-    await sleep(1000);
-    sample(); // after the last client closed: what is left behind
+    await sleep(2000);
+    console.log('after the last client closed:');
+    sample(true);
 
     console.log('');
     for (const kind of SOAK_KINDS) {
       const r = results[kind];
-      console.log(`${kind.padEnd(10)} ${String(r.requests).padStart(8)} requests  ${r.requestsPerSecond.toFixed(1).padStart(8)}/s  ${r.failures} failed`);
+      console.log(`${kind.padEnd(10)} ${String(r.requests).padStart(8)} requests  ${r.requestsPerSecond.toFixed(1).padStart(8)}/s  `
+        + `${r.non2xx} not 2xx, ${r.timeouts} timed out (30 s), ${r.failures - r.non2xx - r.timeouts} other socket errors`);
     }
-    const errors = readFileSync(logFile, 'utf8').split('\n').filter((line) => line.includes('"level":50')).length;
-    console.log(`service log: ${errors} error lines`);
+    reportErrorLines(readFileSync(logFile, 'utf8'));
     const secondHalf = samples.filter((s) => s.seconds >= SECONDS / 2 && s.seconds <= SECONDS + 1);
-    const rssSlope = slope(secondHalf.map((s) => [s.seconds / 60, s.rssMiB]));
-    const fdSlope = slope(secondHalf.map((s) => [s.seconds / 60, s.fds]));
-    if (secondHalf.length < 3) throw new Error(`${secondHalf.length} samples in the second half: too short to tell a slope`);
-    const plateaued = rssSlope < MAX_RSS_SLOPE_MIB_PER_MIN && fdSlope < MAX_FD_SLOPE_PER_MIN;
-    console.log(`second half (${secondHalf.length} samples): RSS ${rssSlope.toFixed(2)} MiB/min, fds ${fdSlope.toFixed(2)} per min; `
-      + `RSS ${Math.min(...secondHalf.map((s) => s.rssMiB)).toFixed(0)}–${Math.max(...secondHalf.map((s) => s.rssMiB)).toFixed(0)} MiB`);
-    console.log(`${plateaued ? 'plateaued' : 'NOT plateaued'} (criterion: RSS slope < ${MAX_RSS_SLOPE_MIB_PER_MIN} MiB/min and fd slope < ${MAX_FD_SLOPE_PER_MIN}/min over the second half)`);
+    const rss = slope(secondHalf.map((s) => [s.seconds / 60, s.rssMiB]));
+    const fds = slope(secondHalf.map((s) => [s.seconds / 60, s.fds]));
+    const fileFds = slope(secondHalf.map((s) => [s.seconds / 60, s.fileFds]));
+    const plateaued = rss.slope - 2 * rss.error < MAX_RSS_SLOPE_MIB_PER_MIN && fileFds.slope - 2 * fileFds.error < MAX_FD_SLOPE_PER_MIN;
+    const range = (values: number[]) => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
+    console.log(`second half (${secondHalf.length} samples): RSS ${rss.slope.toFixed(2)} ± ${rss.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.rssMiB))} MiB); `
+      + `fds ${fds.slope.toFixed(2)} ± ${fds.error.toFixed(2)} per min (${range(secondHalf.map((s) => s.fds))}), not sockets ${fileFds.slope.toFixed(2)} ± ${fileFds.error.toFixed(2)} per min (${range(secondHalf.map((s) => s.fileFds))})`);
+    console.log(`${plateaued ? 'plateaued' : 'NOT plateaued'} (criterion: over the second half, RSS slope − 2 SE < ${MAX_RSS_SLOPE_MIB_PER_MIN} MiB/min and non-socket fd slope − 2 SE < ${MAX_FD_SLOPE_PER_MIN}/min)`);
     return plateaued;
   } finally {
     load.stop();

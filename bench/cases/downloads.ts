@@ -11,7 +11,7 @@ import { limitRow, throughputRow, type BenchCase, type BenchEnvironment, type Be
 import { startBareFileServer } from '../bare-file-server.js';
 import { peerOverrideConfig, startFederationPeer } from '../federation-peer.js';
 import {
-  createScratchDatabase, memoryOf, resetPeakMemory, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
+  createScratchDatabase, memoryOf, OBSERVE, resetPeakMemory, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
   type ChildService,
 } from '../media-processes.js';
 import { CURL, curlDownload, curlMiBps, median, wrk } from '../native-clients.js';
@@ -46,7 +46,7 @@ async function run(env: BenchEnvironment): Promise<BenchRow[]> {
   const peer = await startFederationPeer();
   // The service's log goes to a file: the table stays readable whatever the service logs under load.
   const logFile = join(env.workDir, 'service.log');
-  const startService = () => startServiceProcess(join(env.workDir, 'service'), whoami.url, database?.url, false, [peerOverrideConfig(peer)], { logFile });
+  const startService = () => startServiceProcess(join(env.workDir, 'service'), whoami.url, database?.url, OBSERVE, [peerOverrideConfig(peer)], { logFile });
   let service = await startService();
   const bare = await startBareFileServer(files);
   try {
