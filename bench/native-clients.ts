@@ -55,14 +55,20 @@ export interface CurlResult {
   status: number;
 }
 
+/** Runs a command to its end: its exit code and everything it printed ('close', not 'exit': the output may come after). */
+export async function capture(command: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, out };
+}
+
 /** One GET with curl into /dev/null: its average speed, size and status. */
 export async function curlDownload(url: string, headers: Record<string, string> = {}, maxSeconds = 300): Promise<CurlResult> {
   const args = ['-s', '-o', '/dev/null', '--max-time', String(maxSeconds), '-w', '%{speed_download} %{size_download} %{http_code}'];
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
-  const child = spawn(CURL, [...args, url], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-  const [code] = (await once(child, 'exit')) as [number | null];
+  const { code, out } = await capture(CURL, [...args, url]);
   const [speed, size, status] = out.trim().split(' ').map(Number);
   if (code !== 0) throw new Error(`curl ${url}: exit ${code}`);
   return { bytesPerSecond: speed!, bytes: size!, status: status! };

@@ -1,6 +1,6 @@
 // The soak's load: one wrk process per kind of request, each with a Lua script that walks a pool of media,
 // so 200 keep-alive clients cost a few C processes and not the measuring process's event loop.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -72,13 +72,14 @@ export function startLoad(baseUrl: string, pools: SoakPools, workDir: string, cl
     const child = spawn(WRK, ['-t1', `-c${clients[kind]}`, `-d${seconds}s`, '--timeout', '30s', '-s', file, baseUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    return { kind, child, output: () => output };
+    const closed = once(child, 'close'); // after the last of its output, unlike 'exit'
+    return { kind, child, closed, output: () => output };
   });
   return {
     finished: async () => {
       const results = {} as Record<SoakKind, WrkResult>;
-      for (const { kind, child, output } of children) {
-        if (child.exitCode === null) await once(child as ChildProcess, 'exit');
+      for (const { kind, closed, output } of children) {
+        await closed;
         results[kind] = parseWrk(output());
       }
       return results;

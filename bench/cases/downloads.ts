@@ -1,9 +1,7 @@
 // Downloads through the whole service against the plainest node:http server streaming the same file, same
 // run: 10 KiB federation (X-Matrix verified) and client (cached token) downloads with wrk, 100 MiB ones with
-// curl (median of 3), and the service's peak RSS while 20 curl clients download a 1 GiB file at once.
+// curl (medians of 3 interleaved rounds), and the service's peak RSS while 20 curl clients download 1 GiB.
 // The service and the reference each run in their own process; the clients are wrk and curl processes.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -14,7 +12,7 @@ import {
   createScratchDatabase, memoryOf, OBSERVE, resetPeakMemory, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
   type ChildService,
 } from '../media-processes.js';
-import { CURL, curlDownload, curlMiBps, median, wrk } from '../native-clients.js';
+import { curlDownload, curlMiBps, median, wrk } from '../native-clients.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -23,7 +21,7 @@ const TENANT = 'bench.example';
 const CLIENT_AUTH = { authorization: 'Bearer bench-token' };
 const WRK_SECONDS = 5;
 const WRK_CONNECTIONS = 16;
-const LARGE_ROUNDS = 3;
+const ROUNDS = 3;
 const HUGE_CLIENTS = 20;
 const RSS_LIMIT_MIB = 200;
 
@@ -82,39 +80,47 @@ async function run(env: BenchEnvironment): Promise<BenchRow[]> {
 
 const progress = (what: string) => console.error(`downloads: ${what}`);
 
-/** wrk's requests per second after a 1 s warm-up; a run with failed requests is no measurement. */
-async function requestsPerSecond(url: string, headers: Record<string, string> = {}): Promise<number> {
-  const check = await curlDownload(url, headers);
-  if (check.status !== 200) throw new Error(`${url}: HTTP ${check.status}`);
-  await wrk(url, { seconds: 1, connections: WRK_CONNECTIONS, headers });
-  const result = await wrk(url, { seconds: WRK_SECONDS, connections: WRK_CONNECTIONS, headers });
+/** wrk's requests per second; a run with failed requests is no measurement. */
+async function requestsPerSecond(url: string, headers: Record<string, string>, seconds = WRK_SECONDS): Promise<number> {
+  const result = await wrk(url, { seconds, connections: WRK_CONNECTIONS, headers });
   if (result.failures > 0) throw new Error(`${url}: ${result.failures} of ${result.requests} requests failed\n${result.output}`);
   return result.requestsPerSecond;
 }
 
-/** 10 KiB downloads; the reference is measured just before each, so both rows see the same load. */
+/** 10 KiB downloads: rounds of reference, federation and client interleaved, so all see the same load; medians. */
 async function smallDownloads(urls: Urls, mediaId: string, bareUrl: string): Promise<BenchRow[]> {
-  const how = `wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s, each side in its own process`;
-  const bareBeforeFederation = await requestsPerSecond(`${bareUrl}/small.bin`);
-  const federation = await requestsPerSecond(urls.federation(mediaId), urls.federationAuth(mediaId));
-  const bareBeforeClient = await requestsPerSecond(`${bareUrl}/small.bin`);
-  const client = await requestsPerSecond(urls.client(mediaId), CLIENT_AUTH);
+  const targets: [string, Record<string, string>][] = [
+    [`${bareUrl}/small.bin`, {}],
+    [urls.federation(mediaId), urls.federationAuth(mediaId)],
+    [urls.client(mediaId), CLIENT_AUTH],
+  ];
+  for (const [url, headers] of targets) {
+    const check = await curlDownload(url, headers);
+    if (check.status !== 200) throw new Error(`${url}: HTTP ${check.status}`);
+    await requestsPerSecond(url, headers, 1); // warm-up: connections, JIT, caches
+  }
+  const rates: number[][] = [[], [], []];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, [url, headers]] of targets.entries()) rates[i]!.push(await requestsPerSecond(url, headers));
+  }
+  const [bare, federation, client] = rates.map(median) as [number, number, number];
+  const how = (ours: number[]) => `wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s, median of ${ROUNDS} (ours ${ours.map(Math.round).join(', ')}; bare ${rates[0]!.map(Math.round).join(', ')})`;
   return [
-    throughputRow('10 KiB federation download, X-Matrix verified', 'req/s', federation, 'bare node:http', bareBeforeFederation, 0.6, `${how}; one pre-signed header replayed`),
-    throughputRow('10 KiB client download, cached token', 'req/s', client, 'bare node:http', bareBeforeClient, 0.7, how),
+    throughputRow('10 KiB federation download, X-Matrix verified', 'req/s', federation, 'bare node:http', bare, 0.6, `${how(rates[1]!)}; one pre-signed header replayed`),
+    throughputRow('10 KiB client download, cached token', 'req/s', client, 'bare node:http', bare, 0.7, how(rates[2]!)),
   ];
 }
 
 /** 100 MiB downloads, one curl client, rounds interleaved; medians. */
 async function largeDownloads(urls: Urls, mediaId: string, bareUrl: string): Promise<BenchRow[]> {
   const speeds = { federation: [] as number[], client: [] as number[], bare: [] as number[] };
-  for (let round = 0; round < LARGE_ROUNDS; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     speeds.federation.push(await curlMiBps(urls.federation(mediaId), 100 * MiB, urls.federationAuth(mediaId)));
     speeds.client.push(await curlMiBps(urls.client(mediaId), 100 * MiB, CLIENT_AUTH));
     speeds.bare.push(await curlMiBps(`${bareUrl}/1m/large.bin`, 100 * MiB));
   }
   const bare = median(speeds.bare);
-  const how = (ours: number[]) => `curl, median of ${LARGE_ROUNDS} (ours ${ours.map(Math.round).join(', ')}; bare ${speeds.bare.map(Math.round).join(', ')} MiB/s)`;
+  const how = (ours: number[]) => `curl, median of ${ROUNDS} (ours ${ours.map(Math.round).join(', ')}; bare ${speeds.bare.map(Math.round).join(', ')} MiB/s)`;
   return [
     throughputRow('100 MiB federation download (multipart)', 'MiB/s', median(speeds.federation), 'bare node:http, 1 MiB reads', bare, 0.9, how(speeds.federation)),
     throughputRow('100 MiB client download', 'MiB/s', median(speeds.client), 'bare node:http, 1 MiB reads', bare, 0.9, how(speeds.client)),
@@ -127,17 +133,11 @@ async function peakDuringHugeDownloads(service: ChildService, url: string, postg
   const idle = memoryOf(pid, 'VmRSS');
   resetPeakMemory(pid);
   const started = performance.now();
-  const clients = Array.from({ length: HUGE_CLIENTS }, () => {
-    const args = ['-s', '-o', '/dev/null', '--max-time', '600', '-w', '%{size_download} %{http_code}', '-H', `authorization: ${CLIENT_AUTH.authorization}`, url];
-    const child = spawn(CURL, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-    return once(child, 'exit').then(() => out.trim());
-  });
+  const clients = Array.from({ length: HUGE_CLIENTS }, () => curlDownload(url, CLIENT_AUTH, 600));
   const results = await Promise.all(clients);
   const seconds = (performance.now() - started) / 1000;
   const peak = memoryOf(pid, 'VmHWM') / MiB;
-  if (results.some((r) => r !== `${GiB} 200`)) throw new Error(`a 1 GiB download failed: ${results.join('; ')}`);
+  if (results.some((r) => r.status !== 200 || r.bytes !== GiB)) throw new Error(`a 1 GiB download failed: ${results.map((r) => `HTTP ${r.status}, ${r.bytes} bytes`).join('; ')}`);
   const note = `${Math.round((HUGE_CLIENTS * GiB) / MiB / seconds)} MiB/s in total over ${seconds.toFixed(0)} s; idle RSS after restart ${Math.round(idle / MiB)} MiB`
     + (postgres ? '' : '; PGlite runs inside the service, its WASM heap counts in this RSS');
   return limitRow(`peak RSS, ${HUGE_CLIENTS} × 1 GiB concurrent downloads (curl)`, 'MiB', peak, RSS_LIMIT_MIB, note);
