@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -60,6 +60,13 @@ export async function startWhoamiStandIn(): Promise<{ url: string; server: Serve
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
+export interface MoreServiceOptions {
+  /** Keys of the config's `media:` section. */
+  media?: Record<string, unknown>;
+  /** The service's log and stderr go to this file instead of the bench's console. */
+  logFile?: string;
+}
+
 export interface ChildService {
   url: string;
   child: ChildProcess;
@@ -75,8 +82,9 @@ export const OBSERVE = process.env.MEDIA_REPO_BENCH_OBSERVE === '1';
  */
 /** `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list. */
 export async function startServiceProcess(
-  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [],
+  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [], more: MoreServiceOptions = {},
 ): Promise<ChildService> {
+  const media = more.media ?? {};
   const port = await freePort();
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(dataDir, 'config.yaml');
@@ -89,15 +97,17 @@ export async function startServiceProcess(
     `masterKey: ${randomBytes(32).toString('hex')}`,
     'homeservers:',
     `  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`,
-    'media: {legacyFreezeAt: null}',
+    `media: ${JSON.stringify({ legacyFreezeAt: null, ...media })}`,
     ...(databaseUrl ? [`database: {url: ${JSON.stringify(databaseUrl)}}`] : []),
     ...extraConfig,
     '',
   ].join('\n'));
   const cli = fileURLToPath(new URL('../src/cli/media-repo.js', import.meta.url));
   // The access log goes to a file, as it would to a log collector, not to the bench's console.
-  const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : 'inherit';
-  const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, 'inherit'] });
+  const logFd = more.logFile ? openSync(more.logFile, 'a') : undefined;
+  const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : (logFd ?? 'inherit');
+  const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'] });
+  if (logFd !== undefined) closeSync(logFd); // the child has its own copy
   const url = `http://127.0.0.1:${port}`;
   await waitUntilUp(`${url}/healthz`, child);
   return {
@@ -162,11 +172,11 @@ async function waitUntilUp(url: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
     try {
-      await http(url);
-      return;
+      if ((await http(url)).status < 500) return; // the service answers 503 while it starts
     } catch {
-      await sleep(100);
+      // not listening yet
     }
+    await sleep(100);
   }
   throw new Error(`${url} did not come up in 30 s`);
 }
@@ -198,4 +208,35 @@ export async function createScratchDatabase(serverUrl: string): Promise<{ url: s
       await admin.end();
     },
   };
+}
+
+/** A file of `size` random bytes, written 1 MiB at a time. */
+export async function writeRandomFile(path: string, size: number): Promise<void> {
+  const out = createWriteStream(path);
+  for (let written = 0; written < size; written += 1024 * 1024) {
+    if (!out.write(randomBytes(Math.min(1024 * 1024, size - written)))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+/** Uploads `file` to the service as the whoami stand-in's user; its media ID. */
+export async function uploadToService(service: ChildService, file: string, size: number, contentType = 'application/octet-stream'): Promise<string> {
+  const result = await http(`${service.url}/_matrix/media/v3/upload`, {
+    method: 'POST', headers: { authorization: 'Bearer bench-token', 'content-type': contentType }, file, size,
+  });
+  if (result.status !== 200) throw new Error(`upload: HTTP ${result.status}: ${result.body.slice(0, 200)}`);
+  return String(JSON.parse(result.body).content_uri).split('/').pop()!;
+}
+
+/** Open file descriptors of a process: all of them, and those that are not sockets (files, pipes, ...). */
+export function openFilesOf(pid: number): { all: number; notSockets: number } {
+  const targets = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return 'closed meanwhile';
+    }
+  });
+  return { all: targets.length, notSockets: targets.filter((target) => !target.startsWith('socket:')).length };
 }

@@ -1,0 +1,42 @@
+// The reference the service's downloads are measured against: the plainest node:http file server, in its
+// own process like the service. GET /<name> streams files/<name> with createReadStream's default 64 KiB
+// reads; GET /1m/<name> with 1 MiB reads. Prints its port on stdout, then serves until killed.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface BareFileServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the bare server over the files in `dir` as a child process. */
+export async function startBareFileServer(dir: string): Promise<BareFileServer> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  return {
+    url: `http://127.0.0.1:${line.toString().trim()}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+function serve(dir: string): void {
+  const sizes = new Map<string, number>(); // stat once, so the reference does no more than open and read
+  const server = createServer((req, res) => {
+    const large = req.url!.startsWith('/1m/');
+    const file = join(dir, basename(req.url!));
+    if (!sizes.has(file)) sizes.set(file, statSync(file).size);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': sizes.get(file) });
+    (large ? createReadStream(file, { highWaterMark: 1 << 20 }) : createReadStream(file)).pipe(res);
+  });
+  server.listen(0, '127.0.0.1', () => console.log((server.address() as AddressInfo).port));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) serve(process.argv[2]!);
