@@ -72,15 +72,21 @@ const requestHeaders: Record<'client' | 'federation', () => string> = {
   },
 };
 
-/** Sends the request on a raw socket, reads until the body has started, then destroys the socket. */
-function downloadAndAbort(port: number, head: string): Promise<void> {
+/**
+ * Sends the request on a raw socket and destroys it: after `cutAfterMs` (while the service is still
+ * looking the media up or opening it), or else once the body has started.
+ */
+function downloadAndAbort(port: number, head: string, cutAfterMs?: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(head));
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(head);
+      if (cutAfterMs !== undefined) setTimeout(() => socket.destroy(), cutAfterMs);
+    });
     let received = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
       const end = received.indexOf('\r\n\r\n');
-      if (end === -1) return;
+      if (end === -1 || socket.destroyed) return;
       if (!received.subarray(0, 12).toString().endsWith('200')) {
         socket.destroy();
         return reject(new Error(`expected 200, got ${received.subarray(0, 200).toString()}`));
@@ -110,8 +116,10 @@ async function abortMany(path: 'client' | 'federation'): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < ABORTS) {
+      // Every other one is cut before the answer, at varying points of its handling.
+      const cutAfterMs = next % 2 === 0 ? (next / 2) % 8 : undefined;
       next++;
-      await downloadAndAbort(port, requestHeaders[path]());
+      await downloadAndAbort(port, requestHeaders[path](), cutAfterMs);
     }
   }));
 }
