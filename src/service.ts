@@ -32,6 +32,7 @@ import { Thumbnails } from './media/thumbnails.js';
 import { Quotas } from './media/quotas.js';
 import { Uploads } from './media/uploads.js';
 import { instrumentDatastores } from './metrics/instrumented-datastores.js';
+import { SmallBlobs } from './storage/small-blobs.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/metrics.js';
 import { buildAdmin, type AdminJobs } from './service-admin.js';
@@ -96,7 +97,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
 
   // Metrics reach each part as narrow callbacks; no part imports the registry.
   const metrics = config.metrics.enabled ? new Metrics({ knex }) : undefined;
-  const opened = await Datastores.open(datastoreDefinitions(config.datastores));
+  const opened = await Datastores.open(datastoreDefinitions(config.datastores), new SmallBlobs(config.media.smallBlobs));
   const datastores = metrics ? instrumentDatastores(opened, metrics) : opened;
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs, config.admin.recordCacheTtlMs, {

@@ -178,6 +178,17 @@ export const configSchema = {
         pendingUploadExpiryMs: { ...positiveInt, default: 24 * 3600_000 },
         maxPendingUploadsPerUser: { ...positiveInt, default: 10 },
         maxTimeoutMs: { ...positiveInt, default: 60_000 },
+        // Files (media and thumbnails) up to maxBytes are read whole and sent in one write; the most used
+        // of them are kept in memory by content hash, up to cacheBytes in all.
+        smallBlobs: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            maxBytes: { ...nonNegativeInt, default: 128 * 1024 },
+            cacheBytes: { ...nonNegativeInt, default: 64 * MiB },
+          },
+        },
         thumbnails: {
           type: 'object',
           additionalProperties: false,
@@ -223,6 +234,9 @@ export const configSchema = {
         connectTimeoutMs: { ...positiveInt, default: 10_000 },
         requestTimeoutMs: { ...positiveInt, default: 60_000 },
         failureCacheMs: { ...nonNegativeInt, default: 60_000 },
+        // A request whose X-Matrix signatures verified is trusted this long when it comes again unchanged
+        // (same headers, method, URI, destination), never past its keys' validity; 0: verify every time.
+        verifiedRequestCacheMs: { ...nonNegativeInt, default: 30_000 },
         // Name servers for discovery ("ip" or "ip:port"); unset: the system resolver.
         dnsServers: { type: 'array', items: { type: 'string', minLength: 1 } },
         // PEM file of extra CA certificates trusted for outbound TLS (private CAs, tests).

@@ -5,7 +5,7 @@
 // allow/deny lists must admit the origin.
 import type { HomeserverConfig } from '../config/config.js';
 import type { Tenants } from '../config/tenants.js';
-import type { KeyLookupOptions } from '../keys/keyring.js';
+import type { KeyLookupOptions, UsableKey } from '../keys/keyring.js';
 import { MatrixError } from '../matrix/errors.js';
 import { parseServerName } from '../matrix/server-name.js';
 import {
@@ -16,9 +16,10 @@ import {
   X_MATRIX_SCHEME,
   type ParsedAuthorization,
 } from '../matrix/x-matrix.js';
+import type { VerifiedRequests } from './verified-requests.js';
 
 export interface KeyLookup {
-  getVerifyKey(serverName: string, keyId: string, options: KeyLookupOptions): Promise<Uint8Array | undefined>;
+  verifyKey(serverName: string, keyId: string, options: KeyLookupOptions): Promise<UsableKey | undefined>;
 }
 
 export interface InboundRequest {
@@ -47,7 +48,8 @@ const SCOPED_SCHEMES = [MSC4100_SCOPED_SCHEME, MATRIX_SCOPED_SCHEME];
 const unauthorized = (message: string) => new MatrixError(401, 'M_UNAUTHORIZED', message);
 const malformed = (message: string) => new MatrixError(400, 'M_UNAUTHORIZED', message);
 
-export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, request: InboundRequest): Promise<AuthenticatedRequest> {
+/** `verified`: successful verifications to remember, for requests without a body. */
+export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, request: InboundRequest, verified?: VerifiedRequests): Promise<AuthenticatedRequest> {
   const headers = [X_MATRIX_SCHEME, ...SCOPED_SCHEMES].map((scheme) => parseAuthorization(request.authorization, scheme))
     .filter((h): h is ParsedAuthorization => h !== null);
   if (headers.length === 0) throw unauthorized('Missing X-Matrix Authorization header');
@@ -59,14 +61,13 @@ export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, 
   const tenant = addressedTenant(tenants, [...destinations][0], request.host);
   checkOriginAllowed(tenant, origin);
 
-  await Promise.all(headers.map((header) => verifySignatures(keyring, header, {
-    method: request.method,
-    uri: request.uri,
-    origin,
-    destination: tenant.name,
-    content: request.content,
-  })));
-  return { origin, tenant, schemes: headers.map((h) => h.scheme) };
+  const authenticated = { origin, tenant, schemes: headers.map((h) => h.scheme) };
+  const signed = { method: request.method, uri: request.uri, origin, destination: tenant.name, authorization: request.authorization };
+  const cacheable = verified !== undefined && request.content === undefined;
+  if (cacheable && verified.has(signed)) return authenticated;
+  const validUntil = await Promise.all(headers.map((header) => verifySignatures(keyring, header, { ...signed, content: request.content })));
+  if (cacheable) verified.remember(signed, Math.min(...validUntil));
+  return authenticated;
 }
 
 /** The destination names one of our homeservers, and the one the Host header reached; old senders without a destination get the Host's. */
@@ -117,11 +118,14 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-async function verifySignatures(keyring: KeyLookup, header: ParsedAuthorization, request: Parameters<typeof verifyRequestSignature>[0]): Promise<void> {
+/** Every signature of the header verified: until when the keys that did it are valid. */
+async function verifySignatures(keyring: KeyLookup, header: ParsedAuthorization, request: Parameters<typeof verifyRequestSignature>[0]): Promise<number> {
   const scoped = SCOPED_SCHEMES.includes(header.scheme);
-  await Promise.all(Object.entries(header.signatures).map(async ([keyId, signature]) => {
-    const publicKey = keyId.startsWith('ed25519:') ? await keyring.getVerifyKey(request.origin, keyId, { scoped }) : undefined;
-    if (!publicKey) throw unauthorized(`No usable ${scoped ? 'm.requests-scoped ' : ''}key ${keyId} of ${request.origin} to check the ${header.scheme} signature`);
-    if (!verifyRequestSignature(request, keyId, signature, publicKey)) throw unauthorized(`The ${header.scheme} signature by ${keyId} does not verify`);
+  const validUntil = await Promise.all(Object.entries(header.signatures).map(async ([keyId, signature]) => {
+    const key = keyId.startsWith('ed25519:') ? await keyring.verifyKey(request.origin, keyId, { scoped }) : undefined;
+    if (!key) throw unauthorized(`No usable ${scoped ? 'm.requests-scoped ' : ''}key ${keyId} of ${request.origin} to check the ${header.scheme} signature`);
+    if (!verifyRequestSignature(request, keyId, signature, key.publicKey)) throw unauthorized(`The ${header.scheme} signature by ${keyId} does not verify`);
+    return key.validUntilTs;
   }));
+  return Math.min(...validUntil);
 }

@@ -1,6 +1,6 @@
 // Client access tokens: a homeserver's static tokens first, else checked against the caller's homeserver
 // (GET /account/whoami), cached briefly.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Request } from 'express';
 import got, { type Response as GotResponse } from 'got';
 import type { Config, HomeserverConfig } from '../config/config.js';
@@ -47,7 +47,7 @@ export class AccessTokenVerifier {
     if (staticUser !== undefined) return { userId: staticUser, isGuest: false };
     if (tenant.clientApi === undefined) throw unknownToken();
     // Keyed by a digest so that tokens themselves are never kept as map keys.
-    const key = createHash('sha256').update(`${tenant.name}\n${asUserId ?? ''}\n${token}`).digest('hex');
+    const key = hash('sha256', `${tenant.name}\n${asUserId ?? ''}\n${token}`, 'hex');
     const cached = this.cache.get(key);
     const fresh = cached !== undefined && cached.expiresAt > Date.now();
     this.lookups?.(fresh);

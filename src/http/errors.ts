@@ -1,5 +1,5 @@
 // Every error leaves as Matrix error JSON; unknown routes are 404 M_UNRECOGNIZED.
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Logger } from '../log.js';
 import { MatrixError } from '../matrix/errors.js';
 import { SizeLimitError } from '../storage/datastore.js';
@@ -11,6 +11,11 @@ export const unrecognizedRoute: RequestHandler = (_req, _res, next) => {
 
 export function errorHandler(log: Logger, outages: OutageLog = new OutageLog(log)): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
+    if (clientWentAway(res, error)) {
+      log.debug({ method: req.method, path: req.path }, 'client went away before the response was complete');
+      res.destroy();
+      return;
+    }
     const dependency = unavailableDependency(error);
     if (dependency) outages.report(dependency, error);
     const matrixError = dependency ? unavailableError(dependency) : toMatrixError(error);
@@ -25,6 +30,16 @@ export function errorHandler(log: Logger, outages: OutageLog = new OutageLog(log
     }
     res.status(matrixError.status).json(matrixError.toJSON());
   };
+}
+
+/**
+ * The response was cut by the client, not failed by us: its stream closed early, or its connection reset
+ * before we wrote (a dependency's reset carries a syscall, see outages).
+ */
+export function clientWentAway(res: Response, error: unknown): boolean {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (!res.destroyed || res.writableFinished) return false;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || (syscall === undefined && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED'));
 }
 
 export function toMatrixError(error: unknown): MatrixError {

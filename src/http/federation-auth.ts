@@ -2,11 +2,12 @@
 import type { Request } from 'express';
 import type { Tenants } from '../config/tenants.js';
 import { authenticateRequest, type AuthenticatedRequest, type KeyLookup } from '../federation/inbound-auth.js';
+import type { VerifiedRequests } from '../federation/verified-requests.js';
 import { authorizationHeaderValues } from '../matrix/x-matrix.js';
 
 export type FederationAuthenticator = (req: Request) => Promise<AuthenticatedRequest>;
 
-export function federationAuthenticator(tenants: Tenants, keyring: KeyLookup): FederationAuthenticator {
+export function federationAuthenticator(tenants: Tenants, keyring: KeyLookup, verified?: VerifiedRequests): FederationAuthenticator {
   return (req) => authenticateRequest(tenants, keyring, {
     method: req.method,
     uri: req.originalUrl,
@@ -14,5 +15,5 @@ export function federationAuthenticator(tenants: Tenants, keyring: KeyLookup): F
     authorization: authorizationHeaderValues(req.rawHeaders),
     // Only requests with a body sign `content`; express leaves req.body undefined without a parser.
     content: req.body as unknown,
-  });
+  }, verified);
 }

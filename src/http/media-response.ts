@@ -1,8 +1,9 @@
 // Writes media to the client: the spec's headers, conditional requests, one byte range, HEAD.
 import type { Request, Response } from 'express';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MatrixError } from '../matrix/errors.js';
+import { clientWentAway } from './errors.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
 
@@ -44,18 +45,36 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
       return;
     }
   }
-  // Opened before any header is set, so a failure still leaves as a clean Matrix error.
-  const body = req.method === 'HEAD' || notModified ? undefined : await media.open(range);
+  // Read or opened before any header is set, so a failure still leaves as a clean Matrix error.
+  const wanted = req.method !== 'HEAD' && !notModified;
+  const whole = wanted && media.wholeBody ? await media.wholeBody() : undefined;
+  const body = wanted && !whole ? await media.open(range) : undefined;
+  try {
+    setMediaHeaders(res, media, options, etag, notModified ? undefined : { range });
+  } catch (error) {
+    body?.destroy();
+    throw error;
+  }
+  if (notModified) {
+    res.status(304).end();
+    return;
+  }
+  if (whole) return sendBuffer(res, range ? whole.subarray(range.start, range.end + 1) : whole);
+  if (!body) {
+    res.end();
+    return;
+  }
+  await sendStream(res, body);
+}
 
+function setMediaHeaders(res: Response, media: ServableMedia, options: SendOptions, etag: string | undefined, content?: { range: ByteRange | undefined }): void {
   if (etag) res.setHeader('ETag', etag);
   res.setHeader('Cache-Control', options.cacheControl);
   res.setHeader('Content-Security-Policy', MEDIA_CONTENT_SECURITY_POLICY);
   res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  if (notModified) {
-    res.status(304).end();
-    return;
-  }
+  if (!content) return;
+  const { range } = content;
   res.setHeader('Content-Type', media.contentType);
   res.setHeader('Content-Disposition', options.disposition);
   if (media.size !== undefined) {
@@ -66,17 +85,27 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
     }
     res.setHeader('Content-Length', String(range ? range.end - range.start + 1 : media.size));
   }
-  if (!body) {
-    res.end();
-    return;
-  }
+}
+
+/** A body that fits one write: no stream, unless the client's bandwidth share must pace it. */
+export async function sendBuffer(res: Response, bytes: Buffer): Promise<void> {
+  const throttle: unknown = res.locals.throttle;
+  if (throttle instanceof Transform) return sendStream(res, Readable.from([bytes]));
+  res.end(bytes);
+}
+
+/**
+ * Streams `body` to the client, through its bandwidth share if it has one. The body is destroyed (its file
+ * closed) however this ends; a client that went away is not an error of ours.
+ */
+export async function sendStream(res: Response, body: Readable): Promise<void> {
+  const throttle: unknown = res.locals.throttle;
   try {
-    // A client past its bandwidth share (rate-limits) gets its bytes later, not refused.
-    const throttle: unknown = res.locals.throttle;
     await (throttle instanceof Transform ? pipeline(body, throttle, res) : pipeline(body, res));
   } catch (error) {
-    // A client that went away is not an error of ours.
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
+    if (!clientWentAway(res, error)) throw error;
+  } finally {
+    body.destroy();
   }
 }
 

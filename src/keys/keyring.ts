@@ -41,6 +41,12 @@ export interface KeyringOptions {
   readonly cacheLookups?: CacheLookups;
 }
 
+/** A key that may verify requests until validUntilTs. */
+export interface UsableKey {
+  readonly publicKey: Uint8Array;
+  readonly validUntilTs: number;
+}
+
 interface CachedKey {
   publicKey: Uint8Array;
   scopes: readonly string[] | null;
@@ -82,6 +88,11 @@ export class Keyring {
    * old_verify_keys), within its capped validity, and for scoped lookups carrying the m.requests scope.
    */
   async getVerifyKey(serverName: string, keyId: string, options: KeyLookupOptions): Promise<Uint8Array | undefined> {
+    return (await this.verifyKey(serverName, keyId, options))?.publicKey;
+  }
+
+  /** As getVerifyKey, with the time until which the key may verify. */
+  async verifyKey(serverName: string, keyId: string, options: KeyLookupOptions): Promise<UsableKey | undefined> {
     const slot = slotOf(serverName, options.scoped);
     const cached = this.usable(slot, keyId, options.scoped);
     this.options.cacheLookups?.(cached !== undefined);
@@ -95,11 +106,11 @@ export class Keyring {
     return this.usable(slot, keyId, options.scoped);
   }
 
-  private usable(slot: string, keyId: string, scoped: boolean): Uint8Array | undefined {
+  private usable(slot: string, keyId: string, scoped: boolean): CachedKey | undefined {
     const key = this.memory.get(slot)?.get(keyId);
     if (!key || key.expiredTs !== null || key.validUntilTs <= this.now()) return undefined;
     if (scoped && !key.scopes?.includes(REQUESTS_SCOPE)) return undefined;
-    return key.publicKey;
+    return key;
   }
 
   /** Reloads the server's keys from the database, then fetches them if the key is still missing and the rate limit allows. */

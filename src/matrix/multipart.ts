@@ -1,7 +1,7 @@
 // The federation media body (MSC3916, server-server API "Content Repository"): multipart/mixed with a JSON
 // part and then the media part (bytes, or a Location header). Written strictly per RFC 2046 here, read
 // leniently by multipart-reader, and streamed both ways: the media bytes are never held in memory.
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 
 export class MultipartError extends Error {
@@ -21,8 +21,9 @@ const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[^\r\n\0]*$/;
 
+/** 122 random bits; randomUUID draws from a buffered pool, unlike randomBytes on every call. */
 export function generateBoundary(): string {
-  return randomBytes(24).toString('hex');
+  return randomUUID().replaceAll('-', '');
 }
 
 /** The Content-Type header value announcing `boundary`. */
@@ -40,9 +41,7 @@ export async function* multipartMixedParts(
   metadata: Record<string, unknown>,
   media: MediaPart,
 ): AsyncGenerator<Buffer> {
-  assertBoundary(boundary);
-  // Leading CRLF as Synapse writes it: RFC 2046 lets it belong to the first delimiter, and strict readers expect it.
-  yield Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n--${boundary}\r\n`, 'utf8');
+  yield jsonPart(boundary, metadata);
   if ('location' in media) {
     yield Buffer.from(`${headerLines({ Location: media.location })}\r\n\r\n--${boundary}--\r\n`, 'utf8');
     return;
@@ -51,7 +50,23 @@ export async function* multipartMixedParts(
   for await (const chunk of media.body) {
     if (chunk.byteLength > 0) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
-  yield Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8');
+  yield closeDelimiter(boundary);
+}
+
+/** The whole body at once, for media small enough to be sent in one write. */
+export function multipartMixedBuffer(boundary: string, metadata: Record<string, unknown>, headers: Readonly<Record<string, string>>, body: Uint8Array): Buffer {
+  return Buffer.concat([jsonPart(boundary, metadata), Buffer.from(`${headerLines(headers)}\r\n`, 'utf8'), body, closeDelimiter(boundary)]);
+}
+
+/** Up to the media part's headers: the JSON part and the delimiter after it. */
+function jsonPart(boundary: string, metadata: Record<string, unknown>): Buffer {
+  assertBoundary(boundary);
+  // Leading CRLF as Synapse writes it: RFC 2046 lets it belong to the first delimiter, and strict readers expect it.
+  return Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n--${boundary}\r\n`, 'utf8');
+}
+
+function closeDelimiter(boundary: string): Buffer {
+  return Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8');
 }
 
 export function multipartMixedStream(boundary: string, metadata: Record<string, unknown>, media: MediaPart): Readable {

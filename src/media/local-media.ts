@@ -8,8 +8,8 @@ import { servableBlob, type ServableMedia } from './servable.js';
 export interface WaitOptions {
   /** How long to wait for a pending async upload; already capped by the caller. */
   timeoutMs: number;
-  /** Stops waiting when the client goes away. */
-  signal?: AbortSignal;
+  /** Stops waiting when the client goes away; made only if the wait must sleep. */
+  cancel?: () => AbortSignal;
 }
 
 /** A media record whose bytes have arrived. */
@@ -39,7 +39,7 @@ export class LocalMedia {
       }
       if (media.expiresTs !== null && media.expiresTs <= Date.now()) throw notFound('Media not found');
       return undefined;
-    }, { deadline: Date.now() + wait.timeoutMs, signal: wait.signal, timedOut: () => notYetUploaded() });
+    }, { deadline: Date.now() + wait.timeoutMs, cancel: wait.cancel, timedOut: () => notYetUploaded() });
   }
 }
 

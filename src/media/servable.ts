@@ -19,6 +19,8 @@ export interface ServableMedia {
   /** When the bytes were stored here (upload, or remote cache populated): the legacy freeze compares it. */
   storedTs?: number;
   open(range?: ByteRange): Promise<Readable>;
+  /** The whole body in one buffer, offered only for small stored blobs: one write answers them. */
+  wholeBody?(): Promise<Buffer>;
   /** A URL to send the client to instead of the bytes, where the datastore offers one. */
   redirectUrl?(headers?: RedirectHeaders): Promise<string | undefined>;
 }
@@ -33,16 +35,20 @@ export interface StoredBlob {
 
 /** Stored bytes, served from the datastore that holds them. */
 export function servableBlob(blob: StoredBlob, datastore: Datastore): ServableMedia {
+  const small = datastore.readWhole !== undefined && blob.size <= (datastore.wholeReadLimit ?? 0);
   return {
     contentType: blob.contentType ?? DEFAULT_CONTENT_TYPE,
     uploadName: blob.uploadName,
     size: blob.size,
     sha256: blob.sha256,
     storedTs: blob.storedTs,
-    // Purged between lookup and open: the media is gone, which is a 404 and not a server error.
-    open: (range) => datastore.read(blob.sha256, range).catch((error: unknown) => {
-      throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? notFound('Media not found') : error;
-    }),
-    redirectUrl: async (headers) => datastore.redirectUrl?.(blob.sha256, headers),
+    open: (range) => datastore.read(blob.sha256, range).catch(goneIsNotFound),
+    ...(small ? { wholeBody: () => datastore.readWhole!(blob.sha256, blob.size).catch(goneIsNotFound) } : {}),
+    ...(datastore.redirectUrl ? { redirectUrl: (headers?: RedirectHeaders) => datastore.redirectUrl!(blob.sha256, headers) } : {}),
   };
+}
+
+/** Purged between lookup and open: the media is gone, which is a 404 and not a server error. */
+function goneIsNotFound(error: unknown): never {
+  throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? notFound('Media not found') : error;
 }

@@ -34,6 +34,7 @@ function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
     delete: timed('delete', store.delete.bind(store)),
     list: () => store.list(),
     sweepStaging: timed('sweep', store.sweepStaging.bind(store)),
+    ...(store.readWhole ? { readWhole: timed('read', store.readWhole.bind(store)), wholeReadLimit: store.wholeReadLimit } : {}),
     ...(store.redirectUrl ? { redirectUrl: store.redirectUrl.bind(store) } : {}),
     ...(store.close ? { close: store.close.bind(store) } : {}),
   };

@@ -65,6 +65,10 @@ export interface Datastore {
   writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob>;
   /** The blob's bytes, or one inclusive range of them. Rejects when the blob does not exist. */
   read(sha256: string, range?: ByteRange): Promise<Readable>;
+  /** Blobs up to this size may be read whole with readWhole (answered in one write); absent or 0: none. */
+  readonly wholeReadLimit?: number;
+  /** The blob's `size` bytes in one buffer, perhaps from memory. Rejects when the blob does not exist. */
+  readWhole?(sha256: string, size: number): Promise<Buffer>;
   has(sha256: string): Promise<boolean>;
   delete(sha256: string): Promise<void>;
   /** Every committed blob's sha256, for sweeping the unreferenced ones. */

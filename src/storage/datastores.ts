@@ -4,6 +4,7 @@ import type { Datastore } from './datastore.js';
 import { FilesystemDatastore } from './filesystem.js';
 import type { S3Options } from './s3-client.js';
 import { S3Datastore } from './s3.js';
+import type { SmallBlobs } from './small-blobs.js';
 
 export type MediaKind = 'local_media' | 'remote_media' | 'thumbnails';
 
@@ -32,11 +33,11 @@ export class Datastores {
   }
 
   /** Opens every configured datastore; of those taking a kind (for a homeserver), the first receives its new writes. */
-  static async open(definitions: readonly DatastoreDefinition[]): Promise<Datastores> {
+  static async open(definitions: readonly DatastoreDefinition[], smallBlobs?: SmallBlobs): Promise<Datastores> {
     const stores: Datastore[] = [];
     const writers = new Map<MediaKind, Writer[]>();
     for (const definition of definitions) {
-      const store = await openDatastore(definition);
+      const store = await openDatastore(definition, smallBlobs);
       stores.push(store);
       for (const kind of definition.forKinds) {
         writers.set(kind, [...(writers.get(kind) ?? []), { store, forHomeservers: definition.forHomeservers }]);
@@ -79,10 +80,10 @@ export class Datastores {
   }
 }
 
-function openDatastore(definition: DatastoreDefinition): Promise<Datastore> {
+function openDatastore(definition: DatastoreDefinition, smallBlobs: SmallBlobs | undefined): Promise<Datastore> {
   switch (definition.type) {
     case 'file':
-      return FilesystemDatastore.open(definition.opts.path, definition.id);
+      return FilesystemDatastore.open(definition.opts.path, definition.id, smallBlobs);
     case 's3':
       return Promise.resolve(new S3Datastore(definition.id, definition.opts));
   }

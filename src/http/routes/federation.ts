@@ -1,15 +1,16 @@
 // Federation media (MSC3916, server-server API "Content Repository"): local media of the addressed
 // homeserver, to X-Matrix-authenticated servers, as multipart/mixed with a JSON part and the media part.
-import { pipeline } from 'node:stream/promises';
 import { Router, type RequestHandler, type Response } from 'express';
 import { contentDisposition } from '../../matrix/content-disposition.js';
+import { VerifiedRequests } from '../../federation/verified-requests.js';
 import { MatrixError } from '../../matrix/errors.js';
 import { isValidMediaId } from '../../matrix/mxc.js';
-import { generateBoundary, multipartContentType, multipartMixedStream, type MediaPart } from '../../matrix/multipart.js';
+import { generateBoundary, multipartContentType, multipartMixedBuffer, multipartMixedStream, type MediaPart } from '../../matrix/multipart.js';
 import type { ServableMedia } from '../../media/servable.js';
 import type { AppServices } from '../services.js';
 import { federationAuthenticator, type FederationAuthenticator } from '../federation-auth.js';
 import { rateLimitedFederation } from '../limited-auth.js';
+import { sendBuffer, sendStream } from '../media-response.js';
 import { thumbnailParams, timeoutMs } from '../media-params.js';
 import { methodNotAllowed } from './common.js';
 import { clientGone } from './serve-media.js';
@@ -20,7 +21,8 @@ const PREFIXES = ['/_matrix/federation/v1/media', '/_matrix/federation/unstable/
 
 export function federationRouter(services: FederationServices): Router {
   const router = Router();
-  const authenticate = rateLimitedFederation(federationAuthenticator(services.tenants, services.keyring), services.limits);
+  const verified = new VerifiedRequests(services.config.federation.verifiedRequestCacheMs);
+  const authenticate = rateLimitedFederation(federationAuthenticator(services.tenants, services.keyring, verified), services.limits);
   for (const prefix of PREFIXES) {
     router.route(`${prefix}/download/:mediaId`).get(download(services, authenticate)).all(methodNotAllowed);
     router.route(`${prefix}/thumbnail/:mediaId`).get(thumbnail(services, authenticate)).all(methodNotAllowed);
@@ -32,7 +34,7 @@ function download(services: FederationServices, authenticate: FederationAuthenti
   return async (req, res) => {
     const { tenant } = await authenticate(req);
     const mediaId = requireMediaId(req.params.mediaId);
-    const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), signal: clientGone(res) };
+    const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), cancel: clientGone(res) };
     await sendMultipart(res, await services.localMedia.open(tenant.name, mediaId, wait));
   };
 }
@@ -42,25 +44,34 @@ function thumbnail(services: FederationServices, authenticate: FederationAuthent
     const { tenant } = await authenticate(req);
     const mediaId = requireMediaId(req.params.mediaId);
     const spec = thumbnailParams(req);
-    const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), signal: clientGone(res) };
+    const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), cancel: clientGone(res) };
     await sendMultipart(res, await services.thumbnails.open(tenant.name, mediaId, spec, wait));
   };
 }
 
-/** Both parts streamed; when the datastore redirects, the second part is only a Location. */
+/** Both parts, in one write for small media, else streamed; when the datastore redirects, the second part is only a Location. */
 async function sendMultipart(res: Response, media: ServableMedia): Promise<void> {
   const disposition = contentDisposition(media.contentType, media.uploadName);
   const location = await media.redirectUrl?.({ contentType: media.contentType, contentDisposition: disposition });
-  const part: MediaPart = location !== undefined
-    ? { location }
-    : {
-        headers: { 'Content-Type': media.contentType, 'Content-Disposition': disposition },
-        body: await media.open(),
-      };
+  const headers = { 'Content-Type': media.contentType, 'Content-Disposition': disposition };
   const boundary = generateBoundary();
-  res.status(200);
-  res.setHeader('Content-Type', multipartContentType(boundary));
-  await pipeline(multipartMixedStream(boundary, {}, part), res);
+  if (location === undefined && media.wholeBody) {
+    const bytes = multipartMixedBuffer(boundary, {}, headers, await media.wholeBody());
+    res.status(200);
+    res.setHeader('Content-Type', multipartContentType(boundary));
+    res.setHeader('Content-Length', String(bytes.length));
+    return sendBuffer(res, bytes);
+  }
+  const body = location === undefined ? await media.open() : undefined;
+  const part: MediaPart = body ? { headers, body } : { location: location! };
+  try {
+    res.status(200);
+    res.setHeader('Content-Type', multipartContentType(boundary));
+    await sendStream(res, multipartMixedStream(boundary, {}, part));
+  } finally {
+    // The multipart stream may fail or be cut before it ever reads the media: its file is closed here.
+    body?.destroy();
+  }
 }
 
 function requireMediaId(mediaId: string): string {

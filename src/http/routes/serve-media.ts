@@ -25,7 +25,7 @@ export function isLocal(services: Pick<AppServices, 'tenants'>, serverName: stri
 
 export async function openRequestedMedia(services: MediaServices, res: Response, request: MediaRequest): Promise<ServableMedia> {
   const { serverName, mediaId } = request.target;
-  const wait = { timeoutMs: request.timeoutMs, signal: clientGone(res) };
+  const wait = { timeoutMs: request.timeoutMs, cancel: clientGone(res) };
   if (isLocal(services, serverName)) {
     return request.thumbnail
       ? services.thumbnails.open(serverName, mediaId, request.thumbnail, wait)
@@ -53,11 +53,20 @@ function redirectFor(cacheControl: string): 'always' | 'withoutRange' {
   return cacheControl === PRIVATE_CACHE ? 'always' : 'withoutRange';
 }
 
-/** Aborted when the client disconnects before the response is complete: stops waits for pending uploads. */
-export function clientGone(res: Response): AbortSignal {
-  const controller = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
-  });
-  return controller.signal;
+/**
+ * A signal aborted when the client disconnects before the response is complete (stops waits for pending
+ * uploads); made on first use, since most requests never wait.
+ */
+export function clientGone(res: Response): () => AbortSignal {
+  let signal: AbortSignal | undefined;
+  return () => {
+    if (signal) return signal;
+    const controller = new AbortController();
+    const abortUnlessFinished = () => {
+      if (!res.writableFinished) controller.abort();
+    };
+    if (res.closed || res.destroyed) abortUnlessFinished();
+    else res.once('close', abortUnlessFinished);
+    return (signal = controller.signal);
+  };
 }
