@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { MatrixError } from '../matrix/errors.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
+import { endOffloaded } from './proxy-offload.js';
 
 /** The spec's recommended policy for served content (content_repo.md, "Security considerations"). */
 const MEDIA_CONTENT_SECURITY_POLICY =
@@ -44,8 +45,9 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
       return;
     }
   }
+  const offload = notModified ? undefined : media.proxyTarget?.();
   // Opened before any header is set, so a failure still leaves as a clean Matrix error.
-  const body = req.method === 'HEAD' || notModified ? undefined : await media.open(range);
+  const body = req.method === 'HEAD' || notModified || offload ? undefined : await media.open(range);
 
   if (etag) res.setHeader('ETag', etag);
   res.setHeader('Cache-Control', options.cacheControl);
@@ -58,6 +60,7 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
   }
   res.setHeader('Content-Type', media.contentType);
   res.setHeader('Content-Disposition', options.disposition);
+  if (offload) return endOffloaded(res, offload);
   if (media.size !== undefined) {
     res.setHeader('Accept-Ranges', 'bytes');
     if (range) {

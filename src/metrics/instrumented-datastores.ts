@@ -34,6 +34,7 @@ function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
     delete: timed('delete', store.delete.bind(store)),
     list: () => store.list(),
     sweepStaging: timed('sweep', store.sweepStaging.bind(store)),
+    ...(store.proxyOffload ? { proxyOffload: store.proxyOffload } : {}),
     ...(store.redirectUrl ? { redirectUrl: store.redirectUrl.bind(store) } : {}),
     ...(store.close ? { close: store.close.bind(store) } : {}),
   };
