@@ -1,7 +1,7 @@
 // Answers that leave the bytes to the reverse proxy (datastore opts.proxyOffload): the route has already
 // authorised the request and set every header but the body's own.
 import type { Request, Response } from 'express';
-import { isInlineContentType, mediaTypeEssence } from '../matrix/content-disposition.js';
+import { isInlineContentType } from '../matrix/content-disposition.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { OffloadTarget } from '../storage/proxy-offload.js';
 
@@ -14,6 +14,6 @@ export function endOffloaded(res: Response, target: OffloadTarget): void {
 /** The federation media part's Location: a signed URL on the host the peer asked, or undefined to stream. */
 export function signedLocation(req: Request, media: ServableMedia): string | undefined {
   const disposition = isInlineContentType(media.contentType) ? 'inline' : 'attachment';
-  const path = media.signedProxyPath?.({ contentType: mediaTypeEssence(media.contentType), disposition, fileName: media.uploadName });
+  const path = media.signedProxyPath?.({ contentType: media.contentType, disposition, fileName: media.uploadName });
   return path === undefined ? undefined : `${req.protocol}://${req.get('host')}${path}`;
 }

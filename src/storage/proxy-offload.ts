@@ -19,7 +19,7 @@ export interface OffloadTarget {
 
 /** What the signed URL's answer carries, since peers take Content-Type and Content-Disposition from it. */
 export interface SignedHeaders {
-  /** The media type without parameters. */
+  /** With parameters (a charset) it cannot go through nginx unchanged: the media is then not signed. */
   readonly contentType: string;
   readonly disposition: 'inline' | 'attachment';
   readonly fileName: string | null;
