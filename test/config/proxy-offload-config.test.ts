@@ -6,7 +6,7 @@ import { buildConfig, ConfigError } from '../../src/config/config.js';
 const FILE = '/etc/media-repo/config.yaml';
 const withOffload = (proxyOffload: Record<string, unknown>) => buildConfig({
   datastores: [{ id: 'files', type: 'file', forKinds: ['all'], opts: { path: 'media', proxyOffload } }],
-}, FILE).datastores[0]!.opts;
+}, FILE).datastores[0]!.opts as { path: string; proxyOffload?: { internalPrefix: string } };
 const errorOf = (proxyOffload: Record<string, unknown>) => {
   try {
     withOffload(proxyOffload);

@@ -1,14 +1,14 @@
-// Debian's nginx for the proxy-offload suites: the README's snippet (contrib/nginx-offload.conf) started
-// with this test's ports, folder and secret. Without nginx those suites are skipped with one line naming
-// the package, or, under MEDIA_REPO_REQUIRE_NGINX=1 (CI), fail at once instead.
+// Debian's nginx for the proxy-offload suites, running the README's snippet for this test's service.
+// Without nginx those suites are skipped with one line naming the package, or, under
+// MEDIA_REPO_REQUIRE_NGINX=1 (CI), fail at once instead.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { freePort, NGINX_BINARY, startNginxWith, type Nginx } from '../../bench/media-processes.js';
+import { offloadSnippet, type OffloadSite } from '../../bench/nginx-offload.js';
 
 export const NGINX_HINT = 'apt-get install nginx-light';
-export const OFFLOAD_SNIPPET = 'contrib/nginx-offload.conf';
 
 function probe(): string | undefined {
   const run = spawnSync(NGINX_BINARY, ['-v'], { encoding: 'utf8', timeout: 10_000 });
@@ -31,28 +31,6 @@ export function describeWithNginx(name: string, fn: () => void): void {
   const file = relative(process.cwd(), expect.getState().testPath ?? 'this file');
   process.stderr.write(`SKIPPED nginx tests in ${file}: ${nginxMissing}; to run them: ${NGINX_HINT}\n`);
   describe.skip(name, fn);
-}
-
-export interface OffloadSite {
-  /** The service's base URL. */
-  upstream: string;
-  /** The datastore "default"'s opts.path. */
-  mediaPath: string;
-  secret: string;
-}
-
-/** The snippet with the example's listen address, upstream, folder and secret replaced; each must be there. */
-export function offloadSnippet(site: OffloadSite, port: number): string {
-  let text = readFileSync(OFFLOAD_SNIPPET, 'utf8');
-  const replace = (example: string, value: string) => {
-    if (!text.includes(example)) throw new Error(`${OFFLOAD_SNIPPET} no longer contains ${example}`);
-    text = text.replaceAll(example, value);
-  };
-  replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${port};`);
-  replace('http://127.0.0.1:8000', site.upstream);
-  replace('/var/lib/media-repo/media/', `${site.mediaPath}/`);
-  replace('CHANGE-ME-secureLink-secret', site.secret);
-  return text;
 }
 
 /** nginx running the snippet in front of the service, on loopback with one worker. */
