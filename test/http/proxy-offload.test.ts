@@ -28,7 +28,11 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
     const proxyOffload = { mode: 'x-accel-redirect', internalPrefix: '/_media_internal/default', minBytes: MIN_BYTES };
     service = await startTestService({
       homeservers: [{ name: 'a.example', clientApi: hs.url, hostnames: ['127.0.0.1'] }, { name: 'b.example', clientApi: hs.url }],
-      datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: mediaPath, proxyOffload } }],
+      datastores: [
+        // b.example's own media goes to a datastore without offload: the choice is per datastore, so per homeserver.
+        { id: 'b-files', type: 'file', forKinds: ['local_media'], forHomeservers: ['b.example'], opts: { path: mkdtempSync(join(tmpdir(), 'media-repo-b-')) } },
+        { id: 'default', type: 'file', forKinds: ['all'], opts: { path: mediaPath, proxyOffload } },
+      ],
       media: { legacyFreezeAt: null, maxUploadBytes: 8 * 1024 * 1024 },
       sharedSecretAuth: { token: ADMIN_TOKEN },
     });
@@ -42,9 +46,9 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
   const viaNginx = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
     rawRequest(`${nginx.url}${path}`, { method, headers: { authorization: 'Bearer tok-alice', ...headers } });
-  const upload = async (body: Buffer, name: string, type: string) => {
+  const upload = async (body: Buffer, name: string, type: string, as = { host: 'a.example', authorization: 'Bearer tok-alice' }) => {
     const direct = await rawRequest(`${service.url}/_matrix/media/v3/upload?filename=${name}`, {
-      method: 'POST', headers: { host: 'a.example', authorization: 'Bearer tok-alice', 'content-type': type }, body,
+      method: 'POST', headers: { ...as, 'content-type': type }, body,
     });
     expect(direct.status).toBe(200);
     return String(direct.json().content_uri).replace('mxc://', '');
@@ -91,6 +95,11 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
     expect(head.headers['accept-ranges']).toBe('bytes');
     expect(head.body.length).toBe(0);
     expectMediaHeaders(head, 'application/octet-stream', /^attachment; filename="data\.bin"$/);
+
+    // The client sees nginx's validator, and nginx answers it once the service has authorised the request.
+    const again = await viaNginx(`/_matrix/client/v1/media/download/${id}`, { 'if-none-match': head.headers.etag! });
+    expect(again.status).toBe(304);
+    expect(again.body.length).toBe(0);
   });
 
   test('the legacy endpoint is offloaded too, with its public caching', async () => {
@@ -126,10 +135,16 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
     expect((await rawRequest(`${nginx.url}/_media_internal/default/${sha.slice(0, 2)}/${sha.slice(2, 4)}/${sha}`)).status).toBe(404);
   });
 
-  test('another hosted homeserver\'s user downloads it through its own Host, authorised by its own homeserver', async () => {
+  test('another homeserver\'s user downloads it through its own Host; that homeserver\'s datastore without offload streams', async () => {
     const id = await upload(LARGE, 'shared.bin', 'application/octet-stream');
     const res = await viaNginx(`/_matrix/client/v1/media/download/${id}`, { host: 'b.example', authorization: 'Bearer tok-bob' });
     expect(res.status).toBe(200);
     expect(res.body.equals(LARGE)).toBe(true);
+
+    const bob = { host: 'b.example', authorization: 'Bearer tok-bob' };
+    const bobsId = await upload(LARGE, 'bob.bin', 'application/octet-stream', bob);
+    const streamed = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${bobsId}`, { headers: bob });
+    expect(streamed.headers['x-accel-redirect']).toBeUndefined();
+    expect(streamed.body.equals(LARGE)).toBe(true);
   });
 });
