@@ -120,6 +120,9 @@ export async function startServiceProcess(
   };
 }
 
+/** Debian's nginx (nginx-light has sendfile, X-Accel-Redirect and secure_link). */
+export const NGINX_BINARY = '/usr/sbin/nginx';
+
 export interface Nginx {
   url: string;
   stop(): Promise<void>;
@@ -128,6 +131,20 @@ export interface Nginx {
 /** nginx on a temporary prefix: static files from `root`, WebDAV PUT uploads under /upload/, one worker. */
 export async function startNginx(prefix: string, root: string): Promise<Nginx> {
   const port = await freePort();
+  return startNginxWith(prefix, `
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    location /upload/ {
+      dav_methods PUT;
+      create_full_put_path on;
+      client_max_body_size 2g;
+    }
+  }`, `http://127.0.0.1:${port}`);
+}
+
+/** nginx on a temporary prefix with one worker and sendfile, `httpConfig` in its http {}; up when `url` answers. */
+export async function startNginxWith(prefix: string, httpConfig: string, url: string): Promise<Nginx> {
   for (const dir of ['logs', 'body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, dir), { recursive: true });
   writeFileSync(join(prefix, 'nginx.conf'), `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
@@ -145,19 +162,10 @@ http {
   fastcgi_temp_path ${prefix}/fastcgi;
   uwsgi_temp_path ${prefix}/uwsgi;
   scgi_temp_path ${prefix}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    location /upload/ {
-      dav_methods PUT;
-      create_full_put_path on;
-      client_max_body_size 2g;
-    }
-  }
+${httpConfig}
 }
 `);
-  const child = spawn('/usr/sbin/nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(NGINX_BINARY, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
   await waitUntilUp(`${url}/`, child);
   return {
     url,
@@ -169,16 +177,19 @@ http {
 }
 
 async function waitUntilUp(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  // Two minutes: the embedded database's first start takes that long on a loaded 2-core machine.
+  for (let i = 0; i < 1200; i++) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
     try {
-      if ((await http(url)).status < 500) return; // the service answers 503 while it starts
+      // The service answers 503 while it opens its database: up means an answer below 500.
+      if ((await http(url)).status < 500) return;
     } catch {
       // not listening yet
     }
     await sleep(100);
   }
-  throw new Error(`${url} did not come up in 30 s`);
+  child.kill('SIGKILL'); // not left running behind a failed bench
+  throw new Error(`${url} did not come up in 120 s`);
 }
 
 /** VmHWM (peak resident set) or VmRSS of a process, in bytes. */

@@ -5,7 +5,12 @@ import type { DatastoreDefinition } from './storage/datastores.js';
 
 export function datastoreDefinitions(configs: readonly DatastoreConfig[]): DatastoreDefinition[] {
   return configs.map((ds): DatastoreDefinition => {
-    if (ds.type === 'file') return ds;
+    if (ds.type === 'file') {
+      const offload = ds.opts.proxyOffload;
+      const link = offload?.secureLink;
+      const secureLink = link && { ...link, secret: readSecret(link.secret, `datastores ${ds.id} opts.proxyOffload.secureLink.secret`) };
+      return { ...ds, opts: { path: ds.opts.path, proxyOffload: offload && { ...offload, secureLink } } };
+    }
     const { accessKeyId, accessSecret, sse, kmsKeyId, ...opts } = ds.opts;
     const where = `datastores ${ds.id} opts`;
     return {

@@ -30,9 +30,12 @@ export interface HomeserverConfig extends Omit<FromSchema<typeof homeserver>, 'm
   quotas: QuotasConfig;
   rateLimits: RateLimitsConfig;
 }
+type FileDatastoreSchema = FromSchema<typeof fileDatastore>;
+/** internalPrefix resolved: x-sendfile's defaults to the datastore's path. */
+export type ProxyOffloadConfig = Omit<NonNullable<FileDatastoreSchema['opts']['proxyOffload']>, 'internalPrefix'> & { internalPrefix: string };
 /** `all` expanded in forKinds; a file datastore's opts.path is absolute. */
 export type DatastoreConfig =
-  | Omit<FromSchema<typeof fileDatastore>, 'forKinds'> & { forKinds: MediaKind[] }
+  | Omit<FileDatastoreSchema, 'forKinds' | 'opts'> & { forKinds: MediaKind[]; opts: { path: string; proxyOffload?: ProxyOffloadConfig } }
   | Omit<FromSchema<typeof s3Datastore>, 'forKinds'> & { forKinds: MediaKind[] };
 export type ListenConfig = Validated['listen'];
 export type DatabaseConfig = Validated['database'];
@@ -124,8 +127,8 @@ function resolveConfig(input: Validated, file: string): Config {
   });
   assertUniqueHosts(homeservers, file);
   const datastores = (input.datastores ?? [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: resolve(dataDir, 'media') } }])
-    .map((ds): DatastoreConfig => ds.type === 'file'
-      ? { ...ds, forKinds: expandKinds(ds.forKinds), opts: { path: path(ds.opts.path) } }
+    .map((ds, i): DatastoreConfig => ds.type === 'file'
+      ? { ...ds, forKinds: expandKinds(ds.forKinds), opts: fileOpts(ds.opts, path, anchorSecret, `/datastores/${i}/opts/proxyOffload`, file) }
       : { ...ds, forKinds: expandKinds(ds.forKinds), opts: { ...ds.opts, accessKeyId: anchorSecret(ds.opts.accessKeyId), accessSecret: anchorSecret(ds.opts.accessSecret) } });
   assertDatastoresCover(datastores, homeservers, file);
   if (typeof legacyFreezeAt === 'string' && Number.isNaN(Date.parse(legacyFreezeAt))) {
@@ -143,6 +146,20 @@ function resolveConfig(input: Validated, file: string): Config {
     media: { ...input.media, legacyFreezeAt: legacyFreezeAt === null ? null : new Date(legacyFreezeAt) },
     federation: { ...input.federation, remoteMaxBytes: remoteMaxBytes ?? maxUploadBytes, caFile: caFile === undefined ? undefined : path(caFile) },
   };
+}
+
+function fileOpts(opts: FileDatastoreSchema['opts'], path: (p: string) => string, anchor: (s: Secret) => Secret | undefined, at: string, file: string): Extract<DatastoreConfig, { type: 'file' }>['opts'] {
+  const root = path(opts.path);
+  const offload = opts.proxyOffload;
+  if (offload === undefined) return { path: root };
+  if (offload.mode === 'x-accel-redirect' && offload.internalPrefix === undefined) {
+    throw new ConfigError(file, `${at}/internalPrefix`, 'x-accel-redirect needs the internal location that nginx maps to opts.path');
+  }
+  if (offload.mode !== 'x-accel-redirect' && offload.secureLink !== undefined) {
+    throw new ConfigError(file, `${at}/secureLink`, 'secureLink is checked by nginx: it needs mode x-accel-redirect');
+  }
+  const secureLink = offload.secureLink && { ...offload.secureLink, secret: anchor(offload.secureLink.secret)! };
+  return { path: root, proxyOffload: { ...offload, internalPrefix: offload.internalPrefix ?? root, secureLink } };
 }
 
 /** Resolves a secret to its text. Errors name where it was expected, never its value. */

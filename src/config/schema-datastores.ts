@@ -1,5 +1,5 @@
 // The config schema's datastore list, apart for size.
-import { httpUrl, MEDIA_KINDS, positiveInt, secret } from './schema-primitives.js';
+import { httpUrl, MEDIA_KINDS, nonNegativeInt, positiveInt, secret } from './schema-primitives.js';
 
 // matrix-media-repo's datastore list; `type` picks the shape of `opts` (ajv's discriminator).
 const datastoreCommon = {
@@ -9,6 +9,34 @@ const datastoreCommon = {
   forHomeservers: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1 } },
 } as const;
 
+// An absolute path or URI prefix without a trailing slash: "/aa/bb/<sha256>" is appended to it.
+const prefix = { type: 'string', pattern: '^/[^?#\\s]*[^/?#\\s]$' } as const;
+
+// The reverse proxy sends the file itself (nginx X-Accel-Redirect, Apache/lighttpd X-Sendfile); unset: off.
+export const proxyOffload = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['mode'],
+  properties: {
+    mode: { enum: ['x-accel-redirect', 'x-sendfile'] },
+    // x-accel-redirect: the proxy's internal location aliased to opts.path (required); x-sendfile: the
+    // folder as the proxy sees it (no static default: opts.path).
+    internalPrefix: prefix,
+    minBytes: { ...nonNegativeInt, default: 1024 * 1024 },
+    // Federation answers a Location to a URL nginx's secure_link checks (x-accel-redirect only).
+    secureLink: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['prefix', 'secret'],
+      properties: {
+        prefix,
+        secret,
+        expirySeconds: { ...positiveInt, maximum: 86_400, default: 300 },
+      },
+    },
+  },
+} as const;
+
 export const fileDatastore = {
   type: 'object',
   additionalProperties: false,
@@ -16,7 +44,12 @@ export const fileDatastore = {
   properties: {
     ...datastoreCommon,
     type: { const: 'file' },
-    opts: { type: 'object', additionalProperties: false, required: ['path'], properties: { path: { type: 'string', minLength: 1 } } },
+    opts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path'],
+      properties: { path: { type: 'string', minLength: 1 }, proxyOffload },
+    },
   },
 } as const;
 

@@ -6,6 +6,7 @@ import { MatrixError } from '../matrix/errors.js';
 import { clientWentAway } from './errors.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
+import { endOffloaded } from './proxy-offload.js';
 
 /** The spec's recommended policy for served content (content_repo.md, "Security considerations"). */
 const MEDIA_CONTENT_SECURITY_POLICY =
@@ -45,12 +46,14 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
       return;
     }
   }
+  const offload = notModified ? undefined : media.proxyTarget?.();
   // Read or opened before any header is set, so a failure still leaves as a clean Matrix error.
-  const wanted = req.method !== 'HEAD' && !notModified;
+  const wanted = req.method !== 'HEAD' && !notModified && !offload;
   const whole = wanted && media.wholeBody ? await media.wholeBody() : undefined;
   const body = wanted && !whole ? await media.open(range) : undefined;
   try {
-    setMediaHeaders(res, media, options, etag, notModified ? undefined : { range });
+    // An offloaded body's length and ranges are the proxy's to state, from the file it sends.
+    setMediaHeaders(res, media, options, etag, notModified ? undefined : { range, lengths: !offload });
   } catch (error) {
     body?.destroy();
     throw error;
@@ -59,6 +62,7 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
     res.status(304).end();
     return;
   }
+  if (offload) return endOffloaded(res, offload);
   if (whole) return sendBuffer(res, range ? whole.subarray(range.start, range.end + 1) : whole);
   if (!body) {
     res.end();
@@ -67,7 +71,7 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
   await sendStream(res, body);
 }
 
-function setMediaHeaders(res: Response, media: ServableMedia, options: SendOptions, etag: string | undefined, content?: { range: ByteRange | undefined }): void {
+function setMediaHeaders(res: Response, media: ServableMedia, options: SendOptions, etag: string | undefined, content?: { range: ByteRange | undefined; lengths: boolean }): void {
   if (etag) res.setHeader('ETag', etag);
   res.setHeader('Cache-Control', options.cacheControl);
   res.setHeader('Content-Security-Policy', MEDIA_CONTENT_SECURITY_POLICY);
@@ -77,7 +81,7 @@ function setMediaHeaders(res: Response, media: ServableMedia, options: SendOptio
   const { range } = content;
   res.setHeader('Content-Type', media.contentType);
   res.setHeader('Content-Disposition', options.disposition);
-  if (media.size !== undefined) {
+  if (media.size !== undefined && content.lengths) {
     res.setHeader('Accept-Ranges', 'bytes');
     if (range) {
       res.status(206);

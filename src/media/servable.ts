@@ -2,6 +2,7 @@
 import type { Readable } from 'node:stream';
 import { notFound } from '../matrix/errors.js';
 import type { ByteRange, Datastore, RedirectHeaders } from '../storage/datastore.js';
+import type { OffloadTarget, SignedHeaders } from '../storage/proxy-offload.js';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -23,6 +24,10 @@ export interface ServableMedia {
   wholeBody?(): Promise<Buffer>;
   /** A URL to send the client to instead of the bytes, where the datastore offers one. */
   redirectUrl?(headers?: RedirectHeaders): Promise<string | undefined>;
+  /** The header that hands the bytes to the reverse proxy, where the datastore offloads them. */
+  proxyTarget?(): OffloadTarget | undefined;
+  /** A signed path the reverse proxy serves without authentication until it expires (federation). */
+  signedProxyPath?(headers: SignedHeaders): string | undefined;
 }
 
 export interface StoredBlob {
@@ -45,6 +50,10 @@ export function servableBlob(blob: StoredBlob, datastore: Datastore): ServableMe
     open: (range) => datastore.read(blob.sha256, range).catch(goneIsNotFound),
     ...(small ? { wholeBody: () => datastore.readWhole!(blob.sha256, blob.size).catch(goneIsNotFound) } : {}),
     ...(datastore.redirectUrl ? { redirectUrl: (headers?: RedirectHeaders) => datastore.redirectUrl!(blob.sha256, headers) } : {}),
+    ...(datastore.proxyOffload ? {
+      proxyTarget: () => datastore.proxyOffload!.target(blob.sha256, blob.size),
+      signedProxyPath: (headers: SignedHeaders) => datastore.proxyOffload!.signedPath(blob.sha256, blob.size, headers),
+    } : {}),
   };
 }
 

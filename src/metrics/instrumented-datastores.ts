@@ -35,6 +35,7 @@ function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
     list: () => store.list(),
     sweepStaging: timed('sweep', store.sweepStaging.bind(store)),
     ...(store.readWhole ? { readWhole: timed('read', store.readWhole.bind(store)), wholeReadLimit: store.wholeReadLimit } : {}),
+    ...(store.proxyOffload ? { proxyOffload: store.proxyOffload } : {}),
     ...(store.redirectUrl ? { redirectUrl: store.redirectUrl.bind(store) } : {}),
     ...(store.close ? { close: store.close.bind(store) } : {}),
   };

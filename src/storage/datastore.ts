@@ -1,6 +1,7 @@
 // Media bytes live in a datastore, addressed by their sha256; metadata lives in PostgreSQL, and every row
 // names the datastore holding its bytes.
 import type { Readable } from 'node:stream';
+import type { ProxyOffload } from './proxy-offload.js';
 
 /** Inclusive byte offsets, as in HTTP Range and fs.createReadStream. */
 export interface ByteRange {
@@ -75,6 +76,8 @@ export interface Datastore {
   list(): AsyncIterable<string>;
   /** A URL the client may be redirected to instead (e.g. a presigned S3 URL); undefined to serve the bytes. */
   redirectUrl?(sha256: string, headers?: RedirectHeaders): Promise<string | undefined>;
+  /** Set where the reverse proxy reads this datastore's files itself (filesystem datastores). */
+  readonly proxyOffload?: ProxyOffload;
   /** Removes staging leftovers older than this (a crash between staging and commit or discard). */
   sweepStaging(olderThanMs: number): Promise<StagingSweep>;
   /** Releases connections; the datastore is not used afterwards. */

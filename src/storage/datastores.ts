@@ -2,6 +2,7 @@
 // matrix-media-repo's forKinds), per homeserver. Rows name the datastore holding their bytes, so reads go there.
 import type { Datastore } from './datastore.js';
 import { FilesystemDatastore } from './filesystem.js';
+import { ProxyOffload, type ProxyOffloadOptions } from './proxy-offload.js';
 import type { S3Options } from './s3-client.js';
 import { S3Datastore } from './s3.js';
 import type { SmallBlobs } from './small-blobs.js';
@@ -17,7 +18,7 @@ interface DefinitionBase {
 
 /** One datastore as the config describes it (`forKinds` expanded, secrets read); service.ts passes config.datastores here. */
 export type DatastoreDefinition =
-  | DefinitionBase & { readonly type: 'file'; readonly opts: { readonly path: string } }
+  | DefinitionBase & { readonly type: 'file'; readonly opts: { readonly path: string; readonly proxyOffload?: ProxyOffloadOptions } }
   | DefinitionBase & { readonly type: 's3'; readonly opts: S3Options };
 
 interface Writer {
@@ -83,7 +84,9 @@ export class Datastores {
 function openDatastore(definition: DatastoreDefinition, smallBlobs: SmallBlobs | undefined): Promise<Datastore> {
   switch (definition.type) {
     case 'file':
-      return FilesystemDatastore.open(definition.opts.path, definition.id, smallBlobs);
+      return FilesystemDatastore.open(definition.opts.path, definition.id, {
+        smallBlobs, proxyOffload: definition.opts.proxyOffload && new ProxyOffload(definition.opts.proxyOffload),
+      });
     case 's3':
       return Promise.resolve(new S3Datastore(definition.id, definition.opts));
   }

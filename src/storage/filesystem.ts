@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type StagingSweep, type WriteLimits } from './datastore.js';
 import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
+import { blobPath, type ProxyOffload } from './proxy-offload.js';
 import { SmallBlobs } from './small-blobs.js';
 
 const TEMP_DIR = '.tmp';
@@ -19,13 +20,13 @@ const READ_CHUNK_BYTES = 1 << 20;
 export class FilesystemDatastore implements Datastore {
   private readonly tempDir: string;
 
-  private constructor(readonly id: string, readonly root: string, private readonly smallBlobs: SmallBlobs) {
+  private constructor(readonly id: string, readonly root: string, private readonly smallBlobs: SmallBlobs, readonly proxyOffload?: ProxyOffload) {
     this.tempDir = join(root, TEMP_DIR);
   }
 
   /** Creates the folders and removes staged files left by a crash. */
-  static async open(root: string, id = 'default', smallBlobs = new SmallBlobs({ maxBytes: 0, cacheBytes: 0 })): Promise<FilesystemDatastore> {
-    const store = new FilesystemDatastore(id, root, smallBlobs);
+  static async open(root: string, id = 'default', options: { smallBlobs?: SmallBlobs; proxyOffload?: ProxyOffload } = {}): Promise<FilesystemDatastore> {
+    const store = new FilesystemDatastore(id, root, options.smallBlobs ?? new SmallBlobs({ maxBytes: 0, cacheBytes: 0 }), options.proxyOffload);
     await mkdir(store.tempDir, { recursive: true });
     await store.sweepStaging(STALE_TEMP_MS);
     return store;
@@ -116,7 +117,7 @@ export class FilesystemDatastore implements Datastore {
 
   private pathOf(sha256: string): string {
     if (!isSha256Hex(sha256)) throw new RangeError('not a sha256 hex digest');
-    return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+    return join(this.root, blobPath(sha256));
   }
 
   async sweepStaging(olderThanMs: number): Promise<StagingSweep> {

@@ -23,7 +23,7 @@ async function stored(store: FilesystemDatastore, bytes: Buffer): Promise<string
 const blobPath = (sha256: string) => join(root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
 
 test('a blob is read whole, then served from memory until the datastore deletes it', async () => {
-  const store = await FilesystemDatastore.open(root, 'default', new SmallBlobs({ maxBytes: 64 * KiB, cacheBytes: 1024 * KiB }));
+  const store = await FilesystemDatastore.open(root, 'default', { smallBlobs: new SmallBlobs({ maxBytes: 64 * KiB, cacheBytes: 1024 * KiB }) });
   expect(store.wholeReadLimit).toBe(64 * KiB);
   const bytes = randomBytes(10 * KiB);
   const sha256 = await stored(store, bytes);
@@ -36,7 +36,7 @@ test('a blob is read whole, then served from memory until the datastore deletes 
 
 test('the memory stays within its byte budget, forgetting the least recently used first', async () => {
   const blobs = new SmallBlobs({ maxBytes: 64 * KiB, cacheBytes: 10 * KiB });
-  const store = await FilesystemDatastore.open(root, 'default', blobs);
+  const store = await FilesystemDatastore.open(root, 'default', { smallBlobs: blobs });
   const contents = [randomBytes(4 * KiB), randomBytes(4 * KiB), randomBytes(4 * KiB)];
   const [a, b, c] = await Promise.all(contents.map((bytes) => stored(store, bytes)));
   await store.readWhole(a!, 4 * KiB);
@@ -52,7 +52,7 @@ test('the memory stays within its byte budget, forgetting the least recently use
 
 test('with no cache budget every read goes to the file', async () => {
   const blobs = new SmallBlobs({ maxBytes: 64 * KiB, cacheBytes: 0 });
-  const store = await FilesystemDatastore.open(root, 'default', blobs);
+  const store = await FilesystemDatastore.open(root, 'default', { smallBlobs: blobs });
   const bytes = randomBytes(KiB);
   const sha256 = await stored(store, bytes);
   expect((await store.readWhole(sha256, bytes.length)).equals(bytes)).toBe(true);

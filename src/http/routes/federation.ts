@@ -1,6 +1,6 @@
 // Federation media (MSC3916, server-server API "Content Repository"): local media of the addressed
 // homeserver, to X-Matrix-authenticated servers, as multipart/mixed with a JSON part and the media part.
-import { Router, type RequestHandler, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { contentDisposition } from '../../matrix/content-disposition.js';
 import { VerifiedRequests } from '../../federation/verified-requests.js';
 import { MatrixError } from '../../matrix/errors.js';
@@ -14,6 +14,7 @@ import { sendBuffer, sendStream } from '../media-response.js';
 import { thumbnailParams, timeoutMs } from '../media-params.js';
 import { methodNotAllowed } from './common.js';
 import { clientGone } from './serve-media.js';
+import { signedLocation } from '../proxy-offload.js';
 
 type FederationServices = Pick<AppServices, 'config' | 'tenants' | 'keyring' | 'localMedia' | 'thumbnails' | 'limits'>;
 
@@ -35,7 +36,7 @@ function download(services: FederationServices, authenticate: FederationAuthenti
     const { tenant } = await authenticate(req);
     const mediaId = requireMediaId(req.params.mediaId);
     const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), cancel: clientGone(res) };
-    await sendMultipart(res, await services.localMedia.open(tenant.name, mediaId, wait));
+    await sendMultipart(req, res, await services.localMedia.open(tenant.name, mediaId, wait));
   };
 }
 
@@ -45,14 +46,17 @@ function thumbnail(services: FederationServices, authenticate: FederationAuthent
     const mediaId = requireMediaId(req.params.mediaId);
     const spec = thumbnailParams(req);
     const wait = { timeoutMs: timeoutMs(req, services.config.media.maxTimeoutMs), cancel: clientGone(res) };
-    await sendMultipart(res, await services.thumbnails.open(tenant.name, mediaId, spec, wait));
+    await sendMultipart(req, res, await services.thumbnails.open(tenant.name, mediaId, spec, wait));
   };
 }
 
-/** Both parts, in one write for small media, else streamed; when the datastore redirects, the second part is only a Location. */
-async function sendMultipart(res: Response, media: ServableMedia): Promise<void> {
+/**
+ * Both parts, in one write for small media, else streamed; when the datastore redirects or the proxy
+ * offloads, the second part is only a Location.
+ */
+async function sendMultipart(req: Request, res: Response, media: ServableMedia): Promise<void> {
   const disposition = contentDisposition(media.contentType, media.uploadName);
-  const location = await media.redirectUrl?.({ contentType: media.contentType, contentDisposition: disposition });
+  const location = await media.redirectUrl?.({ contentType: media.contentType, contentDisposition: disposition }) ?? signedLocation(req, media);
   const headers = { 'Content-Type': media.contentType, 'Content-Disposition': disposition };
   const boundary = generateBoundary();
   if (location === undefined && media.wholeBody) {
