@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -69,13 +69,20 @@ export interface ChildService {
 /** MEDIA_REPO_BENCH_OBSERVE=1: metrics and the access log on (the access log into a file), to measure their cost. */
 export const OBSERVE = process.env.MEDIA_REPO_BENCH_OBSERVE === '1';
 
+export interface ServiceProcessOptions {
+  /** YAML list items replacing the one bench.example homeserver. */
+  homeservers?: string[];
+  /** How long to wait for /healthz to answer 200 (default 30 s). */
+  upTimeoutMs?: number;
+}
+
 /**
  * The built service (dist/src/cli/media-repo.js) in its own process: on `databaseUrl`, else on the
  * embedded database in `dataDir`; with metrics and access log when `observe`.
  */
 /** `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list. */
 export async function startServiceProcess(
-  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [],
+  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [], more: ServiceProcessOptions = {},
 ): Promise<ChildService> {
   const port = await freePort();
   mkdirSync(dataDir, { recursive: true });
@@ -86,9 +93,10 @@ export async function startServiceProcess(
       ? ['logLevel: info', 'accessLog: {enabled: true}', `metrics: {enabled: true, host: 127.0.0.1, port: ${await freePort()}}`]
       : ['logLevel: warn', 'accessLog: {enabled: false}']),
     `dataDir: ${JSON.stringify(dataDir)}`,
-    `masterKey: ${randomBytes(32).toString('hex')}`,
+    // Kept in the data directory, so that a restart on it can decrypt the signing keys it stored.
+    `masterKey: {file: ${JSON.stringify(masterKeyFile(dataDir))}}`,
     'homeservers:',
-    `  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`,
+    ...(more.homeservers ?? [`  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`]),
     'media: {legacyFreezeAt: null}',
     ...(databaseUrl ? [`database: {url: ${JSON.stringify(databaseUrl)}}`] : []),
     ...extraConfig,
@@ -99,7 +107,11 @@ export async function startServiceProcess(
   const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : 'inherit';
   const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilUp(`${url}/healthz`, child);
+  // Until 200: while starting, the listener already answers every request with 503.
+  await waitUntilUp(`${url}/healthz`, child, { status: 200, timeoutMs: more.upTimeoutMs }).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
   return {
     url,
     child,
@@ -108,6 +120,12 @@ export async function startServiceProcess(
       if (child.exitCode === null) await once(child, 'exit');
     },
   };
+}
+
+function masterKeyFile(dataDir: string): string {
+  const file = join(dataDir, 'master.key');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return file;
 }
 
 export interface Nginx {
@@ -158,17 +176,17 @@ http {
   };
 }
 
-async function waitUntilUp(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+/** Polls every 20 ms until `url` answers (with `status`, when given). */
+async function waitUntilUp(url: string, child: ChildProcess, until: { status?: number; timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = until.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
-    try {
-      await http(url);
-      return;
-    } catch {
-      await sleep(100);
-    }
+    const answered = await http(url).then((res) => until.status === undefined || res.status === until.status, () => false);
+    if (answered) return;
+    await sleep(20);
   }
-  throw new Error(`${url} did not come up in 30 s`);
+  throw new Error(`${url} did not come up in ${timeoutMs / 1000} s`);
 }
 
 /** VmHWM (peak resident set) or VmRSS of a process, in bytes. */
