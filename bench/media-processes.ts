@@ -196,6 +196,16 @@ export function memoryOf(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return Number(match[1]) * 1024;
 }
 
+/** CPU time (user + system) a process has used so far, in seconds: a figure the machine's load barely changes. */
+export function cpuSecondsOf(pid: number): number {
+  // Fields after the command name, which is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+// USER_HZ: 100 on every Linux architecture Node runs on.
+const CLOCK_TICKS_PER_SECOND = 100;
+
 /** Resets VmHWM to the current RSS (Linux clear_refs "5"), so that a later peak belongs to what follows. */
 export function resetPeakMemory(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');

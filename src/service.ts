@@ -40,6 +40,7 @@ import { Datastores } from './storage/datastores.js';
 import { datastoreDefinitions } from './datastore-definitions.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
+const MAX_LOGGED_NAMES = 50;
 
 export interface Services extends AppServices {
   db: Database;
@@ -215,7 +216,9 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   if (metricsServer) log.info({ url: metricsServer.url }, 'metrics listening');
-  log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: services.db.embedded }, 'listening');
+  // Names up to a screenful; a provider's thousands are counted, not listed in one huge line.
+  const hosted = config.homeservers.length <= MAX_LOGGED_NAMES ? config.homeservers.map((hs) => hs.name) : config.homeservers.length;
+  log.info({ url, homeservers: hosted, embeddedDatabase: services.db.embedded }, 'listening');
   return {
     url,
     metricsUrl: metricsServer?.url,
