@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -65,6 +65,10 @@ export interface MoreServiceOptions {
   media?: Record<string, unknown>;
   /** The service's log and stderr go to this file instead of the bench's console. */
   logFile?: string;
+  /** YAML list items replacing the one bench.example homeserver. */
+  homeservers?: string[];
+  /** How long to wait for /healthz to answer 200 (default 120 s). */
+  upTimeoutMs?: number;
 }
 
 export interface ChildService {
@@ -94,9 +98,10 @@ export async function startServiceProcess(
       ? ['logLevel: info', 'accessLog: {enabled: true}', `metrics: {enabled: true, host: 127.0.0.1, port: ${await freePort()}}`]
       : ['logLevel: warn', 'accessLog: {enabled: false}']),
     `dataDir: ${JSON.stringify(dataDir)}`,
-    `masterKey: ${randomBytes(32).toString('hex')}`,
+    // Kept in the data directory, so that a restart on it can decrypt the signing keys it stored.
+    `masterKey: {file: ${JSON.stringify(masterKeyFile(dataDir))}}`,
     'homeservers:',
-    `  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`,
+    ...(more.homeservers ?? [`  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`]),
     `media: ${JSON.stringify({ legacyFreezeAt: null, ...media })}`,
     ...(databaseUrl ? [`database: {url: ${JSON.stringify(databaseUrl)}}`] : []),
     ...extraConfig,
@@ -109,7 +114,8 @@ export async function startServiceProcess(
   const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'] });
   if (logFd !== undefined) closeSync(logFd); // the child has its own copy
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilUp(`${url}/healthz`, child);
+  // Until 200: while starting, the listener already answers every request with 503.
+  await waitUntilUp(`${url}/healthz`, child, { status: 200, timeoutMs: more.upTimeoutMs });
   return {
     url,
     child,
@@ -122,6 +128,12 @@ export async function startServiceProcess(
 
 /** Debian's nginx (nginx-light has sendfile, X-Accel-Redirect and secure_link). */
 export const NGINX_BINARY = '/usr/sbin/nginx';
+
+function masterKeyFile(dataDir: string): string {
+  const file = join(dataDir, 'master.key');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return file;
+}
 
 export interface Nginx {
   url: string;
@@ -176,20 +188,20 @@ ${httpConfig}
   };
 }
 
-async function waitUntilUp(url: string, child: ChildProcess): Promise<void> {
-  // Two minutes: the embedded database's first start takes that long on a loaded 2-core machine.
-  for (let i = 0; i < 1200; i++) {
+/** Polls every 20 ms until `url` answers below 500 (or with `status`, when given); kills a process that never does. */
+async function waitUntilUp(url: string, child: ChildProcess, until: { status?: number; timeoutMs?: number } = {}): Promise<void> {
+  // Two minutes by default: the embedded database's first start takes that long on a loaded 2-core machine.
+  const timeoutMs = until.timeoutMs ?? 120_000;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
-    try {
-      // The service answers 503 while it opens its database: up means an answer below 500.
-      if ((await http(url)).status < 500) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
+    // The service answers 503 while it opens its database.
+    const answered = await http(url).then((res) => (until.status === undefined ? res.status < 500 : res.status === until.status), () => false);
+    if (answered) return;
+    await sleep(20);
   }
   child.kill('SIGKILL'); // not left running behind a failed bench
-  throw new Error(`${url} did not come up in 120 s`);
+  throw new Error(`${url} did not come up in ${timeoutMs / 1000} s`);
 }
 
 /** VmHWM (peak resident set) or VmRSS of a process, in bytes. */
@@ -198,6 +210,16 @@ export function memoryOf(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]) * 1024;
 }
+
+/** CPU time (user + system) a process has used so far, in seconds: a figure the machine's load barely changes. */
+export function cpuSecondsOf(pid: number): number {
+  // Fields after the command name, which is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+// USER_HZ: 100 on every Linux architecture Node runs on.
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** Resets VmHWM to the current RSS (Linux clear_refs "5"), so that a later peak belongs to what follows. */
 export function resetPeakMemory(pid: number): void {

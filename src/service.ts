@@ -19,7 +19,8 @@ import { OutageLog } from './http/outages.js';
 import { RateLimits } from './http/rate-limits.js';
 import type { AppServices } from './http/services.js';
 import { StaticTokens } from './http/static-tokens.js';
-import { readKeyFile } from './keys/key-files.js';
+import { importKeyFiles, readKeyFiles } from './keys/key-file-imports.js';
+import type { KeyFileImport } from './keys/signing-key-store.js';
 import { Keyring } from './keys/keyring.js';
 import { MasterKey } from './keys/master-key.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
@@ -40,6 +41,7 @@ import { Datastores } from './storage/datastores.js';
 import { datastoreDefinitions } from './datastore-definitions.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
+const MAX_LOGGED_NAMES = 50;
 
 export interface Services extends AppServices {
   db: Database;
@@ -71,9 +73,7 @@ export interface RunningService {
 export async function openServices(config: Config, log: Logger, db?: Database): Promise<Services> {
   // Files the config names are read before the database is opened, so that a bad one fails at once.
   const staticTokens = new StaticTokens(new Map(config.homeservers.map((hs) => [hs.name, readStaticTokens(hs)])));
-  for (const hs of config.homeservers) {
-    if (hs.signingKeyPath) await readKeyFile(hs.signingKeyPath).catch((error: Error) => failKeyFile(hs.name, error));
-  }
+  const keyFiles = await readKeyFiles(config.homeservers);
   const masterKey = loadMasterKey(config, log);
   const database = db ?? (await openDatabase({
     url: config.database.url === undefined ? undefined : readSecret(config.database.url, 'database.url'),
@@ -81,19 +81,19 @@ export async function openServices(config: Config, log: Logger, db?: Database): 
     poolMax: config.database.poolMax,
   }));
   try {
-    return await buildServices(config, log, database, masterKey, staticTokens);
+    return await buildServices(config, log, database, masterKey, staticTokens, keyFiles);
   } catch (error) {
     if (!db) await database.close();
     throw error;
   }
 }
 
-async function buildServices(config: Config, log: Logger, database: Database, masterKey: MasterKey, staticTokens: StaticTokens): Promise<Services> {
+async function buildServices(config: Config, log: Logger, database: Database, masterKey: MasterKey, staticTokens: StaticTokens, keyFiles: KeyFileImport[]): Promise<Services> {
   const { knex } = database;
   const applied = await migrateToLatest(knex);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const signingKeys = new SigningKeyStore(knex, masterKey);
-  await importSigningKeys(config, signingKeys, log);
+  await importKeyFiles(signingKeys, config.homeservers, keyFiles, log);
 
   // Metrics reach each part as narrow callbacks; no part imports the registry.
   const metrics = config.metrics.enabled ? new Metrics({ knex }) : undefined;
@@ -217,7 +217,9 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   if (metricsServer) log.info({ url: metricsServer.url }, 'metrics listening');
-  log.info({ url, homeservers: config.homeservers.map((hs) => hs.name), embeddedDatabase: services.db.embedded }, 'listening');
+  // Names up to a screenful; a provider's thousands are counted, not listed in one huge line.
+  const hosted = config.homeservers.length <= MAX_LOGGED_NAMES ? config.homeservers.map((hs) => hs.name) : config.homeservers.length;
+  log.info({ url, homeservers: hosted, embeddedDatabase: services.db.embedded }, 'listening');
   return {
     url,
     metricsUrl: metricsServer?.url,
@@ -257,22 +259,6 @@ async function drain(server: Server, drainMs: number): Promise<void> {
   }
   server.closeAllConnections();
   await closed;
-}
-
-async function importSigningKeys(config: Config, signingKeys: SigningKeyStore, log: Logger): Promise<void> {
-  for (const hs of config.homeservers) {
-    if (!hs.signingKeyPath) {
-      log.warn({ homeserver: hs.name }, 'no signingKeyPath: remote media can only be fetched over the legacy unauthenticated endpoints');
-      continue;
-    }
-    const outcome = await signingKeys.importKeyFile(hs.name, hs.signingKeyPath).catch((error: Error) => failKeyFile(hs.name, error));
-    const key = await signingKeys.activeKey(hs.name);
-    log.info({ homeserver: hs.name, keyId: key?.keyId, outcome }, 'signing key ready');
-  }
-}
-
-function failKeyFile(homeserver: string, error: Error): never {
-  throw new Error(`homeserver ${homeserver}: signing key ${error.message}`);
 }
 
 function loadMasterKey(config: Config, log: Logger): MasterKey {

@@ -103,8 +103,10 @@ async function listKeys(config: Config, io: CliIo): Promise<void> {
   try {
     const keys = await services.signingKeys.list();
     await services.authSchemes.refreshAll();
+    const byServer = new Map<string, typeof keys>();
+    for (const key of keys) byServer.set(key.serverName, [...(byServer.get(key.serverName) ?? []), key]);
     for (const hs of config.homeservers) {
-      const own = keys.filter((k) => k.serverName === hs.name);
+      const own = byServer.get(hs.name) ?? [];
       const active = own.find((k) => k.expiredTs === null);
       io.stdout.write(`${hs.name}\n`);
       if (!active) {

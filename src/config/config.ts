@@ -203,11 +203,12 @@ function assertUniqueHosts(homeservers: HomeserverConfig[], file: string): void 
 
 function assertDatastoresCover(datastores: DatastoreConfig[], homeservers: HomeserverConfig[], file: string): void {
   const seen = new Map<string, number>();
+  const names = new Set(homeservers.map((hs) => hs.name));
   datastores.forEach((ds, i) => {
     const other = seen.get(ds.id);
     if (other !== undefined) throw new ConfigError(file, `/datastores/${i}/id`, `"${ds.id}" is already used by datastore ${other}`);
     seen.set(ds.id, i);
-    const unknownHs = ds.forHomeservers?.find((name) => !homeservers.some((hs) => hs.name === name));
+    const unknownHs = ds.forHomeservers?.find((name) => !names.has(name));
     if (unknownHs !== undefined) throw new ConfigError(file, `/datastores/${i}/forHomeservers`, `"${unknownHs}" is not a configured homeserver`);
     if (ds.type === 's3') checkS3Opts(ds.opts, `/datastores/${i}/opts`, file);
   });

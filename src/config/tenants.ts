@@ -3,16 +3,21 @@ import type { HomeserverConfig } from '../config/config.js';
 import { MatrixError } from '../matrix/errors.js';
 
 export class Tenants {
+  // Two maps, so that each lookup is one probe however many homeservers are hosted.
   private readonly byHost = new Map<string, HomeserverConfig>();
+  private readonly names = new Map<string, HomeserverConfig>();
 
   constructor(readonly homeservers: HomeserverConfig[]) {
-    for (const hs of homeservers) for (const host of [hs.name, ...hs.hostnames]) this.byHost.set(host, hs);
+    for (const hs of homeservers) {
+      this.names.set(hs.name, hs);
+      this.byHost.set(hs.name, hs);
+      for (const host of hs.hostnames) this.byHost.set(host, hs);
+    }
   }
 
   /** The homeserver named exactly `serverName` (server names are case-sensitive). */
   byName(serverName: string): HomeserverConfig | undefined {
-    const hs = this.byHost.get(serverName);
-    return hs?.name === serverName ? hs : undefined;
+    return this.names.get(serverName);
   }
 
   /** The homeserver a Host header addresses: its name or one of its extra hostnames, with or without port. */

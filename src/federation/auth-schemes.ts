@@ -13,6 +13,8 @@ import type { Logger } from '../log.js';
 import type { AuthScheme, AuthSchemeSource } from './client.js';
 
 export const SCHEME_REFRESH_MS = 3600_000;
+/** Homeservers looked at at once: thousands of hosted homeservers must not mean thousands of fetches at start. */
+const LOOKS_AT_ONCE = 8;
 /** The first request of a homeserver waits this long at most for the first look at what it publishes. */
 const FIRST_LOOK_WAIT_MS = 3000;
 
@@ -58,9 +60,12 @@ export class AuthSchemes implements AuthSchemeSource {
   private readonly choices = new Map<string, SchemeChoice>();
   private readonly firstLooks = new Map<string, Promise<void>>();
   private readonly looked = new Set<string>();
+  private readonly hosted: ReadonlySet<string>;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: AuthSchemesOptions) {}
+  constructor(private readonly options: AuthSchemesOptions) {
+    this.hosted = new Set(options.homeservers);
+  }
 
   /** Looks now (logging each homeserver's scheme and why), then every refreshMs. */
   start(): Promise<void> {
@@ -74,6 +79,8 @@ export class AuthSchemes implements AuthSchemeSource {
   }
 
   async schemeFor(origin: string): Promise<AuthScheme | undefined> {
+    // A homeserver whose turn in the first round has not come yet is looked at now.
+    if (!this.firstLooks.has(origin) && this.hosted.has(origin) && this.timer !== undefined) void this.refresh(origin);
     const first = this.firstLooks.get(origin);
     if (first && !this.looked.has(origin)) {
       let timer: NodeJS.Timeout | undefined;
@@ -88,8 +95,17 @@ export class AuthSchemes implements AuthSchemeSource {
     return this.choices.get(origin);
   }
 
-  refreshAll(): Promise<void> {
-    return Promise.all(this.options.homeservers.map((hs) => this.refresh(hs))).then(() => undefined);
+  /** Every homeserver, LOOKS_AT_ONCE at a time; one whose first look a request already started is not looked at twice. */
+  async refreshAll(): Promise<void> {
+    const firstRound = this.firstLooks.size === 0;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < this.options.homeservers.length; i = next++) {
+        const homeserver = this.options.homeservers[i]!;
+        if (!firstRound || !this.firstLooks.has(homeserver)) await this.refresh(homeserver);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOOKS_AT_ONCE, this.options.homeservers.length) }, worker));
   }
 
   refresh(homeserver: string): Promise<void> {

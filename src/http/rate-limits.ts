@@ -30,7 +30,13 @@ export class RateLimits {
   constructor(homeservers: readonly HomeserverConfig[], fallback: RateLimitsConfig, private readonly onRefusal: RateLimitRefusals = () => {}, clock: Clock = Date.now) {
     this.buckets = new TokenBuckets(clock);
     this.fallback = policy(fallback);
-    for (const hs of homeservers) this.policies.set(hs.name, policy(hs.rateLimits));
+    // Homeservers without a block of their own share the top-level one: one policy per distinct block.
+    const built = new Map<RateLimitsConfig, Policy>([[fallback, this.fallback]]);
+    for (const hs of homeservers) {
+      let p = built.get(hs.rateLimits);
+      if (!p) built.set(hs.rateLimits, (p = policy(hs.rateLimits)));
+      this.policies.set(hs.name, p);
+    }
   }
 
   /** Requests per client IP, before authentication; `tenant` as the Host header names it. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { decodeBase64, encodeBase64 } from '../../src/matrix/base64.js';
-import { createSigner, generateSeed, publicKeyFromSeed, verifySignature } from '../../src/matrix/ed25519.js';
+import { createSigner, generateSeed, lazySigner, publicKeyFromSeed, verifySignature } from '../../src/matrix/ed25519.js';
 
 const SPEC_SEED = decodeBase64('YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1');
 
@@ -20,6 +20,7 @@ describe('Ed25519', () => {
       const noble = ed25519.sign(message, seed);
       expect(Buffer.from(ours)).toEqual(Buffer.from(noble));
       expect(Buffer.from(signer.publicKey)).toEqual(Buffer.from(publicKeyFromSeed(seed)));
+      expect(Buffer.from(publicKeyFromSeed(seed))).toEqual(Buffer.from(ed25519.getPublicKey(seed)));
       expect(ed25519.verify(ours, message, signer.publicKey)).toBe(true);
       expect(verifySignature(publicKeyFromSeed(seed), message, noble)).toBe(true);
     }
@@ -38,6 +39,27 @@ describe('Ed25519', () => {
     expect(verifySignature(signer.publicKey.subarray(1), message, signature)).toBe(false);
     expect(verifySignature(signer.publicKey, message, signature.subarray(1))).toBe(false);
     expect(verifySignature(new Uint8Array(32), message, signature)).toBe(false);
+  });
+
+  test('a lazy signer reads its seed on the first signature only, then signs as @noble/curves does', () => {
+    const seed = generateSeed();
+    let loads = 0;
+    const signer = lazySigner(ed25519.getPublicKey(seed), () => (loads++, Uint8Array.from(seed)), 'test key');
+    expect(loads).toBe(0);
+    for (const text of ['one', 'two']) {
+      const message = Buffer.from(text);
+      expect(Buffer.from(signer.sign(message))).toEqual(Buffer.from(ed25519.sign(message, seed)));
+    }
+    expect(loads).toBe(1);
+  });
+
+  test('a lazy signer refuses a seed of another public key, and tries again on the next signature', () => {
+    const seed = generateSeed();
+    let given = generateSeed();
+    const signer = lazySigner(publicKeyFromSeed(seed), () => Uint8Array.from(given), 'test key');
+    expect(() => signer.sign(Buffer.from('m'))).toThrow('test key: stored public key does not match');
+    given = seed;
+    expect(verifySignature(publicKeyFromSeed(seed), Buffer.from('m'), signer.sign(Buffer.from('m')))).toBe(true);
   });
 
   test('seeds of the wrong length are refused', () => {
