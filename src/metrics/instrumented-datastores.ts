@@ -33,7 +33,8 @@ function instrument(store: Datastore, metrics: DatastoreMetrics): Datastore {
     has: timed('has', store.has.bind(store)),
     delete: timed('delete', store.delete.bind(store)),
     list: () => store.list(),
-    sweepStaging: timed('sweep', store.sweepStaging.bind(store)),
+    listStaging: () => store.listStaging(),
+    removeStaging: timed('sweep', store.removeStaging.bind(store)),
     ...(store.redirectUrl ? { redirectUrl: store.redirectUrl.bind(store) } : {}),
     ...(store.close ? { close: store.close.bind(store) } : {}),
   };

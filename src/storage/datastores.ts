@@ -31,12 +31,15 @@ export class Datastores {
     this.byId = new Map(stores.map((store) => [store.id, store]));
   }
 
-  /** Opens every configured datastore; of those taking a kind (for a homeserver), the first receives its new writes. */
-  static async open(definitions: readonly DatastoreDefinition[]): Promise<Datastores> {
+  /**
+   * Opens every configured datastore; of those taking a kind (for a homeserver), the first receives its new
+   * writes. `writer`: this instance's id, which names its staged bytes.
+   */
+  static async open(definitions: readonly DatastoreDefinition[], writer?: string): Promise<Datastores> {
     const stores: Datastore[] = [];
     const writers = new Map<MediaKind, Writer[]>();
     for (const definition of definitions) {
-      const store = await openDatastore(definition);
+      const store = await openDatastore(definition, writer);
       stores.push(store);
       for (const kind of definition.forKinds) {
         writers.set(kind, [...(writers.get(kind) ?? []), { store, forHomeservers: definition.forHomeservers }]);
@@ -79,11 +82,11 @@ export class Datastores {
   }
 }
 
-function openDatastore(definition: DatastoreDefinition): Promise<Datastore> {
+function openDatastore(definition: DatastoreDefinition, writer?: string): Promise<Datastore> {
   switch (definition.type) {
     case 'file':
-      return FilesystemDatastore.open(definition.opts.path, definition.id);
+      return FilesystemDatastore.open(definition.opts.path, definition.id, writer);
     case 's3':
-      return Promise.resolve(new S3Datastore(definition.id, definition.opts));
+      return Promise.resolve(new S3Datastore(definition.id, definition.opts, writer));
   }
 }
