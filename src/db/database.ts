@@ -85,7 +85,6 @@ export async function openEmbedded(directory?: string): Promise<Database> {
   if (directory) {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
     if (!existsSync(join(directory, 'PG_VERSION'))) await initialiseInChildProcess(directory);
-    makeOwnerOnly(directory);
   }
   const db = await PGlite.create(directory, { postgresqlconf: EMBEDDED_SETTINGS });
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 });
@@ -97,6 +96,11 @@ export async function openEmbedded(directory?: string): Promise<Database> {
     connection: { host, port: Number(port), user: 'postgres', database: 'postgres' },
     pool: { min: 0, max: 1 },
   });
+  if (directory) {
+    // After a first query, which writes the relation cache files.
+    await knex.raw('SELECT 1');
+    makeOwnerOnly(directory);
+  }
   return {
     knex,
     embedded: true,
