@@ -10,6 +10,7 @@ import { readStaticTokens } from './config/static-tokens.js';
 import { Tenants } from './config/tenants.js';
 import { CacheInvalidations } from './db/cache-invalidations.js';
 import { migrateToLatest, openDatabase, type Database } from './db/database.js';
+import { Instances } from './db/instances.js';
 import { AuthSchemes } from './federation/auth-schemes.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
@@ -26,6 +27,7 @@ import { MasterKey } from './keys/master-key.js';
 import { SigningKeyStore } from './keys/signing-key-store.js';
 import type { Logger } from './log.js';
 import { BlobReferences } from './media/blob-references.js';
+import { removeLeftoversAtStart } from './media/crash-leftovers.js';
 import { LocalMedia } from './media/local-media.js';
 import { MediaStore } from './media/media-store.js';
 import { RemoteMedia } from './media/remote-media.js';
@@ -59,6 +61,8 @@ export interface Services extends AppServices {
   jobs: AdminJobs;
   /** Drops other instances' cached rows when this one changes them. */
   invalidations: CacheInvalidations;
+  /** This instance's id (naming its staging files and fetch locks) and which instances are alive. */
+  instances: Instances;
 }
 
 export interface RunningService {
@@ -97,7 +101,9 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
 
   // Metrics reach each part as narrow callbacks; no part imports the registry.
   const metrics = config.metrics.enabled ? new Metrics({ knex }) : undefined;
-  const opened = await Datastores.open(datastoreDefinitions(config.datastores), new SmallBlobs(config.media.smallBlobs));
+  // Registered before anything is staged, so no other instance takes this one's staging for a dead one's.
+  const instances = await Instances.register(database, (err) => log.warn({ err }, 'instance heartbeat failed'));
+  const opened = await Datastores.open(datastoreDefinitions(config.datastores), { instanceId: instances.id, smallBlobs: new SmallBlobs(config.media.smallBlobs) });
   const datastores = metrics ? instrumentDatastores(opened, metrics) : opened;
   const blobs = new BlobReferences(knex, datastores);
   const media = new MediaStore(knex, blobs, config.admin.recordCacheTtlMs, {
@@ -139,6 +145,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
     datastores,
     blobs,
     invalidations,
+    instances,
     media,
     keyring,
     federation,
@@ -168,6 +175,7 @@ async function buildServices(config: Config, log: Logger, database: Database, ma
         fetchFinished: metrics?.remoteFetchFinished,
       },
       accessed: (tenant, serverName, mediaId) => admin.accessTimes.record(serverName, mediaId, tenant),
+      instances,
     }),
     admin,
     jobs,
@@ -181,6 +189,7 @@ export async function closeServices(services: Services): Promise<void> {
   await services.remoteMedia.close();
   await services.admin.accessTimes.close();
   services.federation.close();
+  await services.instances.close();
   await services.db.close();
   services.datastores.close();
 }
@@ -199,6 +208,7 @@ export async function startService(config: Config, log: Logger, db?: Database): 
     await drain(server, 0);
     throw error;
   }
+  await removeLeftoversAtStart({ ...services, knex: services.db.knex });
   services.jobs.start();
   // Not awaited: a homeserver slow to publish its keys must not hold up the listener (its first request waits a little).
   void services.authSchemes.start();

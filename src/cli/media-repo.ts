@@ -12,15 +12,16 @@ import { doctor } from './doctor.js';
 import { prepareTrial } from './trial.js';
 
 const PROGRAM = 'media-repo';
-const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | storage check | storage transfer -from A -to B [-kind K] [-homeserver H] | doctor | admin (see media-repo admin -help)';
+const SYNOPSIS = '[flags] serve | migrate | keys list | storage sweep | storage check [-quick] [-json] | storage transfer -from A -to B [-kind K] [-homeserver H] | doctor | admin (see media-repo admin -help)';
 const FLAGS: FlagSpec[] = [
   { name: 'config', usage: 'The YAML config file (default: config.yaml here, else the trial homeserver)', defaultValue: process.env.MEDIA_REPO_CONFIG ?? '' },
-  { name: 'json', usage: 'doctor: print the checks as JSON', defaultValue: 'false', boolean: true },
+  { name: 'json', usage: 'doctor, storage check: print the checks as JSON', defaultValue: 'false', boolean: true },
+  { name: 'quick', usage: 'storage check: only check that each blob exists, without reading it for its size and sha256', defaultValue: 'false', boolean: true },
   { name: 'from', usage: 'storage transfer: the datastore id to move blobs out of', defaultValue: '' },
   { name: 'to', usage: 'storage transfer: the datastore id to move them into', defaultValue: '' },
   { name: 'kind', usage: 'storage transfer: only local_media, remote_media or thumbnails', defaultValue: '' },
   { name: 'homeserver', usage: "storage transfer: only this hosted homeserver's local media and thumbnails", defaultValue: '' },
-  { name: 'staging-age-hours', usage: 'storage sweep: remove staging leftovers older than this', defaultValue: '24' },
+  { name: 'staging-age-hours', usage: 'storage sweep: also remove staging named by no instance (left by versions before 010_instances) older than this', defaultValue: '24' },
 ];
 const COMMANDS = ['serve', 'migrate', 'keys list', 'storage sweep', 'storage check', 'storage transfer', 'doctor'];
 /** How long SIGTERM and SIGINT let requests in flight finish. */
@@ -38,9 +39,14 @@ export async function run(argv: string[], io: CliIo = process): Promise<number> 
     command = parsed.positionals.join(' ') || 'serve';
     if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
     const flag = (name: string) => parsed.flags.get(name)!;
-    if (!['true', 'false'].includes(flag('json'))) throw new UsageError(`invalid boolean value "${flag('json')}" for -json`);
-    json = flag('json') === 'true';
-    const storageFlags = { from: flag('from'), to: flag('to'), kind: flag('kind'), homeserver: flag('homeserver'), stagingAgeHours: flag('staging-age-hours') };
+    const bool = (name: string) => {
+      if (!['true', 'false'].includes(flag(name))) throw new UsageError(`invalid boolean value "${flag(name)}" for -${name}`);
+      return flag(name) === 'true';
+    };
+    json = bool('json');
+    const storageFlags = {
+      from: flag('from'), to: flag('to'), kind: flag('kind'), homeserver: flag('homeserver'), stagingAgeHours: flag('staging-age-hours'), quick: bool('quick'), json,
+    };
     checkStorageFlags(command, storageFlags);
     return { configFile: flag('config'), storageFlags };
   };

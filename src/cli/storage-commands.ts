@@ -2,17 +2,22 @@
 import cliProgress from 'cli-progress';
 import { MEDIA_KINDS, type Config, type MediaKind } from '../config/config.js';
 import { createLogger } from '../log.js';
+import { removeCrashLeftovers } from '../media/crash-leftovers.js';
 import { DatastoreTransfer, type TransferProgress } from '../media/datastore-transfer.js';
 import { closeServices, openServices, type Services } from '../service.js';
 import { UsageError, type CliIo } from './args.js';
+import { checkStorage } from './storage-check.js';
 
 export interface StorageFlags {
   from: string;
   to: string;
   kind: string;
   homeserver: string;
-  /** Staging leftovers older than this are swept (uploads in progress are younger). */
+  /** Staging named by no instance (written by an older version) is swept past this age. */
   stagingAgeHours: string;
+  /** storage check: presence only, without reading each blob. */
+  quick: boolean;
+  json: boolean;
 }
 
 /** Checks the flags before anything is opened, so a typo is a usage error. */
@@ -28,36 +33,22 @@ export async function runStorageCommand(command: string, config: Config, flags: 
   const services = await openServices(config, createLogger('warn', io.stderr));
   try {
     if (command === 'storage sweep') await sweep(services, Number(flags.stagingAgeHours), io);
-    else if (command === 'storage check') await check(services, io);
+    else if (command === 'storage check') await checkStorage(services, flags, io);
     else await transfer(services, flags, io);
   } finally {
     await closeServices(services);
   }
 }
 
-/** Unreferenced blobs (a crash between commit and row), then staging leftovers, in every datastore. */
+/** Unreferenced blobs (a crash between commit and row), then what dead instances left: staging and fetch locks. */
 async function sweep(services: Services, stagingAgeHours: number, io: CliIo): Promise<void> {
   const { checked, deleted } = await services.blobs.sweepUnreferenced();
   io.stdout.write(`checked ${checked} stored files, deleted ${deleted} that nothing referenced\n`);
-  for (const store of services.datastores.all()) {
-    const { staged, uploads } = await store.sweepStaging(stagingAgeHours * 3600_000);
-    io.stdout.write(`${store.id}: removed ${staged} staged copies and ${uploads} unfinished multipart uploads older than ${stagingAgeHours} h\n`);
+  const removed = await removeCrashLeftovers({ ...services, knex: services.db.knex }, stagingAgeHours * 3600_000);
+  for (const [id, { staged, uploads }] of removed.staging) {
+    io.stdout.write(`${id}: removed ${staged} staged copies and ${uploads} unfinished multipart uploads that no live instance owns\n`);
   }
-}
-
-/** Every row's blob exists in the datastore the row names; exits 1 naming each one that does not. */
-async function check(services: Services, io: CliIo): Promise<void> {
-  const { rows } = await services.db.knex.raw<{ rows: Array<{ datastore_id: string; sha256: string }> }>(
-    `SELECT DISTINCT datastore_id, sha256 FROM (SELECT datastore_id, sha256 FROM media WHERE sha256 IS NOT NULL
-     UNION ALL SELECT datastore_id, sha256 FROM thumbnails UNION ALL SELECT datastore_id, sha256 FROM remote_thumbnails) b ORDER BY 1, 2`);
-  let missing = 0;
-  for (const { datastore_id: id, sha256 } of rows) {
-    if (await services.datastores.get(id).has(sha256)) continue;
-    missing++;
-    io.stdout.write(`missing: ${id} ${sha256}\n`);
-  }
-  io.stdout.write(`checked ${rows.length} blobs referenced by rows, ${missing} missing\n`);
-  if (missing > 0) throw new Error(`${missing} referenced blobs are missing from their datastore`);
+  io.stdout.write(`removed ${removed.locks} remote fetch locks of dead instances\n`);
 }
 
 async function transfer(services: Services, flags: StorageFlags, io: CliIo): Promise<void> {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrationSource } from './migrations.js';
+import { makeOwnerOnly } from './private-files.js';
 
 // bigint columns hold millisecond timestamps and byte sizes, all far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -17,6 +18,8 @@ export interface Database {
   /** True when running on the embedded PGlite (one connection: no cross-connection locking). */
   embedded: boolean;
   close(): Promise<void>;
+  /** A connection of its own, outside the pool, for session state (advisory locks); not on PGlite. */
+  connectSession?(): Promise<pg.Client>;
 }
 
 export interface DatabaseOptions {
@@ -45,7 +48,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       await knex.destroy();
       throw new Error(`cannot reach the database at ${describeUrl(options.url)}: ${reasonOf(error)}; check database.url`);
     }
-    return { knex, embedded: false, close: () => knex.destroy() };
+    const connectSession = async () => {
+      const session = new pg.Client({ connectionString: options.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+      await session.connect();
+      return session;
+    };
+    return { knex, embedded: false, close: () => knex.destroy(), connectSession };
   }
   return openEmbedded(options.dataDir === ':memory:' ? undefined : join(options.dataDir, 'pglite'));
 }
@@ -75,7 +83,7 @@ export async function openEmbedded(directory?: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   if (directory) {
-    mkdirSync(directory, { recursive: true });
+    mkdirSync(directory, { recursive: true, mode: 0o700 });
     if (!existsSync(join(directory, 'PG_VERSION'))) await initialiseInChildProcess(directory);
   }
   const db = await PGlite.create(directory, { postgresqlconf: EMBEDDED_SETTINGS });
@@ -88,6 +96,11 @@ export async function openEmbedded(directory?: string): Promise<Database> {
     connection: { host, port: Number(port), user: 'postgres', database: 'postgres' },
     pool: { min: 0, max: 1 },
   });
+  if (directory) {
+    // After a first query, which writes the relation cache files.
+    await knex.raw('SELECT 1');
+    makeOwnerOnly(directory);
+  }
   return {
     knex,
     embedded: true,
@@ -95,6 +108,7 @@ export async function openEmbedded(directory?: string): Promise<Database> {
       await knex.destroy();
       await server.stop();
       await db.close();
+      if (directory) makeOwnerOnly(directory);
     },
   };
 }

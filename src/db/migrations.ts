@@ -9,6 +9,7 @@ import * as admin from '../../migrations/006_admin.js';
 import * as quotas from '../../migrations/007_quotas.js';
 import * as remoteThumbnailNames from '../../migrations/008_remote_thumbnail_names.js';
 import * as scaleOut from '../../migrations/009_scale_out.js';
+import * as instances from '../../migrations/010_instances.js';
 
 interface Migration { up(knex: Knex): Promise<void> }
 
@@ -17,6 +18,7 @@ const migrations: Array<[string, Migration]> = [
   ['005_datastore_ids', datastoreIds], ['006_admin', admin], ['007_quotas', quotas],
   ['008_remote_thumbnail_names', remoteThumbnailNames],
   ['009_scale_out', scaleOut],
+  ['010_instances', instances],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

@@ -54,6 +54,11 @@ export class BlobReferences {
     return { checked, deleted };
   }
 
+  /** Whether some row points at this blob (read only; `storage check`). */
+  async isReferenced(datastoreId: string, sha256: string): Promise<boolean> {
+    return (await this.knex.raw<{ rows: unknown[] }>(REFERENCED_SQL, { sha256, datastoreId })).rows.length > 0;
+  }
+
   /** Deletes the blob unless some row references it; true when it was deleted. */
   async deleteIfUnreferenced(datastoreId: string, sha256: string): Promise<boolean> {
     return this.knex.transaction(async (trx) => {

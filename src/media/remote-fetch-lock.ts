@@ -1,6 +1,6 @@
 // One upstream request per remote media across instances: the fetching instance holds a lock row in
 // PostgreSQL (remote_fetches) and heartbeats it; the others poll for its outcome, and take the lock over
-// when its holder stops heartbeating (it died).
+// when its holder stops heartbeating or its instance is dead.
 import { notAvailableYet } from './remote-errors.js';
 import type { RemoteFetchStore } from './remote-store.js';
 import { pollUntil } from './poll.js';
@@ -12,6 +12,8 @@ export interface FetchLockSettings {
   /** How long to wait on another instance's fetch. */
   maxWaitMs: number;
   now: () => number;
+  /** The instances alive: a dead one's lock is taken over at once, not after staleMs. */
+  liveInstances?: () => Promise<ReadonlySet<string>>;
 }
 
 export class FetchLock {
@@ -32,8 +34,9 @@ export class FetchLock {
   async acquireOr<T>(meanwhile: () => Promise<T | undefined>): Promise<T | undefined> {
     const { now, staleMs } = this.settings;
     const outcome = await pollUntil<{ locked: true } | { found: T }>(async () => {
+      const live = await this.settings.liveInstances?.();
       const at = now();
-      if (await this.store.tryLock(this.fetchKey, this.owner, at, at - staleMs)) return { locked: true };
+      if (await this.store.tryLock(this.fetchKey, this.owner, at, at - staleMs, live)) return { locked: true };
       const found = await meanwhile();
       return found === undefined ? undefined : { found };
     }, { deadline: now() + this.settings.maxWaitMs, timedOut: notAvailableYet, now });

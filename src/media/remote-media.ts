@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { HomeserverConfig } from '../config/config.js';
+import type { InstanceLiveness } from '../db/instances.js';
 import type { FederationClient } from '../federation/client.js';
 import type { Logger } from '../log.js';
 import { notFound } from '../matrix/errors.js';
@@ -42,6 +43,8 @@ export interface RemoteMediaOptions {
   hooks?: RemoteMediaHooks;
   /** Told of every request for remote media: which hosted homeserver asked (access times, fetchers). */
   accessed?: (tenant: string, serverName: string, mediaId: string) => void;
+  /** This instance and which are alive: fetch locks name their instance, and a dead one's are taken over. */
+  instances?: InstanceLiveness;
   lockHeartbeatMs?: number;
   lockStaleMs?: number;
   now?: () => number;
@@ -57,6 +60,9 @@ export interface RemoteMediaHooks {
   /** A fetch this instance started ended: "ok", or the HTTP status it failed with. */
   fetchFinished?(outcome: string): void;
 }
+
+/** A fetch lock not heartbeated this long is lost, even if its instance lives. */
+export const FETCH_LOCK_STALE_MS = 30_000;
 
 export class RemoteMedia {
   private readonly flights = new Map<string, Flight>();
@@ -75,8 +81,11 @@ export class RemoteMedia {
       datastores: options.datastores,
       log: options.log,
       settings: options.settings,
-      lock: { heartbeatMs: options.lockHeartbeatMs ?? 5000, staleMs: options.lockStaleMs ?? 30_000, maxWaitMs: options.settings.maxTimeoutMs, now },
-      instanceId: randomUUID(),
+      lock: {
+        heartbeatMs: options.lockHeartbeatMs ?? 5000, staleMs: options.lockStaleMs ?? FETCH_LOCK_STALE_MS, maxWaitMs: options.settings.maxTimeoutMs, now,
+        liveInstances: options.instances && (() => options.instances!.live()),
+      },
+      instanceId: options.instances?.id ?? randomUUID(),
       spoolDirectory: options.spoolDirectory,
       cached: (target) => this.cached(target),
       warnNoSigningKey: (tenant) => this.warnNoSigningKey(tenant),

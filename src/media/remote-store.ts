@@ -33,16 +33,35 @@ export class RemoteFetchStore {
     return inserted.length === 1;
   }
 
-  /** Takes the lock row for `fetchKey`, or takes it over when its holder stopped heartbeating before `staleBefore`. */
-  async tryLock(fetchKey: string, owner: string, now: number, staleBefore: number): Promise<boolean> {
+  /**
+   * Takes the lock row for `fetchKey`, or takes it over when its holder stopped heartbeating before
+   * `staleBefore` or (given the instances alive) its instance is dead.
+   */
+  async tryLock(fetchKey: string, owner: string, now: number, staleBefore: number, live?: ReadonlySet<string>): Promise<boolean> {
     const result = await this.knex.raw<{ rows: unknown[] }>(
       `INSERT INTO remote_fetches (fetch_key, owner, heartbeat_ts) VALUES (?, ?, ?)
        ON CONFLICT (fetch_key) DO UPDATE SET owner = EXCLUDED.owner, heartbeat_ts = EXCLUDED.heartbeat_ts
-       WHERE remote_fetches.heartbeat_ts < ?
+       WHERE remote_fetches.heartbeat_ts < ? ${live ? `OR NOT (${OWNER_INSTANCE} = ANY(?::text[]))` : ''}
        RETURNING owner`,
-      [fetchKey, owner, now, staleBefore],
+      [fetchKey, owner, now, staleBefore, ...(live ? [textArray(live)] : [])],
     );
     return result.rows.length === 1;
+  }
+
+  /** Lock rows whose holder's instance is dead or that were not heartbeated since `staleBefore`. */
+  async staleLocks(live: ReadonlySet<string>, staleBefore: number): Promise<Array<{ fetchKey: string; owner: string }>> {
+    const { rows } = await this.knex.raw<{ rows: Array<{ fetch_key: string; owner: string }> }>(
+      `SELECT fetch_key, owner FROM remote_fetches WHERE heartbeat_ts < ? OR NOT (${OWNER_INSTANCE} = ANY(?::text[])) ORDER BY fetch_key`,
+      [staleBefore, textArray(live)],
+    );
+    return rows.map((row) => ({ fetchKey: row.fetch_key, owner: row.owner }));
+  }
+
+  /** Drops the lock rows of dead instances (a crash mid-fetch); returns how many. */
+  async deleteLocksOfDead(live: ReadonlySet<string>): Promise<number> {
+    const { rowCount } = await this.knex.raw<{ rowCount: number }>(
+      `DELETE FROM remote_fetches WHERE NOT (${OWNER_INSTANCE} = ANY(?::text[]))`, [textArray(live)]);
+    return rowCount;
   }
 
   /** False when the lock was lost (taken over as stale). */
@@ -72,4 +91,12 @@ export class RemoteFetchStore {
   async clearFailure(fetchKey: string): Promise<void> {
     await this.knex('remote_fetch_failures').where({ fetch_key: fetchKey }).delete();
   }
+}
+
+/** A lock's owner is `<instance id>/<fetch id>`. */
+const OWNER_INSTANCE = `split_part(remote_fetches.owner, '/', 1)`;
+
+/** Instance ids (uuids) as a PostgreSQL text[] literal. */
+function textArray(ids: ReadonlySet<string>): string {
+  return `{${[...ids].map((id) => `"${id.replace(/["\\]/g, '')}"`).join(',')}}`;
 }

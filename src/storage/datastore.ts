@@ -43,11 +43,23 @@ export interface StagingSweep {
   uploads: number;
 }
 
+/** One staged copy or unfinished multipart upload; its name carries the instance that writes it. */
+export interface StagingEntry {
+  /** The file name or object key, as the datastore lists it. */
+  readonly name: string;
+  /** The writing instance's id; undefined for staging named before names carried one. */
+  readonly writer: string | undefined;
+  readonly modifiedMs: number;
+  /** Set for an unfinished multipart upload. */
+  readonly uploadId?: string;
+}
+
 /**
  * Bytes fully received and hashed, not yet visible under their sha256. The staging contract, which an
  * object store honours as well as a filesystem: staged bytes are invisible to `read` and `list`; `commit`
  * may be slow (an object store copies), is called at most once and succeeds when the blob already exists;
- * staged bytes that are neither committed nor discarded (a crash) are the datastore's to clean up.
+ * staged bytes are named by the writing instance, so those neither committed nor discarded (a crash) are
+ * removed once that instance is dead (staging.ts).
  */
 export interface StagedBlob {
   readonly datastoreId: string;
@@ -78,8 +90,10 @@ export interface Datastore {
   redirectUrl?(sha256: string, headers?: RedirectHeaders): Promise<string | undefined>;
   /** Set where the reverse proxy reads this datastore's files itself (filesystem datastores). */
   readonly proxyOffload?: ProxyOffload;
-  /** Removes staging leftovers older than this (a crash between staging and commit or discard). */
-  sweepStaging(olderThanMs: number): Promise<StagingSweep>;
+  /** Every staged copy and unfinished upload, for finding a crash's leftovers (see staging.ts). */
+  listStaging(): AsyncIterable<StagingEntry>;
+  /** Removes one of them; already gone is fine. */
+  removeStaging(entry: StagingEntry): Promise<void>;
   /** Releases connections; the datastore is not used afterwards. */
   close?(): void;
 }

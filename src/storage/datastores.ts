@@ -21,6 +21,12 @@ export type DatastoreDefinition =
   | DefinitionBase & { readonly type: 'file'; readonly opts: { readonly path: string; readonly proxyOffload?: ProxyOffloadOptions } }
   | DefinitionBase & { readonly type: 's3'; readonly opts: S3Options };
 
+interface OpenOptions {
+  /** This instance's id, which names its staged bytes (a fresh one when absent). */
+  instanceId?: string;
+  smallBlobs?: SmallBlobs;
+}
+
 interface Writer {
   store: Datastore;
   forHomeservers?: readonly string[];
@@ -33,12 +39,15 @@ export class Datastores {
     this.byId = new Map(stores.map((store) => [store.id, store]));
   }
 
-  /** Opens every configured datastore; of those taking a kind (for a homeserver), the first receives its new writes. */
-  static async open(definitions: readonly DatastoreDefinition[], smallBlobs?: SmallBlobs): Promise<Datastores> {
+  /**
+   * Opens every configured datastore; of those taking a kind (for a homeserver), the first receives its new
+   * writes. `instanceId` names this instance's staged bytes.
+   */
+  static async open(definitions: readonly DatastoreDefinition[], options: OpenOptions = {}): Promise<Datastores> {
     const stores: Datastore[] = [];
     const writers = new Map<MediaKind, Writer[]>();
     for (const definition of definitions) {
-      const store = await openDatastore(definition, smallBlobs);
+      const store = await openDatastore(definition, options);
       stores.push(store);
       for (const kind of definition.forKinds) {
         writers.set(kind, [...(writers.get(kind) ?? []), { store, forHomeservers: definition.forHomeservers }]);
@@ -81,13 +90,14 @@ export class Datastores {
   }
 }
 
-function openDatastore(definition: DatastoreDefinition, smallBlobs: SmallBlobs | undefined): Promise<Datastore> {
+function openDatastore(definition: DatastoreDefinition, options: OpenOptions): Promise<Datastore> {
   switch (definition.type) {
     case 'file':
       return FilesystemDatastore.open(definition.opts.path, definition.id, {
-        smallBlobs, proxyOffload: definition.opts.proxyOffload && new ProxyOffload(definition.opts.proxyOffload),
+        writer: options.instanceId, smallBlobs: options.smallBlobs,
+        proxyOffload: definition.opts.proxyOffload && new ProxyOffload(definition.opts.proxyOffload),
       });
     case 's3':
-      return Promise.resolve(new S3Datastore(definition.id, definition.opts));
+      return Promise.resolve(new S3Datastore(definition.id, definition.opts, options.instanceId));
   }
 }

@@ -1,18 +1,18 @@
-// Blobs as files under <root>/<aa>/<bb>/<sha256>; uploads are staged in <root>/.tmp and renamed into place.
+// Blobs as files under <root>/<aa>/<bb>/<sha256>; uploads are staged in <root>/.tmp/<writer>.<uuid>.part and
+// renamed into place.
 import { randomUUID } from 'node:crypto';
 import { close, createReadStream, createWriteStream, fstat, open as openFd } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type StagingSweep, type WriteLimits } from './datastore.js';
+import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type WriteLimits } from './datastore.js';
 import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
 import { blobPath, type ProxyOffload } from './proxy-offload.js';
 import { SmallBlobs } from './small-blobs.js';
+import { stagingName, writerOf } from './staging.js';
 
 const TEMP_DIR = '.tmp';
-// A staged file untouched this long belongs to a crashed process (uploads in progress keep writing).
-const STALE_TEMP_MS = 24 * 3600_000;
 // 1 MiB reads run large downloads at the runtime's ceiling (64 KiB ones at a third of it); the range's
 // end bounds each read, so a smaller body gets one buffer of its own size.
 const READ_CHUNK_BYTES = 1 << 20;
@@ -20,20 +20,26 @@ const READ_CHUNK_BYTES = 1 << 20;
 export class FilesystemDatastore implements Datastore {
   private readonly tempDir: string;
 
-  private constructor(readonly id: string, readonly root: string, private readonly smallBlobs: SmallBlobs, readonly proxyOffload?: ProxyOffload) {
+  private constructor(
+    readonly id: string,
+    readonly root: string,
+    private readonly writer: string,
+    private readonly smallBlobs: SmallBlobs,
+    readonly proxyOffload?: ProxyOffload,
+  ) {
     this.tempDir = join(root, TEMP_DIR);
   }
 
-  /** Creates the folders and removes staged files left by a crash. */
-  static async open(root: string, id = 'default', options: { smallBlobs?: SmallBlobs; proxyOffload?: ProxyOffload } = {}): Promise<FilesystemDatastore> {
-    const store = new FilesystemDatastore(id, root, options.smallBlobs ?? new SmallBlobs({ maxBytes: 0, cacheBytes: 0 }), options.proxyOffload);
+  /** Creates the folders; `writer`: the instance id staged files are named by. */
+  static async open(root: string, id = 'default', options: { writer?: string; smallBlobs?: SmallBlobs; proxyOffload?: ProxyOffload } = {}): Promise<FilesystemDatastore> {
+    const smallBlobs = options.smallBlobs ?? new SmallBlobs({ maxBytes: 0, cacheBytes: 0 });
+    const store = new FilesystemDatastore(id, root, options.writer ?? randomUUID(), smallBlobs, options.proxyOffload);
     await mkdir(store.tempDir, { recursive: true });
-    await store.sweepStaging(STALE_TEMP_MS);
     return store;
   }
 
   async writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob> {
-    const temp = join(this.tempDir, `${randomUUID()}.part`);
+    const temp = join(this.tempDir, `${stagingName(this.writer)}.part`);
     const meter = new HashingMeter(limits.maxBytes, limits.tooLarge ?? (() => new SizeLimitError(limits.maxBytes)));
     feedWithoutDestroying(body, meter);
     try {
@@ -120,18 +126,15 @@ export class FilesystemDatastore implements Datastore {
     return join(this.root, blobPath(sha256));
   }
 
-  async sweepStaging(olderThanMs: number): Promise<StagingSweep> {
-    const cutoff = Date.now() - olderThanMs;
-    let staged = 0;
+  async *listStaging(): AsyncIterable<StagingEntry> {
     for (const name of await readdir(this.tempDir)) {
-      const file = join(this.tempDir, name);
-      const info = await stat(file).catch(() => undefined);
-      if (info && info.mtimeMs <= cutoff) {
-        await rm(file, { force: true });
-        staged++;
-      }
+      const info = await stat(join(this.tempDir, name)).catch(() => undefined);
+      if (info) yield { name, writer: writerOf(name), modifiedMs: info.mtimeMs };
     }
-    return { staged, uploads: 0 };
+  }
+
+  async removeStaging(entry: StagingEntry): Promise<void> {
+    await rm(join(this.tempDir, basename(entry.name)), { force: true });
   }
 }
 

@@ -1,6 +1,7 @@
 // Blobs as objects <prefix><aa>/<bb>/<sha256> in an S3 bucket. Uploads larger than one part stream as
-// multipart uploads to a staging key while hashed; commit copies the staged object to its content
-// address (S3 has no rename, and the digest is known only at the end), then deletes the staging object.
+// multipart uploads to a staging key (<prefix>.staging/<writer>.<uuid>) while hashed; commit copies the
+// staged object to its content address (S3 has no rename, and the digest is known only at the end), then
+// deletes the staging object.
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
@@ -10,11 +11,12 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   DatastoreUnavailableError, isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type RedirectHeaders, type StagedBlob,
-  type StagingSweep, type WriteLimits,
+  type StagingEntry, type WriteLimits,
 } from './datastore.js';
 import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
 import { createS3Client, type S3Options } from './s3-client.js';
-import { sweepS3Staging } from './s3-staging.js';
+import { listS3Staging, removeS3Staging } from './s3-staging.js';
+import { stagingName } from './staging.js';
 
 export const STAGING_DIR = '.staging/';
 // 5 MiB parts, 4 in flight: at most ~25 MiB of one upload in memory, whatever its size.
@@ -27,7 +29,8 @@ const SKIP_COPY_CHECK_BELOW = 8 * 1024 * 1024;
 export class S3Datastore implements Datastore {
   readonly client: S3Client;
 
-  constructor(readonly id: string, readonly options: S3Options) {
+  /** `writer`: the instance id staging keys are named by. */
+  constructor(readonly id: string, readonly options: S3Options, private readonly writer: string = randomUUID()) {
     this.client = createS3Client(options);
   }
 
@@ -47,7 +50,7 @@ export class S3Datastore implements Datastore {
       head.push(next.value);
       headBytes += next.value.length;
     }
-    const key = `${this.options.prefix}${STAGING_DIR}${randomUUID()}`;
+    const key = `${this.stagingPrefix}${stagingName(this.writer)}`;
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.options.bucketName, Key: key, Body: Readable.from(headThenRest(head, chunks)), ...this.storageParams() },
@@ -125,8 +128,16 @@ export class S3Datastore implements Datastore {
     return getSignedUrl(this.client, command, { expiresIn: this.options.presignExpirySeconds });
   }
 
-  sweepStaging(olderThanMs: number): Promise<StagingSweep> {
-    return sweepS3Staging(this.client, this.options.bucketName, `${this.options.prefix}${STAGING_DIR}`, olderThanMs);
+  listStaging(): AsyncIterable<StagingEntry> {
+    return listS3Staging(this.client, this.options.bucketName, this.stagingPrefix);
+  }
+
+  removeStaging(entry: StagingEntry): Promise<void> {
+    return removeS3Staging(this.client, this.options.bucketName, this.stagingPrefix, entry);
+  }
+
+  private get stagingPrefix(): string {
+    return `${this.options.prefix}${STAGING_DIR}`;
   }
 
   close(): void {

@@ -77,7 +77,7 @@ describe('media-repo CLI', () => {
     await orphan.commit();
     const { code, stdout } = await runCli(['-config', configFile, 'storage', 'sweep']);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^checked \d+ stored files, deleted 1 that nothing referenced\ndefault: removed 0 staged copies and 0 unfinished multipart uploads older than 24 h\n$/);
+    expect(stdout).toMatch(/^checked \d+ stored files, deleted 1 that nothing referenced\ndefault: removed 0 staged copies and 0 unfinished multipart uploads that no live instance owns\nremoved 0 remote fetch locks of dead instances\n$/);
     expect(await storage.has(orphan.sha256)).toBe(false);
   }, 60_000);
 

@@ -1,10 +1,11 @@
 // One upstream request per remote media, however many clients ask at once and with whatever options:
 // in one instance (in-process single-flight) and across instances (the lock row in PostgreSQL).
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { Instances } from '../../src/db/instances.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 import { openTwoDatabases, REAL_POSTGRES_URL } from '../helpers/database.js';
 import { generateSynapseKey, type SynapseKey } from '../helpers/keys.js';
@@ -120,16 +121,33 @@ describeWithPython('one instance', () => {
     expect(await knex('remote_fetches').where({ fetch_key: `download ${REMOTE} orphan` })).toEqual([]);
   });
 
+  test('a lock row of a dead instance is taken over at once, though recently heartbeated', async () => {
+    remote.media.set('crashed', { kind: 'multipart', bytes: Buffer.from('taken over') });
+    const knex = repo.service.services.db.knex;
+    await knex('remote_fetches').insert({ fetch_key: `download ${REMOTE} crashed`, owner: `${randomUUID()}/fetch`, heartbeat_ts: Date.now() });
+    const started = Date.now();
+    const response = await repo.get(`/_matrix/client/v1/media/download/${REMOTE}/crashed`);
+    expect(response.body.toString()).toBe('taken over');
+    // Well within the 30 s a silent holder keeps its lock.
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   test('a live lock row makes the request wait; when it goes without a result, this instance fetches', async () => {
     remote.media.set('waited', { kind: 'multipart', bytes: Buffer.from('after the wait') });
     const knex = repo.service.services.db.knex;
-    await knex('remote_fetches').insert({ fetch_key: `download ${REMOTE} waited`, owner: 'busy-instance', heartbeat_ts: Date.now() });
-    const response = repo.get(`/_matrix/client/v1/media/download/${REMOTE}/waited`);
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(remote.requestsFor(`${DOWNLOADS}waited`)).toHaveLength(0);
-    await knex('remote_fetches').where({ owner: 'busy-instance' }).delete();
-    expect((await response).body.toString()).toBe('after the wait');
-    expect(remote.requestsFor(`${DOWNLOADS}waited`)).toHaveLength(1);
+    // Another instance, alive: registered on the same database.
+    const busy = await Instances.register(repo.service.services.db, () => undefined);
+    try {
+      await knex('remote_fetches').insert({ fetch_key: `download ${REMOTE} waited`, owner: `${busy.id}/fetch`, heartbeat_ts: Date.now() });
+      const response = repo.get(`/_matrix/client/v1/media/download/${REMOTE}/waited`);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(remote.requestsFor(`${DOWNLOADS}waited`)).toHaveLength(0);
+      await knex('remote_fetches').where({ owner: `${busy.id}/fetch` }).delete();
+      expect((await response).body.toString()).toBe('after the wait');
+      expect(remote.requestsFor(`${DOWNLOADS}waited`)).toHaveLength(1);
+    } finally {
+      await busy.close();
+    }
   });
 });
 

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { RunningService } from '../../src/service.js';
 import { S3Datastore } from '../../src/storage/s3.js';
+import { sweepStaging } from '../../src/storage/staging.js';
 import { startFaultyProxy, type FaultyProxy, type ProxyMode } from '../helpers/faulty-proxy.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 import { rawRequest } from '../helpers/raw-http.js';
@@ -68,8 +69,8 @@ describe('S3 failures', () => {
     expect(await rows()).toBe(rowsBefore);
     proxy.mode = { kind: 'pass' };
     expect((await s3Listing(direct, s3)).blobs).toEqual(blobsBefore);
-    // Leftovers of an abort S3 never received are staging only, and the staging sweep takes them.
-    await direct.sweepStaging(0);
+    // Leftovers of an abort S3 never received are staging only, and the staging sweep takes them once their writer is gone.
+    await sweepStaging(direct, { live: async () => new Set(), unnamedOlderThanMs: 0 });
     expect((await s3Listing(direct, s3)).staged).toEqual([]);
     const ok = await upload(body);
     expect(ok.status).toBe(200);

@@ -1,11 +1,12 @@
 // The filesystem datastore on a real temporary folder; digests checked with node:crypto.
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { SizeLimitError } from '../../src/storage/datastore.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
+import { sweepStaging } from '../../src/storage/staging.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -126,15 +127,30 @@ describe('FilesystemDatastore', () => {
     }
   });
 
-  test('opening removes staged files a crash left behind, but not recent ones', async () => {
-    const stale = join(root, '.tmp', 'stale.part');
-    const recent = join(root, '.tmp', 'recent.part');
-    mkdirSync(join(root, '.tmp'), { recursive: true });
-    writeFileSync(stale, 'x');
-    writeFileSync(recent, 'y');
+  test('the staging sweep removes a dead writer\'s staged files at once, a live writer\'s never, unnamed ones only when old', async () => {
+    const writer = randomUUID();
+    const dead = randomUUID();
+    const mine = await FilesystemDatastore.open(root, 'default', { writer });
+    const source = new PassThrough();
+    const writing = mine.writeStream(source, { maxBytes: 100 });
+    source.write('in progress');
+    const tmp = join(root, '.tmp');
+    const deadFile = `${dead}.${randomUUID()}.part`;
+    writeFileSync(join(tmp, deadFile), 'x');
+    writeFileSync(join(tmp, 'old.part'), 'y');
+    writeFileSync(join(tmp, 'recent.part'), 'z');
     const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
-    utimesSync(stale, twoDaysAgo, twoDaysAgo);
-    await FilesystemDatastore.open(root);
-    expect(readdirSync(join(root, '.tmp'))).toEqual(['recent.part']);
+    utimesSync(join(tmp, 'old.part'), twoDaysAgo, twoDaysAgo);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const owners = { live: async () => new Set([writer]), unnamedOlderThanMs: 24 * 3600_000 };
+    expect(await sweepStaging(mine, owners)).toEqual({ staged: 2, uploads: 0 });
+    const left = readdirSync(tmp).sort();
+    expect(left).toHaveLength(2);
+    expect(left).toContain('recent.part');
+    expect(left.find((name) => name !== 'recent.part')).toMatch(new RegExp(`^${writer}\\.[0-9a-f-]{36}\\.part$`));
+    source.end();
+    const staged = await writing;
+    await staged.commit();
+    expect(await mine.has(staged.sha256)).toBe(true);
   });
 });

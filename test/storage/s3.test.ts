@@ -1,10 +1,11 @@
 // The S3 datastore against a real S3-protocol server (s3rver) on loopback; digests checked with node:crypto.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { CreateMultipartUploadCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DatastoreUnavailableError, SizeLimitError } from '../../src/storage/datastore.js';
 import type { S3Options } from '../../src/storage/s3-client.js';
 import { S3Datastore } from '../../src/storage/s3.js';
+import { sweepStaging } from '../../src/storage/staging.js';
 import { startS3Server, S3_TEST_CREDENTIALS, type TestS3Server } from '../helpers/s3-server.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -100,19 +101,30 @@ describe('S3Datastore', () => {
     expect(server.openUploads(store.options.prefix)).toEqual([]);
   });
 
-  test('sweepStaging removes stale staging objects and unfinished multipart uploads, never committed blobs', async () => {
-    const kept = await store.writeStream(Readable.from([Buffer.from('kept')]), { maxBytes: 100 });
+  test('the staging sweep removes a dead writer\'s staging at once, never a live writer\'s nor committed blobs', async () => {
+    const writer = randomUUID();
+    const dead = randomUUID();
+    const mine = new S3Datastore('s3', { ...store.options }, writer);
+    const kept = await mine.writeStream(Readable.from([Buffer.from('kept')]), { maxBytes: 100 });
     await kept.commit();
     // Past one part, so staged in the bucket (a smaller body waits in memory until commit).
-    await store.writeStream(Readable.from([patterned(6 * MiB)]), { maxBytes: 10 * MiB });
-    await store.client.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: `${store.options.prefix}.staging/crashed-upload` }));
+    await mine.writeStream(Readable.from([patterned(6 * MiB)]), { maxBytes: 10 * MiB });
+    const staging = `${store.options.prefix}.staging/`;
+    await store.client.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: `${staging}${dead}.${randomUUID()}` }));
+    await store.client.send(new PutObjectCommand({ Bucket: server.bucket, Key: `${staging}${dead}.${randomUUID()}`, Body: 'x' }));
+    // Named by no writer (an older version's): only past its age.
+    await store.client.send(new PutObjectCommand({ Bucket: server.bucket, Key: `${staging}unnamed`, Body: 'y' }));
     // Outside the staging area: not ours to sweep.
     await store.client.send(new PutObjectCommand({ Bucket: server.bucket, Key: `${store.options.prefix}notes.txt`, Body: 'x' }));
-    expect(await store.sweepStaging(24 * 3600_000)).toEqual({ staged: 0, uploads: 0 });
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect(await store.sweepStaging(1000)).toEqual({ staged: 1, uploads: 1 });
+    const owners = (live: string[], unnamedOlderThanMs = 24 * 3600_000) => ({ live: async () => new Set(live), unnamedOlderThanMs });
+    expect(await sweepStaging(mine, owners([writer, dead]))).toEqual({ staged: 0, uploads: 0 });
+    expect(await sweepStaging(mine, owners([writer]))).toEqual({ staged: 1, uploads: 1 });
+    const staged = (await allKeys()).filter((key) => key.startsWith('.staging/')).sort();
+    expect(staged).toEqual([expect.stringMatching(new RegExp(`^\\.staging/${writer}\\.`)), '.staging/unnamed']);
+    expect(await sweepStaging(mine, owners([], 0))).toEqual({ staged: 2, uploads: 0 });
     expect(await allKeys()).toEqual([`${kept.sha256.slice(0, 2)}/${kept.sha256.slice(2, 4)}/${kept.sha256}`, 'notes.txt']);
     expect(server.openUploads(store.options.prefix)).toEqual([]);
+    mine.close();
   });
 
   test('presigned redirects serve the bytes with the signed content type and disposition; publicBaseUrl is a plain URL', async () => {
