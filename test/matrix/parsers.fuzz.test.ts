@@ -49,6 +49,18 @@ test('mxc URIs: every valid server name and media ID round-trips', () => {
   }), RUNS);
 });
 
+test('canonical JSON: nesting of any depth encodes, or throws CanonicalJsonError (never a stack overflow)', () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 20_000 }), fc.boolean(), (depth, arrays) => {
+    let value: unknown = 1;
+    for (let i = 0; i < depth; i++) value = arrays ? [value] : { a: value };
+    try {
+      encodeCanonicalJson(value);
+    } catch (error) {
+      if (!(error instanceof CanonicalJsonError)) throw error;
+    }
+  }), { numRuns: 60, seed: 1414 });
+});
+
 test('canonical JSON: any JS value encodes to text JSON.parse reads back, or throws CanonicalJsonError', () => {
   const value = fc.oneof(fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true, withSparseArray: true }), fc.jsonValue());
   fc.assert(fc.property(value, (v) => {
