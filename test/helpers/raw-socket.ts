@@ -26,11 +26,14 @@ export function requestBytes(req: RawSocketRequest): Buffer {
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), Buffer.from(req.body ?? '')]);
 }
 
-/** Sends `bytes` to 127.0.0.1:`port` (not half-closing: the server would drop a pending answer) and parses the answer. */
-export function sendRaw(port: number, bytes: Buffer, timeoutMs = 10_000): Promise<SocketResponse> {
+/**
+ * Sends `bytes` to 127.0.0.1:`port` (not half-closing: the server would drop a pending answer) and parses the
+ * answer; `localAddress` (another loopback address) makes the connection come from a different peer.
+ */
+export function sendRaw(port: number, bytes: Buffer, timeoutMs = 10_000, localAddress?: string): Promise<SocketResponse> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+    const socket = connect({ port, host: '127.0.0.1', localAddress }, () => socket.write(bytes));
     const timer = setTimeout(() => socket.destroy(new Error('no answer in time')), timeoutMs);
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     // The server may close while our body is still being written: its answer is what counts.
