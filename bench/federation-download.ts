@@ -157,14 +157,15 @@ const bareUrl = await listen(bare);
 const plain = await requestsPerSecond(bareUrl, {}, MEDIA_BYTES);
 
 // Authentication alone (keys already in the keyring's memory) against one raw verify of the same bytes.
-const inbound = { method: 'GET', uri: URI, host: DESTINATION, authorization: [authorization] };
+const inboundOf = (service: RunningService) => ({ method: 'GET', uri: URI, tenant: service.services.tenants.byName(DESTINATION)!, authorization: [authorization] });
 const message = signedBytes(requestSigningJson(signedRequest));
 const signature = signer.sign(message);
 const publicKey = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), signer.publicKey]), format: 'der', type: 'spki' });
 const { result: authRate } = await withService(false, async (service) => {
-  const authenticated = await authenticateRequest(service.services.tenants, service.services.keyring, inbound);
+  const inbound = inboundOf(service);
+  const authenticated = await authenticateRequest(service.services.keyring, inbound);
   if (authenticated.origin !== ORIGIN) throw new Error('the bench request does not authenticate');
-  return callsPerSecond(() => authenticateRequest(service.services.tenants, service.services.keyring, inbound), VERIFY_SECONDS);
+  return callsPerSecond(() => authenticateRequest(service.services.keyring, inbound), VERIFY_SECONDS);
 });
 const rawRate = await callsPerSecond(() => {
   if (!verify(null, message, publicKey, signature)) throw new Error('raw verify failed');

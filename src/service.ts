@@ -244,7 +244,8 @@ export async function startService(config: Config, log: Logger, db?: Database): 
 
 /** Binds the listener; a failure (port taken, address not ours) is one clear error naming the address. */
 async function listen(handler: RequestListener, { host, port }: Config['listen']): Promise<Server> {
-  const server = createServer(handler);
+  // A request without Host reaches the app, whose tenant rule answers it 404 M_NOT_FOUND like any unknown Host.
+  const server = createServer({ requireHostHeader: false }, handler);
   server.listen(port, host);
   try {
     await once(server, 'listening');

@@ -87,7 +87,14 @@ export function loadConfigFile(file: string): Config {
     const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}` : '';
     throw new ConfigError(file, where, `invalid YAML: ${first.message.split('\n')[0]}`);
   }
-  return buildConfig(doc.toJS() ?? {}, file);
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (error) {
+    // Parsed but not representable, e.g. an alias whose anchor comes later.
+    throw new ConfigError(file, '', `invalid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return buildConfig(raw ?? {}, file);
 }
 
 /** Validates a parsed config object and fills in defaults. `file` names it in errors and anchors relative paths. */

@@ -1,6 +1,6 @@
-// Every request belongs to exactly one hosted homeserver: by the server name in its path, else by Host.
+// The hosted homeservers by name and by the Host values their clients and peers use (the rule that picks
+// a request's homeserver is http/request-tenant).
 import type { HomeserverConfig } from '../config/config.js';
-import { MatrixError } from '../matrix/errors.js';
 
 export class Tenants {
   // Two maps, so that each lookup is one probe however many homeservers are hosted.
@@ -23,13 +23,8 @@ export class Tenants {
   /** The homeserver a Host header addresses: its name or one of its extra hostnames, with or without port. */
   byHostHeader(host: string | undefined): HomeserverConfig | undefined {
     if (!host) return undefined;
-    return this.byHost.get(host) ?? this.byHost.get(host.toLowerCase()) ?? this.byHost.get(stripPort(host));
-  }
-
-  requireByHost(host: string | undefined): HomeserverConfig {
-    const hs = this.byHostHeader(host);
-    if (!hs) throw new MatrixError(404, 'M_NOT_FOUND', `This media repository does not serve the homeserver "${host ?? ''}"`);
-    return hs;
+    const lower = host.toLowerCase();
+    return this.byHost.get(host) ?? this.byHost.get(lower) ?? this.byHost.get(stripPort(lower));
   }
 }
 

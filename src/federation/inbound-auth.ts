@@ -4,7 +4,6 @@
 // keyring, the destination must be the hosted homeserver the request reached, and the homeserver's
 // allow/deny lists must admit the origin.
 import type { HomeserverConfig } from '../config/config.js';
-import type { Tenants } from '../config/tenants.js';
 import type { KeyLookupOptions, UsableKey } from '../keys/keyring.js';
 import { MatrixError } from '../matrix/errors.js';
 import { parseServerName } from '../matrix/server-name.js';
@@ -26,8 +25,8 @@ export interface InboundRequest {
   readonly method: string;
   /** The request target exactly as received: the signature covers it byte for byte. */
   readonly uri: string;
-  /** The Host the request came to (possibly from a trusted proxy's X-Forwarded-Host). */
-  readonly host: string | undefined;
+  /** The hosted homeserver the request reached (by Host, or a trusted proxy's X-Forwarded-Host). */
+  readonly tenant: HomeserverConfig;
   /** Every Authorization header value, in order. */
   readonly authorization: readonly string[];
   /** The parsed JSON body, only when the request has one. */
@@ -49,7 +48,7 @@ const unauthorized = (message: string) => new MatrixError(401, 'M_UNAUTHORIZED',
 const malformed = (message: string) => new MatrixError(400, 'M_UNAUTHORIZED', message);
 
 /** `verified`: successful verifications to remember, for requests without a body. */
-export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, request: InboundRequest, verified?: VerifiedRequests): Promise<AuthenticatedRequest> {
+export async function authenticateRequest(keyring: KeyLookup, request: InboundRequest, verified?: VerifiedRequests): Promise<AuthenticatedRequest> {
   const headers = [X_MATRIX_SCHEME, ...SCOPED_SCHEMES].map((scheme) => parseAuthorization(request.authorization, scheme))
     .filter((h): h is ParsedAuthorization => h !== null);
   if (headers.length === 0) throw unauthorized('Missing X-Matrix Authorization header');
@@ -58,7 +57,12 @@ export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, 
   const destinations = new Set(headers.flatMap((h) => (h.destination === undefined ? [] : [h.destination])));
   if (destinations.size > 1) throw malformed('The Authorization headers disagree on destination');
 
-  const tenant = addressedTenant(tenants, [...destinations][0], request.host);
+  const tenant = request.tenant;
+  const destination = [...destinations][0];
+  // Old senders name no destination: the homeserver the request reached is the one it was for.
+  if (destination !== undefined && destination !== tenant.name) {
+    throw unauthorized(`The destination ${destination} is not the homeserver this request was sent to`);
+  }
   checkOriginAllowed(tenant, origin);
 
   const authenticated = { origin, tenant, schemes: headers.map((h) => h.scheme) };
@@ -68,19 +72,6 @@ export async function authenticateRequest(tenants: Tenants, keyring: KeyLookup, 
   const validUntil = await Promise.all(headers.map((header) => verifySignatures(keyring, header, { ...signed, content: request.content })));
   if (cacheable) verified.remember(signed, Math.min(...validUntil));
   return authenticated;
-}
-
-/** The destination names one of our homeservers, and the one the Host header reached; old senders without a destination get the Host's. */
-function addressedTenant(tenants: Tenants, destination: string | undefined, host: string | undefined): HomeserverConfig {
-  const byHost = tenants.byHostHeader(host);
-  if (destination === undefined) {
-    if (!byHost) throw unauthorized('No destination in the Authorization header, and the Host is not a homeserver served here');
-    return byHost;
-  }
-  const tenant = tenants.byName(destination);
-  if (!tenant) throw unauthorized(`The destination ${destination} is not a homeserver served here`);
-  if (byHost !== tenant) throw unauthorized(`The destination ${destination} is not the homeserver this request was sent to`);
-  return tenant;
 }
 
 function checkOriginAllowed(tenant: HomeserverConfig, origin: string): void {

@@ -104,7 +104,7 @@ async function readFederationBody(client: FederationClient, request: RemoteMedia
     } catch {
       throw new UpstreamError('bad-response', `${request.serverName} sent an invalid Location`);
     }
-    const located = await client.fetchUrl(url, response, request.headersTimeoutMs);
+    const located = await fetchElsewhere(client, request, url, response);
     return plainBody(request, located, 'federation-location');
   }
   return {
@@ -121,9 +121,22 @@ async function fetchLegacy(client: FederationClient, request: RemoteMediaRequest
   const location = first.headers.location;
   // allow_redirect=true lets the origin send us to its CDN; each hop goes through the IP filter again.
   const response = REDIRECTS.has(first.status) && location !== undefined
-    ? (first.body.resume(), await client.fetchUrl(new URL(location, first.url), first, request.headersTimeoutMs))
+    ? (first.body.resume(), await fetchElsewhere(client, request, new URL(location, first.url), first))
     : first;
   return plainBody(request, response, 'legacy');
+}
+
+/**
+ * Follows a Location part or redirect. Failing to reach where it points is this media's failure, not the
+ * origin's: a bad response, so the origin's other media are not backed off.
+ */
+async function fetchElsewhere(client: FederationClient, request: RemoteMediaRequest, url: URL, base: Response): Promise<Response> {
+  try {
+    return await client.fetchUrl(url, base, request.headersTimeoutMs);
+  } catch (error) {
+    if (!(error instanceof UpstreamError) || !['unreachable', 'blocked', 'timeout'].includes(error.kind)) throw error;
+    throw new UpstreamError('bad-response', `the Location ${request.serverName} gave could not be fetched: ${error.message}`, { cause: error });
+  }
 }
 
 /** A plain (non-multipart) media response: 200 with the bytes, or an error answer. */

@@ -3,6 +3,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import { SERVED_BY, SERVED_BY_HEADER } from '../federation/homeserver-checks.js';
 import { errorHandler, unrecognizedRoute } from './errors.js';
 import { requestLog } from './request-log.js';
+import { addressedTenant, requireTenant } from './request-tenant.js';
 import { routeFamily } from './route-family.js';
 import { adminRouter } from './routes/admin.js';
 import { clientMediaApi } from './routes/client.js';
@@ -33,6 +34,8 @@ export function createApp(services: AppServices): Express {
     }
   });
 
+  // Every route below serves one hosted homeserver, decided by one rule (./request-tenant).
+  app.use(requireTenant(services.tenants));
   app.use(federationRouter(services));
   app.use(clientMediaApi(services));
   app.use(adminRouter(services));
@@ -44,7 +47,7 @@ export function createApp(services: AppServices): Express {
 /** Requests per client IP (trustProxy decides what req.ip is), and the bandwidth share of media responses. */
 function perIpLimits({ limits, tenants }: Pick<AppServices, 'limits' | 'tenants'>): RequestHandler {
   return (req, res, next) => {
-    const tenant = tenants.byHostHeader(req.headers.host);
+    const tenant = addressedTenant(tenants, req);
     const family = routeFamily(req);
     const ip = req.ip ?? '';
     try {

@@ -4,10 +4,10 @@ import { hash } from 'node:crypto';
 import type { Request } from 'express';
 import got, { type Response as GotResponse } from 'got';
 import type { Config, HomeserverConfig } from '../config/config.js';
-import type { Tenants } from '../config/tenants.js';
 import type { Logger } from '../log.js';
 import { LruCache, type CacheLookups } from '../lru-cache.js';
-import { forbidden, MatrixError, notFound } from '../matrix/errors.js';
+import { forbidden, MatrixError } from '../matrix/errors.js';
+import { tenantOf } from './request-tenant.js';
 import { StaticTokens } from './static-tokens.js';
 
 export interface Requester {
@@ -134,28 +134,16 @@ function accessTokenOf(req: Request, allowQueryString: boolean): string | undefi
 export class ClientAuthenticator {
   private readonly tokens: AccessTokenVerifier;
 
-  constructor(
-    private readonly tenants: Tenants, private readonly settings: Config['auth'], log: Logger, staticTokens?: StaticTokens, tokenLookups?: CacheLookups,
-  ) {
+  constructor(private readonly settings: Config['auth'], log: Logger, staticTokens?: StaticTokens, tokenLookups?: CacheLookups) {
     this.tokens = new AccessTokenVerifier(settings, log, staticTokens, tokenLookups);
   }
 
   /**
-   * The hosted homeserver whose user is calling: the one the Host header names (the client talks to its
-   * own homeserver's address), else the one named in the path; a media ID of another hosted homeserver
-   * must still be readable with this user's token.
+   * Checks the request's access token with the homeserver the request addresses (./request-tenant), whatever
+   * server name a media path holds; guests only where `allowGuests`.
    */
-  callerTenant(req: Request, pathServerName?: string): HomeserverConfig {
-    const byHost = this.tenants.byHostHeader(req.headers.host);
-    if (byHost) return byHost;
-    const byPath = pathServerName === undefined ? undefined : this.tenants.byName(pathServerName);
-    if (byPath) return byPath;
-    throw notFound(`This media repository does not serve the homeserver "${req.headers.host ?? ''}"`);
-  }
-
-  /** Checks the request's access token with the caller's homeserver; guests only where `allowGuests`. */
-  async authenticate(req: Request, options: { allowGuests: boolean; pathServerName?: string }): Promise<AuthenticatedCaller> {
-    const tenant = this.callerTenant(req, options.pathServerName);
+  async authenticate(req: Request, options: { allowGuests: boolean }): Promise<AuthenticatedCaller> {
+    const tenant = tenantOf(req);
     const token = accessTokenOf(req, this.settings.allowQueryStringToken);
     if (token === undefined) throw missingToken();
     const asUserId = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;

@@ -19,7 +19,8 @@ export function errorHandler(log: Logger, outages: OutageLog = new OutageLog(log
     const dependency = unavailableDependency(error);
     if (dependency) outages.report(dependency, error);
     const matrixError = dependency ? unavailableError(dependency) : toMatrixError(error);
-    if (!dependency && matrixError.status >= 500) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    // Our own 5xx answers (a remote that failed, a homeserver down) were logged where they arose: no stack here.
+    if (!dependency && !(error instanceof MatrixError) && matrixError.status >= 500) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
     if (res.headersSent) {
       // The body has started: the only honest signal left is to cut the connection.
       res.destroy();

@@ -15,7 +15,7 @@ export class RateLimitedAuthenticator extends ClientAuthenticator {
     this.limits = limits;
   }
 
-  override async authenticate(req: Request, options: { allowGuests: boolean; pathServerName?: string }): Promise<AuthenticatedCaller> {
+  override async authenticate(req: Request, options: { allowGuests: boolean }): Promise<AuthenticatedCaller> {
     const caller = await super.authenticate(req, options);
     noteHomeserver(req, caller.tenant.name);
     this.limits.checkUser(caller.tenant, routeFamily(req), caller.userId, req.ip ?? '');

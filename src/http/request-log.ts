@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Request, RequestHandler } from 'express';
 import type { Tenants } from '../config/tenants.js';
+import { addressedTenant } from './request-tenant.js';
 import type { Logger } from '../log.js';
 import { routeFamily, type RouteFamily } from './route-family.js';
 
@@ -58,7 +59,7 @@ export function requestLog(tenants: Tenants, observer: HttpObserver | undefined,
       const finished: FinishedRequest = {
         method: req.method,
         family: routeFamily(req),
-        homeserver: info?.homeserver ?? tenants.byHostHeader(req.headers.host)?.name ?? '-',
+        homeserver: info?.homeserver ?? addressedTenant(tenants, req)?.name ?? '-',
         status: res.statusCode,
         durationSeconds: Number(process.hrtime.bigint() - started) / 1e9,
         bytesIn: now.read - mark.read,

@@ -8,6 +8,8 @@ export class CanonicalJsonError extends Error {
   }
 }
 
+// Far deeper than any Matrix object, far short of the stack: deeper input is refused, not a RangeError.
+const MAX_DEPTH = 512;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
@@ -59,6 +61,7 @@ function encodeValue(value: unknown, path: string, out: string[], ancestors: Set
         return;
       }
       if (ancestors.has(value)) throw new CanonicalJsonError(path, 'the value contains a cycle');
+      if (ancestors.size >= MAX_DEPTH) throw new CanonicalJsonError(path, `nested deeper than ${MAX_DEPTH} levels`);
       ancestors.add(value);
       if (Array.isArray(value)) encodeArray(value, path, out, ancestors);
       else encodeObject(value, path, out, ancestors);

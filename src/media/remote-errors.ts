@@ -1,8 +1,17 @@
 // What a client is told when remote media cannot be had, whatever went wrong on the way.
 import { RemoteHttpError } from '../federation/client.js';
-import { UpstreamError } from '../federation/http.js';
+import { UpstreamError, type UpstreamErrorKind } from '../federation/http.js';
 import { MatrixError, notYetUploaded } from '../matrix/errors.js';
 import type { CachedFailure } from './remote-store.js';
+
+const UPSTREAM_MESSAGES: Record<UpstreamErrorKind, string> = {
+  unreachable: 'Could not fetch the remote content: its server could not be reached',
+  blocked: 'Could not fetch the remote content: its server could not be reached',
+  timeout: 'The origin server did not answer in time',
+  'too-large': 'The remote content is too large',
+  'bad-response': 'Could not fetch the remote content: its server answered with something unusable',
+  truncated: 'Could not fetch the remote content: the transfer was cut short',
+};
 
 /** The Matrix error a client gets for a failed fetch. */
 export function toClientError(error: unknown): MatrixError {
@@ -16,7 +25,8 @@ export function toClientError(error: unknown): MatrixError {
   if (error instanceof UpstreamError) {
     if (error.kind === 'too-large') return new MatrixError(502, 'M_TOO_LARGE', 'The remote content is too large');
     if (error.kind === 'timeout') return new MatrixError(504, 'M_UNKNOWN', 'The origin server did not answer in time');
-    return new MatrixError(502, 'M_UNKNOWN', `Could not fetch the remote content: ${error.message}`);
+    // The detail (addresses, the filter's verdict) goes to the log only: a client learns nothing of our network.
+    return new MatrixError(502, 'M_UNKNOWN', UPSTREAM_MESSAGES[error.kind]);
   }
   return new MatrixError(502, 'M_UNKNOWN', 'Could not fetch the remote content');
 }

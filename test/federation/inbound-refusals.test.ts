@@ -64,8 +64,9 @@ const hostile: Variant[] = [
   ['a destination that is not served here', async () => ({ authorization: await sign({ destination: 'elsewhere.test' }) }), 401, 'M_UNAUTHORIZED'],
   ['a destination differing only in case', async () => ({ authorization: await sign({ destination: 'HS.test' }) }), 401, 'M_UNAUTHORIZED'],
   ['a destination naming an extra hostname, not the server name', async () => ({ authorization: await sign({ destination: 'matrix.hs.test' }) }), 401, 'M_UNAUTHORIZED'],
-  ['a Host that no homeserver has', async () => ({ host: 'unknown.test', authorization: await sign() }), 401, 'M_UNAUTHORIZED'],
-  ['no destination and a Host that no homeserver has', async () => ({ host: 'unknown.test', authorization: await sign({ legacyHeader: true }) }), 401, 'M_UNAUTHORIZED'],
+  // The tenant rule comes first: a Host that names no hosted homeserver is 404, whatever is signed.
+  ['a Host that no homeserver has', async () => ({ host: 'unknown.test', authorization: await sign() }), 404, 'M_NOT_FOUND'],
+  ['no destination and a Host that no homeserver has', async () => ({ host: 'unknown.test', authorization: await sign({ legacyHeader: true }) }), 404, 'M_NOT_FOUND'],
   ['no destination, signed for one homeserver but sent to another\'s Host', async () => ({ host: 'other-hs.test', authorization: await sign({ legacyHeader: true }) }), 401, 'M_UNAUTHORIZED'],
   // Missing.
   ['no Authorization header', async () => ({}), 401, 'M_UNAUTHORIZED'],

@@ -22,6 +22,7 @@ const config = buildConfig({
   homeservers: [{ name: 'hs-a.example', clientApi: 'http://127.0.0.1:1' }, { name: 'hs-b.example', clientApi: 'http://127.0.0.1:1' }],
 }, join(tmpdir(), 'config.yaml'));
 const tenants = new Tenants(config.homeservers);
+const tenantFor = (host: string) => tenants.byHostHeader(host)!;
 
 let now = 1_000_000;
 let keyValidUntil = now + 3_600_000;
@@ -38,7 +39,7 @@ const header = (request: { method?: string; uri?: string; destination?: string }
   buildAuthorizationHeader({ method: request.method ?? 'GET', uri: request.uri ?? URI, origin: ORIGIN, destination: request.destination ?? 'hs-a.example' }, KEY_ID, signer);
 
 function authenticate(verified: VerifiedRequests, request: { method?: string; uri?: string; host?: string; authorization: string[] }) {
-  return authenticateRequest(tenants, keyring, { method: request.method ?? 'GET', uri: request.uri ?? URI, host: request.host ?? 'hs-a.example', authorization: request.authorization }, verified);
+  return authenticateRequest(keyring, { method: request.method ?? 'GET', uri: request.uri ?? URI, tenant: tenantFor(request.host ?? 'hs-a.example'), authorization: request.authorization }, verified);
 }
 
 async function status(promise: Promise<unknown>): Promise<number> {
@@ -122,15 +123,15 @@ test('an entry never outlives the key that verified it', async () => {
   now += 1;
   keyValidUntil = now; // the keyring no longer offers the expired key
   const expired = { verifyKey: async () => undefined };
-  expect(await status(authenticateRequest(tenants, expired, { method: 'GET', uri: URI, host: 'hs-a.example', authorization }, verified))).toBe(401);
+  expect(await status(authenticateRequest(expired, { method: 'GET', uri: URI, tenant: tenantFor('hs-a.example'), authorization }, verified))).toBe(401);
 });
 
 test('failures are not remembered', async () => {
   const verified = cache();
   const authorization = [header()];
   const failing: KeyLookup = { verifyKey: async () => undefined };
-  expect(await status(authenticateRequest(tenants, failing, { method: 'GET', uri: URI, host: 'hs-a.example', authorization }, verified))).toBe(401);
-  expect(await status(authenticateRequest(tenants, failing, { method: 'GET', uri: URI, host: 'hs-a.example', authorization }, verified))).toBe(401);
+  expect(await status(authenticateRequest(failing, { method: 'GET', uri: URI, tenant: tenantFor('hs-a.example'), authorization }, verified))).toBe(401);
+  expect(await status(authenticateRequest(failing, { method: 'GET', uri: URI, tenant: tenantFor('hs-a.example'), authorization }, verified))).toBe(401);
   await authenticate(verified, { authorization });
   expect(lookups).toBe(1);
 });

@@ -57,11 +57,16 @@ describe('who may act', () => {
   });
 
   test('the shared secret and config-listed provider admins act on every homeserver', async () => {
-    for (const [token, host] of [[SHARED_SECRET, 'a.example'], [SHARED_SECRET, 'unknown.example'], [ROOT, 'a.example']] as const) {
+    for (const [token, host] of [[SHARED_SECRET, 'a.example'], [SHARED_SECRET, 'b.example'], [ROOT, 'a.example']] as const) {
       const res = await adminCall(bed.service, 'GET', `/usage/${b.serverName}`, token, host);
       expect(res.status).toBe(200);
       expect(res.json().raw_counts).toMatchObject({ media: 1 });
     }
+  });
+
+  test('even the shared secret reaches the admin API only through a hosted homeserver\'s address', async () => {
+    const res = await adminCall(bed.service, 'GET', `/usage/${b.serverName}`, SHARED_SECRET, 'unknown.example');
+    expect([res.status, res.json().errcode]).toEqual([404, 'M_NOT_FOUND']);
   });
 
   test('a homeserver admin per its Synapse admin API is asked once, with the configured token, then cached', async () => {

@@ -2,6 +2,7 @@ import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunningService } from '../../src/service.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { startTestService } from '../helpers/service-under-test.js';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<string, { file: string; keyId: string }>;
@@ -27,12 +28,14 @@ describe('service', () => {
     expect(await res.json()).toEqual({ status: 'ok' });
   });
 
-  test('unknown endpoints answer 404 M_UNRECOGNIZED as Matrix JSON', async () => {
+  test('unknown endpoints answer 404 M_UNRECOGNIZED as Matrix JSON; through an unknown Host, 404 M_NOT_FOUND', async () => {
     for (const path of ['/_matrix/media/v3/nothing', '/_matrix/federation/v1/media/zzz', '/']) {
-      const res = await fetch(`${service.url}${path}`, { method: 'POST' });
+      const res = await rawRequest(`${service.url}${path}`, { method: 'POST', headers: { host: 'a.example' } });
       expect(res.status).toBe(404);
-      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-      expect(await res.json()).toEqual({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.json()).toEqual({ errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+      const elsewhere = await fetch(`${service.url}${path}`, { method: 'POST' });
+      expect([elsewhere.status, ((await elsewhere.json()) as { errcode: string }).errcode]).toEqual([404, 'M_NOT_FOUND']);
     }
   });
 

@@ -14,7 +14,7 @@ import { ADMIN, adminReportRoutes, type AdminServices, type Authenticate } from 
 const roomsUnknown = () => unrecognized('This media repository does not know which media belongs to which room', 400);
 
 export function adminRouter(services: AdminServices): Router {
-  const clients = new ClientAuthenticator(services.tenants, services.config.auth, services.log);
+  const clients = new ClientAuthenticator(services.config.auth, services.log);
   const auth = new AdminAuthenticator(clients, services.admin.auth, services.log);
   const authenticate: Authenticate = async (req) => {
     const scope = await auth.authenticate(req);

@@ -23,7 +23,7 @@ type ClientServices = Omit<AppServices, 'keyring' | 'db'>;
 export function clientMediaApi(services: ClientServices): Router {
   const router = Router();
   const auth = new RateLimitedAuthenticator(
-    services.limits, services.tenants, services.config.auth, services.log, services.staticTokens, services.tokenCacheLookups,
+    services.limits, services.config.auth, services.log, services.staticTokens, services.tokenCacheLookups,
   );
   router.use(['/_matrix/client', '/_matrix/media'], cors);
   router.use(authenticatedMediaRoutes(services, auth));
@@ -49,7 +49,7 @@ function authenticatedMediaRoutes(services: ClientServices, auth: ClientAuthenti
 
   router.route([`${V1}/download/:serverName/:mediaId`, `${V1}/download/:serverName/:mediaId/:fileName`]).get(async (req, res) => {
     const target = mediaPath(req);
-    const caller = await auth.authenticate(req, { allowGuests: true, pathServerName: target.serverName });
+    const caller = await auth.authenticate(req, { allowGuests: true });
     const media = await openRequestedMedia(services, res, { target, timeoutMs: timeoutMs(req, maxTimeoutMs), caller: () => caller.tenant });
     await sendDownload(req, res, media, PRIVATE_CACHE, fileNameParam(req));
   }).all(methodNotAllowed);
@@ -57,7 +57,7 @@ function authenticatedMediaRoutes(services: ClientServices, auth: ClientAuthenti
   router.route(`${V1}/thumbnail/:serverName/:mediaId`).get(async (req, res) => {
     const target = mediaPath(req);
     const thumbnail = thumbnailParams(req);
-    const caller = await auth.authenticate(req, { allowGuests: true, pathServerName: target.serverName });
+    const caller = await auth.authenticate(req, { allowGuests: true });
     const media = await openRequestedMedia(services, res, { target, thumbnail, timeoutMs: timeoutMs(req, maxTimeoutMs), caller: () => caller.tenant });
     await sendThumbnail(req, res, media, PRIVATE_CACHE);
   }).all(methodNotAllowed);
@@ -85,7 +85,7 @@ function uploadRoutes(services: ClientServices, auth: ClientAuthenticator): Rout
 
   router.route(UPLOAD_VERSIONS.map((v) => `/_matrix/media/${v}/upload/:serverName/:mediaId`)).put(uploadHandler(async (req, res) => {
     const { serverName, mediaId } = mediaPath(req);
-    const caller = await auth.authenticate(req, { allowGuests: false, pathServerName: serverName });
+    const caller = await auth.authenticate(req, { allowGuests: false });
     const owner = services.tenants.byName(serverName);
     if (!owner) throw notFound('Unknown media ID');
     await services.uploads.uploadToPending(owner, caller.userId, mediaId, uploadInput(req));

@@ -23,7 +23,7 @@ const PREFIXES = ['/_matrix/federation/v1/media', '/_matrix/federation/unstable/
 export function federationRouter(services: FederationServices): Router {
   const router = Router();
   const verified = new VerifiedRequests(services.config.federation.verifiedRequestCacheMs);
-  const authenticate = rateLimitedFederation(federationAuthenticator(services.tenants, services.keyring, verified), services.limits);
+  const authenticate = rateLimitedFederation(federationAuthenticator(services.keyring, verified), services.limits);
   for (const prefix of PREFIXES) {
     router.route(`${prefix}/download/:mediaId`).get(download(services, authenticate)).all(methodNotAllowed);
     router.route(`${prefix}/thumbnail/:mediaId`).get(thumbnail(services, authenticate)).all(methodNotAllowed);

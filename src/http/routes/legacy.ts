@@ -7,6 +7,7 @@ import type { AppServices } from '../services.js';
 import type { ClientAuthenticator } from '../auth.js';
 import { booleanParam, fileNameParam, mediaPath, thumbnailParams, timeoutMs, type MediaPath } from '../media-params.js';
 import { PUBLIC_CACHE } from '../media-response.js';
+import { tenantOf } from '../request-tenant.js';
 import { methodNotAllowed, previewsUnsupported } from './common.js';
 import { mediaConfig } from './media-config.js';
 import { isLocal, openRequestedMedia, sendDownload, sendThumbnail, type MediaRequest, type MediaServices } from './serve-media.js';
@@ -23,13 +24,13 @@ export function legacyMediaRoutes(services: LegacyServices, auth: ClientAuthenti
   const maxTimeoutMs = services.config.media.maxTimeoutMs;
 
   router.route([...paths('download/:serverName/:mediaId'), ...paths('download/:serverName/:mediaId/:fileName')]).get(async (req, res) => {
-    const media = await openUnauthenticated(services, auth, req, res, { target: mediaPath(req), timeoutMs: timeoutMs(req, maxTimeoutMs) });
+    const media = await openUnauthenticated(services, req, res, { target: mediaPath(req), timeoutMs: timeoutMs(req, maxTimeoutMs) });
     await sendDownload(req, res, media, PUBLIC_CACHE, fileNameParam(req));
   }).all(methodNotAllowed);
 
   router.route(paths('thumbnail/:serverName/:mediaId')).get(async (req, res) => {
     const request = { target: mediaPath(req), thumbnail: thumbnailParams(req), timeoutMs: timeoutMs(req, maxTimeoutMs) };
-    await sendThumbnail(req, res, await openUnauthenticated(services, auth, req, res, request), PUBLIC_CACHE);
+    await sendThumbnail(req, res, await openUnauthenticated(services, req, res, request), PUBLIC_CACHE);
   }).all(methodNotAllowed);
 
   router.route(paths('config')).get(async (req, res) => {
@@ -50,13 +51,13 @@ export function legacyMediaRoutes(services: LegacyServices, auth: ClientAuthenti
  * our cache was filled, so only media cached before the freeze is served and nothing new is fetched.
  */
 async function openUnauthenticated(
-  services: LegacyServices, auth: ClientAuthenticator, req: Request, res: Response, request: Omit<MediaRequest, 'caller'>,
+  services: LegacyServices, req: Request, res: Response, request: Omit<MediaRequest, 'caller'>,
 ) {
   const freezeAt = services.config.media.legacyFreezeAt?.getTime();
   const local = isLocal(services, request.target.serverName);
   if (!local && !booleanParam(req, 'allow_remote', true)) throw notFound('Remote media not requested (allow_remote=false)');
   if (freezeAt !== undefined) await assertStoredBefore(services, request.target, freezeAt, local);
-  const media = await openRequestedMedia(services, res, { ...request, caller: () => auth.callerTenant(req) });
+  const media = await openRequestedMedia(services, res, { ...request, caller: () => tenantOf(req) });
   if (freezeAt !== undefined && (media.storedTs ?? Infinity) >= freezeAt) throw frozen();
   return media;
 }
