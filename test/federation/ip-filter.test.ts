@@ -45,7 +45,8 @@ describe('IpFilter defaults', () => {
     ['IPv4-mapped private', '::ffff:10.1.2.3'],
     ['IPv4-mapped in hex', '::ffff:7f00:1'],
     ['IPv4-compatible', '::127.0.0.1'],
-    ['6to4 of a private address', '2002:0a00:0001::1'],
+    // 192.168.1.1 only when read from the 2nd and 3rd groups: other groups or byte orders give public addresses.
+    ['6to4 of a private address', '2002:c0a8:0101:0808::'],
     ['NAT64 of loopback', '64:ff9b::7f00:1'],
     ['bracketed', '[::1]'],
     ['with a zone id', 'fe80::1%eth0'],
@@ -56,6 +57,7 @@ describe('IpFilter defaults', () => {
   test('IPv6 forms of public IPv4 addresses pass', () => {
     expect(filter.isBlocked('::ffff:8.8.8.8')).toBe(false);
     expect(filter.isBlocked('2002:0808:0808::1')).toBe(false);
+    expect(filter.isBlocked('2002:0808:0808:c0a8:0101::')).toBe(false); // a private address outside the embedded groups
   });
 
   test('anything that is not an IP address is blocked', () => {

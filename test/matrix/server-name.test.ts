@@ -52,7 +52,12 @@ describe('parseServerName: hostile and off-grammar input is refused', () => {
     ['five numeric labels', '1.2.3.4.5'],
     ['three numeric labels', '127.0.1'],
     ['one number (a URL parser reads 2130706433 as 127.0.0.1)', '2130706433'],
-    ['hex last label', '0x7f.0.0.1'],
+    ['hex first label', '0x7f.0.0.1'],
+    // A URL parser reads these as IPv4 addresses: only the last-label rule refuses them (they are fine DNS text).
+    ['hex last label after a name', 'example.0x10'],
+    ['hex last label after octets', '1.2.3.0x4'],
+    ['upper-case hex last label', 'example.0XfF'],
+    ['bare 0x last label (a URL parser reads it as 0)', 'example.0x'],
     ['numeric last label', 'example.123'],
     ['port 0', 'example.org:0'],
     ['port above 65535', 'example.org:65536'],
