@@ -1,4 +1,4 @@
-import { DEFAULT_IP_BLOCKLIST, IpFilter } from '../../src/federation/ip-filter.js';
+import { BlockedAddressError, DEFAULT_IP_BLOCKLIST, IpFilter } from '../../src/federation/ip-filter.js';
 
 // Synapse's DEFAULT_IP_RANGE_BLOCKLIST (element-hq/synapse synapse/config/server.py), copied from there.
 const SYNAPSE_BLOCKLIST = [
@@ -60,6 +60,12 @@ describe('IpFilter defaults', () => {
     expect(filter.isBlocked('2002:0808:0808:c0a8:0101::')).toBe(false); // a private address outside the embedded groups
   });
 
+  test('brackets and zone ids are stripped before the check, so a public address in those forms passes', () => {
+    expect(filter.isBlocked('[2606:4700:4700::1111]')).toBe(false);
+    expect(filter.isBlocked('2606:4700:4700::1111%eth0')).toBe(false);
+    expect(filter.isBlocked('[2606:4700:4700::1111%eth0]')).toBe(false);
+  });
+
   test('anything that is not an IP address is blocked', () => {
     for (const text of ['', 'localhost', '127.1', '1.2.3', '999.1.1.1', 'example.org']) expect(filter.isBlocked(text)).toBe(true);
   });
@@ -85,10 +91,20 @@ describe('IpFilter configuration', () => {
     expect(filter.isBlocked('127.0.0.1')).toBe(true);
   });
 
+  test('a bare IPv6 address in the blocklist is one host, not a /32', () => {
+    const filter = new IpFilter({ blocklist: ['2606:4700::1111'] });
+    expect(filter.isBlocked('2606:4700::1111')).toBe(true);
+    expect(filter.isBlocked('2606:4700::1112')).toBe(false);
+  });
+
   test('assertAllowed names the host and the address', () => {
     const filter = new IpFilter();
     expect(() => filter.assertAllowed('10.0.0.1', 'internal.example')).toThrow(/internal\.example: 10\.0\.0\.1 is in a blocked IP range/);
     expect(() => filter.assertAllowed('8.8.8.8')).not.toThrow();
+    const error = (() => { try { filter.assertAllowed('10.0.0.1'); } catch (e) { return e as BlockedAddressError; } throw new Error('not thrown'); })();
+    expect([error.name, error.code, error.host, error.addresses]).toEqual(['BlockedAddressError', 'EBLOCKED', '10.0.0.1', ['10.0.0.1']]);
+    expect(new BlockedAddressError('h.example', ['10.0.0.1', '::1']).message)
+      .toBe('refusing to connect to h.example: 10.0.0.1, ::1 are in a blocked IP range (federation.ipBlocklist / ipAllowlist)');
   });
 
   test('invalid ranges are refused with the config key', () => {
