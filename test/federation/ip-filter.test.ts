@@ -1,4 +1,4 @@
-import { DEFAULT_IP_BLOCKLIST, IpFilter } from '../../src/federation/ip-filter.js';
+import { BlockedAddressError, DEFAULT_IP_BLOCKLIST, IpFilter } from '../../src/federation/ip-filter.js';
 
 // Synapse's DEFAULT_IP_RANGE_BLOCKLIST (element-hq/synapse synapse/config/server.py), copied from there.
 const SYNAPSE_BLOCKLIST = [
@@ -45,7 +45,8 @@ describe('IpFilter defaults', () => {
     ['IPv4-mapped private', '::ffff:10.1.2.3'],
     ['IPv4-mapped in hex', '::ffff:7f00:1'],
     ['IPv4-compatible', '::127.0.0.1'],
-    ['6to4 of a private address', '2002:0a00:0001::1'],
+    // 192.168.1.1 only when read from the 2nd and 3rd groups: other groups or byte orders give public addresses.
+    ['6to4 of a private address', '2002:c0a8:0101:0808::'],
     ['NAT64 of loopback', '64:ff9b::7f00:1'],
     ['bracketed', '[::1]'],
     ['with a zone id', 'fe80::1%eth0'],
@@ -56,6 +57,13 @@ describe('IpFilter defaults', () => {
   test('IPv6 forms of public IPv4 addresses pass', () => {
     expect(filter.isBlocked('::ffff:8.8.8.8')).toBe(false);
     expect(filter.isBlocked('2002:0808:0808::1')).toBe(false);
+    expect(filter.isBlocked('2002:0808:0808:c0a8:0101::')).toBe(false); // a private address outside the embedded groups
+  });
+
+  test('brackets and zone ids are stripped before the check, so a public address in those forms passes', () => {
+    expect(filter.isBlocked('[2606:4700:4700::1111]')).toBe(false);
+    expect(filter.isBlocked('2606:4700:4700::1111%eth0')).toBe(false);
+    expect(filter.isBlocked('[2606:4700:4700::1111%eth0]')).toBe(false);
   });
 
   test('anything that is not an IP address is blocked', () => {
@@ -83,10 +91,20 @@ describe('IpFilter configuration', () => {
     expect(filter.isBlocked('127.0.0.1')).toBe(true);
   });
 
+  test('a bare IPv6 address in the blocklist is one host, not a /32', () => {
+    const filter = new IpFilter({ blocklist: ['2606:4700::1111'] });
+    expect(filter.isBlocked('2606:4700::1111')).toBe(true);
+    expect(filter.isBlocked('2606:4700::1112')).toBe(false);
+  });
+
   test('assertAllowed names the host and the address', () => {
     const filter = new IpFilter();
     expect(() => filter.assertAllowed('10.0.0.1', 'internal.example')).toThrow(/internal\.example: 10\.0\.0\.1 is in a blocked IP range/);
     expect(() => filter.assertAllowed('8.8.8.8')).not.toThrow();
+    const error = (() => { try { filter.assertAllowed('10.0.0.1'); } catch (e) { return e as BlockedAddressError; } throw new Error('not thrown'); })();
+    expect([error.name, error.code, error.host, error.addresses]).toEqual(['BlockedAddressError', 'EBLOCKED', '10.0.0.1', ['10.0.0.1']]);
+    expect(new BlockedAddressError('h.example', ['10.0.0.1', '::1']).message)
+      .toBe('refusing to connect to h.example: 10.0.0.1, ::1 are in a blocked IP range (federation.ipBlocklist / ipAllowlist)');
   });
 
   test('invalid ranges are refused with the config key', () => {

@@ -38,7 +38,10 @@ export type MediaBehaviour =
   | { kind: 'slow'; delayMs: number; bytes: Buffer }
   | { kind: 'stall'; bytes: Buffer }
   | { kind: 'truncated'; bytes: Buffer }
+  /** With declareLength, the body is declared in full but not one media byte is sent. */
   | { kind: 'oversized'; size: number; declareLength: boolean }
+  /** A media part that declares its Content-Length, then sends no byte of it and holds the connection. */
+  | { kind: 'declared-part'; declaredLength: number }
   | { kind: 'error'; status: number; body: unknown };
 
 export interface PlainFile {
@@ -207,10 +210,16 @@ export async function startRemoteHomeserver(options: RemoteHomeserverOptions): P
         const length = head.length + behaviour.size + tail.length;
         res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}`, ...(behaviour.declareLength ? { 'Content-Length': String(length) } : {}) });
         res.write(head);
+        // A declared length must be refused before any byte is read: send none, so a reader would stall.
+        if (behaviour.declareLength) return;
         await writeChunks(res, slices(patternBytes(behaviour.size, 7), 64 * 1024));
         res.end(tail);
         return;
       }
+      case 'declared-part':
+        res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${BOUNDARY}` });
+        res.write(`--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${BOUNDARY}\r\nContent-Length: ${behaviour.declaredLength}\r\n\r\n`);
+        return;
       case 'legacy-only':
         return;
     }

@@ -112,6 +112,20 @@ describe('thumbnails', () => {
     }
   });
 
+  test('an animated GIF under maxPixels per frame but over it across its frames is 413 for animated=true only', async () => {
+    // 800x800 is 640,000 pixels a frame; 7 frames are 4,480,000, over MAX_PIXELS (4,000,000).
+    const frames = 7;
+    const strip = Buffer.concat(Array.from({ length: frames }, (_, f) => Buffer.alloc(800 * 800 * 4, Buffer.from([f * 30, 100, 200 - f * 20, 255]))));
+    const gif = await sharp(strip, { raw: { width: 800, height: 800 * frames, channels: 4, pageHeight: 800 } }).gif({ delay: Array(frames).fill(100) }).toBuffer();
+    expect((await sharp(gif, { animated: true }).metadata()).pages).toBe(frames);
+    const mxc = await upload(gif, 'image/gif');
+    const animated = await thumbnail(mxc, 96, 96, 'crop', '&animated=true');
+    expect([animated.status, animated.json().errcode]).toEqual([413, 'M_TOO_LARGE']);
+    // One frame is within the limit: the still thumbnail is made.
+    const still = await thumbnail(mxc, 96, 96, 'crop');
+    expect([still.status, still.headers['content-type']]).toEqual([200, 'image/png']);
+  });
+
   test('animated=true on a still image behaves as animated=false', async () => {
     const mxc = await upload(await png(300, 300), 'image/png');
     const res = await thumbnail(mxc, 32, 32, 'crop', '&animated=true');
@@ -183,6 +197,29 @@ describe('thumbnails', () => {
       storage.read = read;
     }
     expect(reads).toBe(0);
+  });
+
+  test.each([
+    ['reading the source for its size', async (mxc: string) => mxc],
+    ['reading the source to render it', async (mxc: string) => {
+      expect((await thumbnail(mxc, 32, 32, 'crop')).status).toBe(200); // the image is probed and known
+      return mxc;
+    }],
+  ])('a transient storage error while %s is not remembered: the next request succeeds', async (_when, prepare) => {
+    const mxc = await prepare(await upload(await png(400, 400), 'image/png'));
+    const storage = service.services.datastores.get('default');
+    const read = storage.read.bind(storage);
+    storage.read = async () => { throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }); };
+    let failed: RawResponse;
+    try {
+      failed = await thumbnail(mxc, 90, 90, 'crop');
+    } finally {
+      storage.read = read;
+    }
+    expect(failed.status).toBeGreaterThanOrEqual(500);
+    expect(failed.json().errcode).toBe('M_UNKNOWN');
+    const retried = await thumbnail(mxc, 90, 90, 'crop');
+    expect([retried.status, retried.headers['content-type']]).toEqual([200, 'image/png']);
   });
 
   test.each([

@@ -31,7 +31,7 @@ describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
     const [a, b] = await keys('a1', 'b1');
     server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
     const ring = keyring();
-    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toBeDefined();
+    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
     expect(await ring.getVerifyKey(name, 'ed25519:b1', { scoped: false })).toBeUndefined();
     expect(server.count(V2)).toBe(1); // the first fetch is within the interval: no refetch
 
@@ -77,11 +77,11 @@ describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
     server.answer(V2, await response({ serverName: name, verifyKeys: [a!], validUntilTs: clock + 365 * DAY }));
     const ring = keyring();
     const fetchedAt = clock;
-    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toBeDefined();
+    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
     expect((await storedRows(name))[0].valid_until_ts).toBe(fetchedAt + MAX_KEY_VALIDITY_MS);
 
     clock = fetchedAt + MAX_KEY_VALIDITY_MS - 1;
-    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toBeDefined();
+    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
     expect(server.count(V2)).toBe(1);
     server.answer(V2, { errcode: 'M_UNKNOWN', error: 'down' }, 500);
     clock = fetchedAt + MAX_KEY_VALIDITY_MS;
@@ -124,7 +124,8 @@ describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
 
 describeWithPython('invalid key responses are rejected whole, and nothing is stored', () => {
   const cases: Array<[string, (name: string, a: SynapseKey, other: SynapseKey) => Promise<unknown>]> = [
-    ['server_name is another server', (_name, a) => response({ serverName: 'someone-else.test', verifyKeys: [a] })],
+    // Validly self-signed under the name asked: only the server_name check can refuse it.
+    ['server_name is another server', (name, a) => response({ serverName: 'someone-else.test', verifyKeys: [a], signAs: name })],
     ['signed under another name', (name, a) => response({ serverName: name, verifyKeys: [a], signAs: 'someone-else.test' })],
     ['no signature at all', (name, a) => response({ serverName: name, verifyKeys: [a], signWith: [] })],
     ['signed only by a key not in verify_keys', (name, a, other) => response({ serverName: name, verifyKeys: [a], signWith: [other] })],

@@ -68,6 +68,15 @@ describe('signing key store', () => {
     await expect(other.activeKey('synapse.example')).rejects.toThrow(/does not decrypt under this master key/);
   });
 
+  test('a stored public key that does not belong to the sealed seed is refused when the key is loaded', async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    expect(await store.importKeyFile('tampered.example', keyFile('tampered.key', vectors.dendrite!.file))).toBe('imported');
+    // Another key's public half: what a peer would then be told to verify our signatures with.
+    await db.knex('signing_keys').where({ server_name: 'tampered.example' }).update({ public_key: vectors.synapse!.publicKey });
+    const fresh = new SigningKeyStore(db.knex, masterKey);
+    await expect(fresh.activeKey('tampered.example')).rejects.toThrow(`signing key ${vectors.dendrite!.keyId} of tampered.example: stored public key does not match`);
+  });
+
   test('instances importing at once leave exactly one active key', async () => {
     const file = keyFile('race.key', vectors.dendrite!.file);
     const outcomes = await Promise.all([1, 2, 3].map(() => new SigningKeyStore(db.knex, masterKey).importKeyFile('race.example', file)));

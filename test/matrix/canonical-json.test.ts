@@ -212,3 +212,26 @@ describe('canonical JSON: independent oracles', () => {
     });
   });
 });
+
+describe('canonical JSON: edges StrykerJS found untested', () => {
+  test('code points sort right at the edges of the surrogate and U+E000 ranges', () => {
+    // U+103FE and U+103FF differ only in the low surrogate U+DFFE/U+DFFF; U+E000 and U+E001 in one unit.
+    expect(encodeCanonicalJson({ '\u{103FF}': 1, '\u{103FE}': 2 })).toBe('{"\u{103FE}":2,"\u{103FF}":1}');
+    expect(encodeCanonicalJson({ '\uE001': 1, '\uE000': 2 })).toBe('{"\uE000":2,"\uE001":1}');
+    expect(Math.sign(compareCodePoints('\u{103FF}', '\u{103FE}'))).toBe(1);
+    expect(Math.sign(compareCodePoints('\uE000', '\uE001'))).toBe(-1);
+  });
+
+  test('an object with a prototype but no constructor is refused with CanonicalJsonError', () => {
+    const odd = Object.create(Object.create(null) as object) as object;
+    let error: unknown;
+    try {
+      encodeCanonicalJson({ a: odd });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CanonicalJsonError);
+    expect((error as Error).name).toBe('CanonicalJsonError');
+    expect((error as Error).message).toMatch(/a non-plain object is not a JSON object/);
+  });
+});

@@ -9,7 +9,7 @@ describe('parseServerName: the spec examples (appendices "Server Name")', () => 
     ['[1234:5678::abcd]', { hostname: '1234:5678::abcd', kind: 'ipv6' }],
     ['[1234:5678::abcd]:5678', { hostname: '1234:5678::abcd', port: 5678, kind: 'ipv6' }],
   ])('%s', (serverName, expected) => {
-    expect(parseServerName(serverName)).toEqual(expected);
+    expect(parseServerName(serverName)).toStrictEqual(expected); // no `port: undefined` key on names without a port
     expect(formatServerName(parseServerName(serverName)!)).toBe(serverName);
   });
 });
@@ -44,6 +44,7 @@ describe('parseServerName: hostile and off-grammar input is refused', () => {
     ['IPv6 without brackets', '::1'],
     ['IPv6 with garbage after the bracket', '[::1]x'],
     ['IPv6 with an empty port', '[::1]:'],
+    ['IPv6 with a port after another separator', '[::1]x80'],
     ['IPv6 zone id', '[fe80::1%eth0]'],
     ['bracketed IPv4', '[1.2.3.4]'],
     ['bracketed name', '[example.org]'],
@@ -52,7 +53,12 @@ describe('parseServerName: hostile and off-grammar input is refused', () => {
     ['five numeric labels', '1.2.3.4.5'],
     ['three numeric labels', '127.0.1'],
     ['one number (a URL parser reads 2130706433 as 127.0.0.1)', '2130706433'],
-    ['hex last label', '0x7f.0.0.1'],
+    ['hex first label', '0x7f.0.0.1'],
+    // A URL parser reads these as IPv4 addresses: only the last-label rule refuses them (they are fine DNS text).
+    ['hex last label after a name', 'example.0x10'],
+    ['hex last label after octets', '1.2.3.0x4'],
+    ['upper-case hex last label', 'example.0XfF'],
+    ['bare 0x last label (a URL parser reads it as 0)', 'example.0x'],
     ['numeric last label', 'example.123'],
     ['port 0', 'example.org:0'],
     ['port above 65535', 'example.org:65536'],
@@ -79,4 +85,8 @@ describe('parseServerName: hostile and off-grammar input is refused', () => {
     expect(parseServerName(serverName)).toBeNull();
     expect(isValidServerName(serverName)).toBe(false);
   });
+});
+
+test('a value that is not a string (from untrusted JSON) is refused, not thrown on', () => {
+  for (const value of [42, null, undefined, {}, ['a.example']]) expect(parseServerName(value as unknown as string)).toBeNull();
 });

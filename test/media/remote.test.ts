@@ -171,10 +171,10 @@ describeWithPython('remote failures give a Matrix error and cache nothing', () =
   });
 
   test('oversized with a declared length: 502 M_TOO_LARGE before any byte', async () => {
+    // The origin declares 2 MiB and sends no media byte: only the declared length can give M_TOO_LARGE.
     remote.media.set('huge', { kind: 'oversized', size: 2 * MiB, declareLength: true });
     const response = await repo.get(download('huge'));
-    expect(response.status).toBe(502);
-    expect(response.json()).toMatchObject({ errcode: 'M_TOO_LARGE' });
+    expect([response.status, response.json().errcode]).toEqual([502, 'M_TOO_LARGE']);
     await expectNothingCachedFor('huge');
   });
 
