@@ -73,9 +73,12 @@ export const OBSERVE = process.env.MEDIA_REPO_BENCH_OBSERVE === '1';
  * The built service (dist/src/cli/media-repo.js) in its own process: on `databaseUrl`, else on the
  * embedded database in `dataDir`; with metrics and access log when `observe`.
  */
-/** `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list. */
+/**
+ * `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list; `homeserverFields`: more entries of the
+ * bench.example homeserver's flow mapping, e.g. `signingKeyPath: "…"`.
+ */
 export async function startServiceProcess(
-  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [],
+  dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [], homeserverFields: string[] = [],
 ): Promise<ChildService> {
   const port = await freePort();
   mkdirSync(dataDir, { recursive: true });
@@ -88,7 +91,7 @@ export async function startServiceProcess(
     `dataDir: ${JSON.stringify(dataDir)}`,
     `masterKey: ${randomBytes(32).toString('hex')}`,
     'homeservers:',
-    `  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`,
+    `  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648${homeserverFields.map((f) => `, ${f}`).join('')}}`,
     'media: {legacyFreezeAt: null}',
     ...(databaseUrl ? [`database: {url: ${JSON.stringify(databaseUrl)}}`] : []),
     ...extraConfig,
@@ -116,7 +119,7 @@ export interface Nginx {
 }
 
 /** nginx on a temporary prefix: static files from `root`, WebDAV PUT uploads under /upload/, one worker. */
-export async function startNginx(prefix: string, root: string): Promise<Nginx> {
+export async function startNginx(prefix: string, root: string, binary = '/usr/sbin/nginx'): Promise<Nginx> {
   const port = await freePort();
   for (const dir of ['logs', 'body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, dir), { recursive: true });
   writeFileSync(join(prefix, 'nginx.conf'), `
@@ -146,7 +149,7 @@ http {
   }
 }
 `);
-  const child = spawn('/usr/sbin/nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(binary, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilUp(`${url}/`, child);
   return {
