@@ -7,17 +7,17 @@ export interface CurlResult {
   seconds: number;
   downloaded: number;
   uploaded: number;
-  /** The answer's first bytes, when `keepBody`. */
+  /** The answer, when kept. */
   body: string;
 }
 
 const WRITE_OUT = '\n%{http_code} %{time_total} %{size_download} %{size_upload}';
 
-/** Runs curl once with `args` (a URL and options); the body is discarded unless `keepBody`. */
-export function curl(args: string[], keepBody = false): Promise<CurlResult> {
+/** Runs curl once with `args` (options, then the URL); the body goes to `output`, or is kept in the result when null. */
+export function curl(args: string[], output: string | null = '/dev/null'): Promise<CurlResult> {
   return new Promise((resolve, reject) => {
     // "Expect:" off: no 100-continue round trip before an upload's body, as nginx's clients would not wait for one either.
-    const child = spawn('curl', ['-s', '-S', '-H', 'Expect:', '-w', WRITE_OUT, ...(keepBody ? [] : ['-o', '/dev/null']), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('curl', ['-s', '-S', '-H', 'Expect:', '-w', WRITE_OUT, ...(output === null ? [] : ['-o', output]), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let errors = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -34,8 +34,8 @@ export function curl(args: string[], keepBody = false): Promise<CurlResult> {
 }
 
 /** The curl result, or an error naming the status and the answer when it is not 2xx. */
-export async function curlOk(args: string[], keepBody = false): Promise<CurlResult> {
-  const result = await curl(args, keepBody);
+export async function curlOk(args: string[], output: string | null = '/dev/null'): Promise<CurlResult> {
+  const result = await curl(args, output);
   if (result.status < 200 || result.status > 299) throw new Error(`curl ${args.at(-1)}: HTTP ${result.status} ${result.body.slice(0, 200)}`);
   return result;
 }

@@ -165,11 +165,12 @@ async function waitUntilUp(url: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
     try {
-      await http(url);
-      return;
+      // The service answers 503 "Starting" while it opens its database: up means past that.
+      if ((await http(url)).status !== 503) return;
     } catch {
-      await sleep(100);
+      // not listening yet
     }
+    await sleep(100);
   }
   throw new Error(`${url} did not come up in 30 s`);
 }
