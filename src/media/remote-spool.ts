@@ -2,13 +2,18 @@
 // The writer goes at disk speed whatever the readers do, so a slow client never holds up the upstream
 // connection and nothing is buffered in memory; each reader follows the file as it grows, at its own pace.
 // The file is unlinked as soon as it is opened: it vanishes with its last reader, even after a crash.
+// Readers share the bytes in 1 MiB blocks: the one being written is in memory, and a few complete ones are
+// kept once read, so clients moving together (the usual case) cost one file read per block between them,
+// not one small read (and buffer) each per chunk of the upstream body.
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ByteRange } from '../storage/datastore.js';
 
-const READ_CHUNK = 256 * 1024;
+const BLOCK = 1024 * 1024;
+/** Complete blocks kept in memory per spool, least recently used dropped first. */
+const CACHED_BLOCKS = 8;
 
 export class Spool {
   private written = 0;
@@ -17,6 +22,9 @@ export class Spool {
   /** The writer's reference plus one per open reader; the file closes at zero. */
   private refs = 1;
   private readonly waiters = new Set<() => void>();
+  /** The block being filled: bytes [written - written % BLOCK, written). */
+  private current: Buffer = Buffer.allocUnsafe(BLOCK);
+  private readonly blocks = new Map<number, Promise<Buffer>>();
 
   private constructor(private readonly handle: FileHandle) {}
 
@@ -43,8 +51,9 @@ export class Spool {
     let offset = 0;
     while (offset < chunk.length) {
       const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, this.written);
+      // Into memory only once in the file: a complete block may be dropped from memory and read back.
+      this.remember(chunk.subarray(offset, offset + bytesWritten));
       offset += bytesWritten;
-      this.written += bytesWritten;
     }
     this.wake();
   }
@@ -91,7 +100,7 @@ export class Spool {
       this.release();
     };
     const stream = new Readable({
-      highWaterMark: READ_CHUNK,
+      highWaterMark: BLOCK,
       read: () => {
         this.next(position, last).then(
           (chunk) => {
@@ -114,20 +123,66 @@ export class Spool {
     return stream;
   }
 
-  /** The next bytes at `position` (up to `last`), waiting for the writer; null at the end. */
+  /** The next bytes at `position` (up to `last`, at most to the end of its block), waiting for the writer; null at the end. */
   private async next(position: number, last: number): Promise<Buffer | null> {
     for (;;) {
       if (position > last) return null;
       if (this.state === 'failed') throw this.failure!;
-      const available = Math.min(this.written, last + 1) - position;
-      if (available > 0) {
-        const buffer = Buffer.allocUnsafe(Math.min(available, READ_CHUNK));
-        const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
-        return buffer.subarray(0, bytesRead);
+      const end = Math.min(this.written, last + 1);
+      if (position < end) {
+        const index = Math.floor(position / BLOCK);
+        const block = await this.block(index);
+        return block.subarray(position - index * BLOCK, Math.min(block.length, end - index * BLOCK));
       }
       if (this.state === 'done') return null;
       await new Promise<void>((resolve) => this.waiters.add(resolve));
     }
+  }
+
+  /** Appends bytes already in the file to the current block; a full block joins the cache. */
+  private remember(bytes: Buffer): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      const filled = this.written % BLOCK;
+      const copied = bytes.copy(this.current, filled, offset);
+      offset += copied;
+      this.written += copied;
+      if (filled + copied === BLOCK) {
+        this.cache(this.written / BLOCK - 1, Promise.resolve(this.current));
+        this.current = Buffer.allocUnsafe(BLOCK);
+      }
+    }
+  }
+
+  /** Block `index`: the one being filled (as far as it is), or a complete one from memory or the file. */
+  private block(index: number): Buffer | Promise<Buffer> {
+    if (index === Math.floor(this.written / BLOCK)) return this.current.subarray(0, this.written % BLOCK);
+    const cached = this.blocks.get(index);
+    if (cached) {
+      this.blocks.delete(index);
+      this.blocks.set(index, cached);
+      return cached;
+    }
+    const reading = this.readBlock(index);
+    this.cache(index, reading);
+    reading.catch(() => this.blocks.get(index) === reading && this.blocks.delete(index));
+    return reading;
+  }
+
+  private cache(index: number, block: Promise<Buffer>): void {
+    this.blocks.set(index, block);
+    if (this.blocks.size > CACHED_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+  }
+
+  private async readBlock(index: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(BLOCK);
+    let filled = 0;
+    while (filled < BLOCK) {
+      const { bytesRead } = await this.handle.read(buffer, filled, BLOCK - filled, index * BLOCK + filled);
+      if (bytesRead === 0) throw new Error('the spool file is shorter than what was written to it');
+      filled += bytesRead;
+    }
+    return buffer;
   }
 
   private wake(): void {
@@ -137,7 +192,9 @@ export class Spool {
   }
 
   private release(): void {
-    if (--this.refs === 0) void this.handle.close().catch(() => undefined);
+    if (--this.refs > 0) return;
+    this.blocks.clear();
+    void this.handle.close().catch(() => undefined);
   }
 }
 
