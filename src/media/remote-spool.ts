@@ -14,6 +14,8 @@ import type { ByteRange } from '../storage/datastore.js';
 const BLOCK = 1024 * 1024;
 /** Complete blocks kept in memory per spool, least recently used dropped first. */
 const CACHED_BLOCKS = 8;
+/** Complete blocks not yet in the file (kept in memory until they are); the writer waits beyond this. */
+const MAX_UNWRITTEN = 4;
 
 export class Spool {
   private written = 0;
@@ -25,6 +27,8 @@ export class Spool {
   /** The block being filled: bytes [written - written % BLOCK, written). */
   private current: Buffer = Buffer.allocUnsafe(BLOCK);
   private readonly blocks = new Map<number, Promise<Buffer>>();
+  private readonly unwritten = new Map<number, { block: Buffer; writing: Promise<void> }>();
+  private writeError: Error | undefined;
 
   private constructor(private readonly handle: FileHandle) {}
 
@@ -46,21 +50,20 @@ export class Spool {
     return this.refs > 0;
   }
 
+  /** Readers see `chunk` at once; the file gets whole blocks in the background, at most MAX_UNWRITTEN behind. */
   async write(chunk: Buffer): Promise<void> {
+    if (this.writeError) throw this.writeError;
     if (this.state !== 'writing') throw new Error(`cannot write to a ${this.state} spool`);
-    let offset = 0;
-    while (offset < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, this.written);
-      // Into memory only once in the file: a complete block may be dropped from memory and read back.
-      this.remember(chunk.subarray(offset, offset + bytesWritten));
-      offset += bytesWritten;
-    }
+    this.remember(chunk);
     this.wake();
+    if (this.unwritten.size >= MAX_UNWRITTEN) await this.unwritten.values().next().value!.writing;
   }
 
-  /** All bytes are in; readers end at the current length. Drops the writer's reference. */
-  finish(): void {
+  /** All bytes are in (the last, partial block stays in memory); readers end at the current length. Drops the writer's reference. */
+  async finish(): Promise<void> {
     if (this.state !== 'writing') return;
+    await Promise.all([...this.unwritten.values()].map((u) => u.writing));
+    if (this.writeError) throw this.writeError;
     this.state = 'done';
     this.wake();
     this.release();
@@ -139,7 +142,7 @@ export class Spool {
     }
   }
 
-  /** Appends bytes already in the file to the current block; a full block joins the cache. */
+  /** Appends bytes to the current block; a full one goes to the file, and to the cache once there. */
   private remember(bytes: Buffer): void {
     let offset = 0;
     while (offset < bytes.length) {
@@ -148,15 +151,28 @@ export class Spool {
       offset += copied;
       this.written += copied;
       if (filled + copied === BLOCK) {
-        this.cache(this.written / BLOCK - 1, Promise.resolve(this.current));
+        this.writeBlock(this.written / BLOCK - 1, this.current);
         this.current = Buffer.allocUnsafe(BLOCK);
       }
     }
   }
 
+  private writeBlock(index: number, block: Buffer): void {
+    const writing = writeFully(this.handle, block, index * BLOCK).then(
+      () => this.cache(index, Promise.resolve(block)),
+      (error: Error) => {
+        this.writeError ??= error;
+        this.fail(error); // before the block leaves memory: no reader may look for it in the file
+      },
+    ).finally(() => this.unwritten.delete(index));
+    this.unwritten.set(index, { block, writing });
+  }
+
   /** Block `index`: the one being filled (as far as it is), or a complete one from memory or the file. */
   private block(index: number): Buffer | Promise<Buffer> {
     if (index === Math.floor(this.written / BLOCK)) return this.current.subarray(0, this.written % BLOCK);
+    const unwritten = this.unwritten.get(index);
+    if (unwritten) return unwritten.block;
     const cached = this.blocks.get(index);
     if (cached) {
       this.blocks.delete(index);
@@ -198,6 +214,13 @@ export class Spool {
   }
 }
 
+async function writeFully(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
+  for (let offset = 0; offset < buffer.length; ) {
+    const { bytesWritten } = await handle.write(buffer, offset, buffer.length - offset, position + offset);
+    offset += bytesWritten;
+  }
+}
+
 /**
  * The upstream body into the spool at disk speed; past maxBytes the body is cut and `tooLarge` thrown.
  * `chunks`: the body's bytes when some were already read from it (sniffed).
@@ -212,5 +235,5 @@ export async function fillSpool(spool: Spool, body: Readable, maxBytes: number, 
     }
     await spool.write(chunk as Buffer);
   }
-  spool.finish();
+  await spool.finish();
 }

@@ -28,7 +28,7 @@ async function writeUnevenly(spool: Spool, bytes: Buffer, onChunk: (written: num
     onChunk(offset);
     await new Promise((resolve) => setImmediate(resolve));
   }
-  spool.finish();
+  await spool.finish();
 }
 
 describe('Spool', () => {
@@ -68,7 +68,7 @@ describe('Spool', () => {
     await spool.write(Buffer.from('first '));
     await new Promise((resolve) => setTimeout(resolve, 20));
     await spool.write(Buffer.from('second'));
-    spool.finish();
+    await spool.finish();
     expect((await reading).toString()).toBe('first second');
   });
 
