@@ -38,7 +38,8 @@ const remoteFetch: BenchCase = {
       for (const clients of CLIENT_COUNTS) {
         const direct = await allAtOnce(clients, join(env.workDir, 'direct.bin'), `${origin.url}/direct`, []);
         const mediaId = `media${clients}`;
-        const url = `${service.url}/_matrix/client/v1/media/download/${ORIGIN}/${mediaId}`;
+        // The longest wait the service allows: on a loaded machine a slow start is measured, not refused.
+        const url = `${service.url}/_matrix/client/v1/media/download/${ORIGIN}/${mediaId}?timeout_ms=60000`;
         // The token checked (and cached) just before: the clients measure the fetch, not the token check.
         await curlOk(['-H', 'Authorization: Bearer bench-token', `${service.url}/_matrix/client/v1/media/config`]);
         const ours = await allAtOnce(clients, join(env.workDir, 'ours.bin'), url, ['-H', 'Authorization: Bearer bench-token']);
