@@ -67,6 +67,8 @@ export interface MoreServiceOptions {
   logFile?: string;
   /** YAML list items replacing the one bench.example homeserver. */
   homeservers?: string[];
+  /** More `key: value` fields for the one bench.example homeserver. */
+  homeserverFields?: string[];
   /** How long to wait for /healthz to answer 200 (default 120 s). */
   upTimeoutMs?: number;
 }
@@ -84,7 +86,10 @@ export const OBSERVE = process.env.MEDIA_REPO_BENCH_OBSERVE === '1';
  * The built service (dist/src/cli/media-repo.js) in its own process: on `databaseUrl`, else on the
  * embedded database in `dataDir`; with metrics and access log when `observe`.
  */
-/** `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list. */
+/**
+ * `extraConfig`: more top-level YAML lines, e.g. a `datastores:` list; `homeserverFields`: more entries of the
+ * bench.example homeserver's flow mapping, e.g. `signingKeyPath: "…"`.
+ */
 export async function startServiceProcess(
   dataDir: string, whoamiUrl: string, databaseUrl?: string, observe = OBSERVE, extraConfig: string[] = [], more: MoreServiceOptions = {},
 ): Promise<ChildService> {
@@ -101,7 +106,7 @@ export async function startServiceProcess(
     // Kept in the data directory, so that a restart on it can decrypt the signing keys it stored.
     `masterKey: {file: ${JSON.stringify(masterKeyFile(dataDir))}}`,
     'homeservers:',
-    ...(more.homeservers ?? [`  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648}`]),
+    ...(more.homeservers ?? [`  - {name: bench.example, clientApi: ${JSON.stringify(whoamiUrl)}, hostnames: ['127.0.0.1'], maxUploadBytes: 2147483648${(more.homeserverFields ?? []).map((f) => `, ${f}`).join('')}}`]),
     `media: ${JSON.stringify({ legacyFreezeAt: null, ...media })}`,
     ...(databaseUrl ? [`database: {url: ${JSON.stringify(databaseUrl)}}`] : []),
     ...extraConfig,
@@ -141,7 +146,7 @@ export interface Nginx {
 }
 
 /** nginx on a temporary prefix: static files from `root`, WebDAV PUT uploads under /upload/, one worker. */
-export async function startNginx(prefix: string, root: string): Promise<Nginx> {
+export async function startNginx(prefix: string, root: string, binary = NGINX_BINARY): Promise<Nginx> {
   const port = await freePort();
   return startNginxWith(prefix, `
   server {
@@ -152,11 +157,11 @@ export async function startNginx(prefix: string, root: string): Promise<Nginx> {
       create_full_put_path on;
       client_max_body_size 2g;
     }
-  }`, `http://127.0.0.1:${port}`);
+  }`, `http://127.0.0.1:${port}`, binary);
 }
 
 /** nginx on a temporary prefix with one worker and sendfile, `httpConfig` in its http {}; up when `url` answers. */
-export async function startNginxWith(prefix: string, httpConfig: string, url: string): Promise<Nginx> {
+export async function startNginxWith(prefix: string, httpConfig: string, url: string, binary = NGINX_BINARY): Promise<Nginx> {
   for (const dir of ['logs', 'body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, dir), { recursive: true });
   writeFileSync(join(prefix, 'nginx.conf'), `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
@@ -177,7 +182,7 @@ http {
 ${httpConfig}
 }
 `);
-  const child = spawn(NGINX_BINARY, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(binary, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
   await waitUntilUp(`${url}/`, child);
   return {
     url,

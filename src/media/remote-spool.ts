@@ -2,13 +2,20 @@
 // The writer goes at disk speed whatever the readers do, so a slow client never holds up the upstream
 // connection and nothing is buffered in memory; each reader follows the file as it grows, at its own pace.
 // The file is unlinked as soon as it is opened: it vanishes with its last reader, even after a crash.
+// Readers share the bytes in 1 MiB blocks: the one being written is in memory, and a few complete ones are
+// kept once read, so clients moving together (the usual case) cost one file read per block between them,
+// not one small read (and buffer) each per chunk of the upstream body.
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ByteRange } from '../storage/datastore.js';
 
-const READ_CHUNK = 256 * 1024;
+const BLOCK = 1024 * 1024;
+/** Complete blocks kept in memory per spool, least recently used dropped first. */
+const CACHED_BLOCKS = 8;
+/** Complete blocks not yet in the file (kept in memory until they are); the writer waits beyond this. */
+const MAX_UNWRITTEN = 4;
 
 export class Spool {
   private written = 0;
@@ -17,6 +24,11 @@ export class Spool {
   /** The writer's reference plus one per open reader; the file closes at zero. */
   private refs = 1;
   private readonly waiters = new Set<() => void>();
+  /** The block being filled: bytes [written - written % BLOCK, written). */
+  private current: Buffer = Buffer.allocUnsafe(BLOCK);
+  private readonly blocks = new Map<number, Promise<Buffer>>();
+  private readonly unwritten = new Map<number, { block: Buffer; writing: Promise<void> }>();
+  private writeError: Error | undefined;
 
   private constructor(private readonly handle: FileHandle) {}
 
@@ -38,20 +50,20 @@ export class Spool {
     return this.refs > 0;
   }
 
+  /** Readers see `chunk` at once; the file gets whole blocks in the background, at most MAX_UNWRITTEN behind. */
   async write(chunk: Buffer): Promise<void> {
+    if (this.writeError) throw this.writeError;
     if (this.state !== 'writing') throw new Error(`cannot write to a ${this.state} spool`);
-    let offset = 0;
-    while (offset < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, this.written);
-      offset += bytesWritten;
-      this.written += bytesWritten;
-    }
+    this.remember(chunk);
     this.wake();
+    if (this.unwritten.size >= MAX_UNWRITTEN) await this.unwritten.values().next().value!.writing;
   }
 
-  /** All bytes are in; readers end at the current length. Drops the writer's reference. */
-  finish(): void {
+  /** All bytes are in (the last, partial block stays in memory); readers end at the current length. Drops the writer's reference. */
+  async finish(): Promise<void> {
     if (this.state !== 'writing') return;
+    await Promise.all([...this.unwritten.values()].map((u) => u.writing));
+    if (this.writeError) throw this.writeError;
     this.state = 'done';
     this.wake();
     this.release();
@@ -91,7 +103,7 @@ export class Spool {
       this.release();
     };
     const stream = new Readable({
-      highWaterMark: READ_CHUNK,
+      highWaterMark: BLOCK,
       read: () => {
         this.next(position, last).then(
           (chunk) => {
@@ -114,20 +126,79 @@ export class Spool {
     return stream;
   }
 
-  /** The next bytes at `position` (up to `last`), waiting for the writer; null at the end. */
+  /** The next bytes at `position` (up to `last`, at most to the end of its block), waiting for the writer; null at the end. */
   private async next(position: number, last: number): Promise<Buffer | null> {
     for (;;) {
       if (position > last) return null;
       if (this.state === 'failed') throw this.failure!;
-      const available = Math.min(this.written, last + 1) - position;
-      if (available > 0) {
-        const buffer = Buffer.allocUnsafe(Math.min(available, READ_CHUNK));
-        const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
-        return buffer.subarray(0, bytesRead);
+      const end = Math.min(this.written, last + 1);
+      if (position < end) {
+        const index = Math.floor(position / BLOCK);
+        const block = await this.block(index);
+        return block.subarray(position - index * BLOCK, Math.min(block.length, end - index * BLOCK));
       }
       if (this.state === 'done') return null;
       await new Promise<void>((resolve) => this.waiters.add(resolve));
     }
+  }
+
+  /** Appends bytes to the current block; a full one goes to the file, and to the cache once there. */
+  private remember(bytes: Buffer): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      const filled = this.written % BLOCK;
+      const copied = bytes.copy(this.current, filled, offset);
+      offset += copied;
+      this.written += copied;
+      if (filled + copied === BLOCK) {
+        this.writeBlock(this.written / BLOCK - 1, this.current);
+        this.current = Buffer.allocUnsafe(BLOCK);
+      }
+    }
+  }
+
+  private writeBlock(index: number, block: Buffer): void {
+    const writing = writeFully(this.handle, block, index * BLOCK).then(
+      () => this.cache(index, Promise.resolve(block)),
+      (error: Error) => {
+        this.writeError ??= error;
+        this.fail(error); // before the block leaves memory: no reader may look for it in the file
+      },
+    ).finally(() => this.unwritten.delete(index));
+    this.unwritten.set(index, { block, writing });
+  }
+
+  /** Block `index`: the one being filled (as far as it is), or a complete one from memory or the file. */
+  private block(index: number): Buffer | Promise<Buffer> {
+    if (index === Math.floor(this.written / BLOCK)) return this.current.subarray(0, this.written % BLOCK);
+    const unwritten = this.unwritten.get(index);
+    if (unwritten) return unwritten.block;
+    const cached = this.blocks.get(index);
+    if (cached) {
+      this.blocks.delete(index);
+      this.blocks.set(index, cached);
+      return cached;
+    }
+    const reading = this.readBlock(index);
+    this.cache(index, reading);
+    reading.catch(() => this.blocks.get(index) === reading && this.blocks.delete(index));
+    return reading;
+  }
+
+  private cache(index: number, block: Promise<Buffer>): void {
+    this.blocks.set(index, block);
+    if (this.blocks.size > CACHED_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+  }
+
+  private async readBlock(index: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(BLOCK);
+    let filled = 0;
+    while (filled < BLOCK) {
+      const { bytesRead } = await this.handle.read(buffer, filled, BLOCK - filled, index * BLOCK + filled);
+      if (bytesRead === 0) throw new Error('the spool file is shorter than what was written to it');
+      filled += bytesRead;
+    }
+    return buffer;
   }
 
   private wake(): void {
@@ -137,7 +208,16 @@ export class Spool {
   }
 
   private release(): void {
-    if (--this.refs === 0) void this.handle.close().catch(() => undefined);
+    if (--this.refs > 0) return;
+    this.blocks.clear();
+    void this.handle.close().catch(() => undefined);
+  }
+}
+
+async function writeFully(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
+  for (let offset = 0; offset < buffer.length; ) {
+    const { bytesWritten } = await handle.write(buffer, offset, buffer.length - offset, position + offset);
+    offset += bytesWritten;
   }
 }
 
@@ -155,5 +235,5 @@ export async function fillSpool(spool: Spool, body: Readable, maxBytes: number, 
     }
     await spool.write(chunk as Buffer);
   }
-  spool.finish();
+  await spool.finish();
 }

@@ -1,13 +1,14 @@
 // Blobs as files under <root>/<aa>/<bb>/<sha256>; uploads are staged in <root>/.tmp/<writer>.<uuid>.part and
 // renamed into place.
 import { randomUUID } from 'node:crypto';
-import { close, createReadStream, createWriteStream, fstat, open as openFd } from 'node:fs';
+import { close, createReadStream, fstat, open as openFd } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type WriteLimits } from './datastore.js';
-import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
+import { HashingFileWriter } from './hashing-file-writer.js';
+import { feedWithoutDestroying } from './hashing-meter.js';
 import { blobPath, type ProxyOffload } from './proxy-offload.js';
 import { SmallBlobs } from './small-blobs.js';
 import { stagingName, writerOf } from './staging.js';
@@ -40,16 +41,22 @@ export class FilesystemDatastore implements Datastore {
 
   async writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob> {
     const temp = join(this.tempDir, `${stagingName(this.writer)}.part`);
-    const meter = new HashingMeter(limits.maxBytes, limits.tooLarge ?? (() => new SizeLimitError(limits.maxBytes)));
-    feedWithoutDestroying(body, meter);
+    const handle = await open(temp, 'wx');
     try {
-      // flush: the bytes are on disk before a database row can point at them.
-      await pipeline(meter, createWriteStream(temp, { flags: 'wx', flush: true }));
+      const writer = new HashingFileWriter(handle, limits.maxBytes, limits.tooLarge ?? (() => new SizeLimitError(limits.maxBytes)));
+      feedWithoutDestroying(body, writer);
+      await finished(writer);
+      const sha256 = writer.digestHex();
+      // Bytes we already hold need no flush (commit drops this copy); otherwise they are on disk before a row can point at them.
+      const synced = !(await this.has(sha256));
+      if (synced) await handle.sync();
+      return this.staged(temp, sha256, writer.bytes, synced);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
+    } finally {
+      await handle.close().catch(() => undefined);
     }
-    return this.staged(temp, meter.digestHex(), meter.bytes);
   }
 
   async read(sha256: string, range?: ByteRange): Promise<Readable> {
@@ -95,7 +102,7 @@ export class FilesystemDatastore implements Datastore {
     }
   }
 
-  private staged(temp: string, sha256: string, size: number): StagedBlob {
+  private staged(temp: string, sha256: string, size: number, synced: boolean): StagedBlob {
     let state: 'staged' | 'committed' | 'discarded' = 'staged';
     return {
       datastoreId: this.id,
@@ -107,9 +114,10 @@ export class FilesystemDatastore implements Datastore {
         if (await this.has(sha256)) {
           await unlink(temp);
         } else {
+          if (!synced) await syncPath(temp); // the copy we held was deleted meanwhile: this one must be durable now
           await mkdir(join(target, '..'), { recursive: true });
           await rename(temp, target);
-          await syncDirectory(join(target, '..'));
+          await syncPath(join(target, '..'));
         }
         state = 'committed';
       },
@@ -138,9 +146,9 @@ export class FilesystemDatastore implements Datastore {
   }
 }
 
-/** Makes a rename durable: the new directory entry survives a crash. */
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
+/** fsync of a file, or of a directory to make a rename durable (the new entry survives a crash). */
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {

@@ -1,6 +1,6 @@
 // A pass-through that hashes and counts the bytes, failing as soon as they pass the limit.
 import { createHash, type Hash } from 'node:crypto';
-import { finished, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { finished, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 
 export class HashingMeter extends Transform {
   private readonly hash: Hash = createHash('sha256');
@@ -33,7 +33,7 @@ export class HashingMeter extends Transform {
  * Pipes `source` into `meter` without ever destroying `source`: when it is an HTTP request, the
  * socket must stay open so a 413 can still be answered. A failing source fails the meter.
  */
-export function feedWithoutDestroying(source: Readable, meter: HashingMeter): void {
+export function feedWithoutDestroying(source: Readable, meter: Writable): void {
   source.pipe(meter);
   const stopWatching = finished(source, { writable: false }, (error) => {
     if (error) meter.destroy(error);

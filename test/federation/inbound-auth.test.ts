@@ -41,10 +41,11 @@ describe('authenticateRequest: what the signatures bind', () => {
   const scopedPeer = createSigner(generateSeed());
   // The peer's published keys: one plain, one scoped for m.requests (MSC4100).
   const keyring: KeyLookup = {
-    getVerifyKey: async (server, keyId, { scoped }) => {
+    verifyKey: async (server, keyId, { scoped }) => {
       if (server !== 'peer.test') return undefined;
-      if (scoped) return keyId === 'ed25519:s' ? scopedPeer.publicKey : undefined;
-      return keyId === 'ed25519:a' ? peer.publicKey : undefined;
+      const validUntilTs = Date.now() + 3600_000;
+      if (scoped) return keyId === 'ed25519:s' ? { publicKey: scopedPeer.publicKey, validUntilTs } : undefined;
+      return keyId === 'ed25519:a' ? { publicKey: peer.publicKey, validUntilTs } : undefined;
     },
   };
   const uri = '/_matrix/federation/v1/media/download/abc';
@@ -55,7 +56,7 @@ describe('authenticateRequest: what the signatures bind', () => {
     scheme,
   );
   const authenticate = (authorization: string[], host: string, content?: unknown) =>
-    authenticateRequest(tenants, keyring, { method: 'POST', uri, host, authorization, content });
+    authenticateRequest(keyring, { method: 'POST', uri, tenant: tenants.byHostHeader(host)!, authorization, content });
   const refusal = async (promise: Promise<unknown>) => {
     const error = await failure(promise);
     expect(error).toBeInstanceOf(MatrixError);

@@ -76,6 +76,17 @@ describeWithPython('one instance', () => {
     expect((await repo.inspect()).media).toBe(1);
   });
 
+  test('100 concurrent clients of one remote media streamed in small chunks each get every byte exactly, from one upstream request', async () => {
+    const bytes = patternBytes(1024 * 1024 + 777, 33); // past a spool block boundary, ending mid-block
+    remote.media.set('crowd', { kind: 'multipart', bytes, contentType: 'video/mp4', chunkSize: 16 * 1024 + 3 });
+    const responses = await Promise.all(Array.from({ length: 100 }, () => repo.get(`/_matrix/client/v1/media/download/${REMOTE}/crowd`)));
+    for (const response of responses) {
+      expect(response.status).toBe(200);
+      expect(response.body.equals(bytes)).toBe(true);
+    }
+    expect(remote.requestsFor(`${DOWNLOADS}crowd`)).toHaveLength(1);
+  });
+
   test('mixed options (file names, timeouts, the legacy endpoint) still share one request, without errors', async () => {
     const bytes = patternBytes(300_000, 32);
     const held = gate();

@@ -96,6 +96,25 @@ describe('FilesystemDatastore', () => {
     expect(allFiles(root)).toHaveLength(1);
   });
 
+  test('a copy staged while the blob existed still commits when that blob is deleted before the commit', async () => {
+    const bytes = Buffer.from('held, then deleted');
+    await (await store.writeStream(Readable.from([bytes]), { maxBytes: 100 })).commit();
+    const again = await store.writeStream(Readable.from([bytes]), { maxBytes: 100 });
+    await store.delete(again.sha256);
+    await again.commit();
+    expect(await readAll(await store.read(again.sha256))).toEqual(bytes);
+  });
+
+  test('a large body in many small chunks, arriving while the disk is busy, is stored whole under its digest', async () => {
+    const chunks = Array.from({ length: 400 }, (_, i) => Buffer.alloc(64 * 1024 - (i % 7), i % 256));
+    const bytes = Buffer.concat(chunks);
+    const staged = await store.writeStream(Readable.from(chunks), { maxBytes: bytes.length });
+    expect(staged.sha256).toBe(sha256(bytes));
+    expect(staged.size).toBe(bytes.length);
+    await staged.commit();
+    expect(sha256(await readAll(await store.read(staged.sha256)))).toBe(sha256(bytes));
+  });
+
   test('discard drops a staged blob; after commit it is a no-op and commit cannot repeat', async () => {
     const dropped = await store.writeStream(Readable.from([Buffer.from('drop me')]), { maxBytes: 100 });
     expect(allFiles(root)).toHaveLength(1);

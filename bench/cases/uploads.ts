@@ -1,0 +1,91 @@
+// Upload throughput of the service against nginx receiving the same body into a file (WebDAV PUT), curl as
+// the client of both: one 100 MiB body (median of 3), and 10 KiB bodies from 16 connections with wrk.
+// The service runs as a child process on a scratch PostgreSQL database when the environment names one.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { throughputRow, type BenchCase, type BenchRow } from '../bench-row.js';
+import { curlOk, median } from '../curl.js';
+import { createScratchDatabase, startNginx, startServiceProcess, startWhoamiStandIn, type ChildService, type Nginx } from '../media-processes.js';
+
+const MiB = 1024 * 1024;
+const LARGE = 100 * MiB;
+const SMALL = 10 * 1024;
+const ROUNDS = 3;
+const WRK_SECONDS = 5;
+const WRK_CONNECTIONS = 16;
+const TOKEN = 'Bearer bench-token';
+
+const uploads: BenchCase = {
+  title: 'Uploads: the service against nginx (WebDAV PUT to a file)',
+  async run(env) {
+    if (!env.nginx) return [];
+    const files = join(env.workDir, 'files');
+    mkdirSync(files, { recursive: true });
+    const large = join(files, 'large.bin');
+    const small = join(files, 'small.bin');
+    await writeRandomFile(large, LARGE);
+    writeFileSync(small, randomBytes(SMALL));
+    const database = env.databaseUrl ? await createScratchDatabase(env.databaseUrl) : undefined;
+    const whoami = await startWhoamiStandIn();
+    let service: ChildService | undefined;
+    let nginx: Nginx | undefined;
+    try {
+      service = await startServiceProcess(join(env.workDir, 'service'), whoami.url, database?.url, false);
+      nginx = await startNginx(join(env.workDir, 'nginx'), files, env.nginx);
+      const ourUrl = `${service.url}/_matrix/media/v3/upload`;
+      const ourArgs = (file: string) => ['-X', 'POST', '-H', `Authorization: ${TOKEN}`, '-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`, ourUrl];
+      const nginxArgs = (file: string, name: string) => ['-T', file, `${nginx!.url}/upload/${name}`];
+      const ours: number[] = [];
+      const reference: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternating, so that a burst of load from elsewhere on the machine hits both sides alike.
+        ours.push(LARGE / MiB / (await curlOk(ourArgs(large))).seconds);
+        reference.push(LARGE / MiB / (await curlOk(nginxArgs(large, `large-${round}.bin`))).seconds);
+      }
+      const rows: BenchRow[] = [throughputRow('100 MiB upload, 1 client (curl, median of 3)', 'MiB/s', median(ours), 'nginx PUT', median(reference), 0.8)];
+      const smallOurs = await wrkUpload(env.workDir, ourUrl, 'POST', small, { Authorization: TOKEN, 'Content-Type': 'application/octet-stream' });
+      const smallNginx = await wrkUpload(env.workDir, `${nginx.url}/upload/small.bin`, 'PUT', small, {});
+      rows.push(throughputRow(`10 KiB upload, ${WRK_CONNECTIONS} connections (wrk)`, 'req/s', smallOurs, 'nginx PUT', smallNginx, 0.8, 'the same body each time: deduplicated by the service'));
+      return rows;
+    } finally {
+      await nginx?.stop();
+      await service?.stop();
+      await database?.drop();
+      whoami.server.close();
+    }
+  },
+};
+export default uploads;
+
+/** Requests per second of wrk sending `file` as the body; an error answer fails the case. */
+async function wrkUpload(workDir: string, url: string, method: string, file: string, headers: Record<string, string>): Promise<number> {
+  const script = join(workDir, `wrk-${method}.lua`);
+  writeFileSync(script, [
+    `local f = io.open(${JSON.stringify(file)}, "rb")`,
+    `wrk.method = ${JSON.stringify(method)}`,
+    'wrk.body = f:read("*a")',
+    'f:close()',
+    ...Object.entries(headers).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`),
+    '',
+  ].join('\n'));
+  const child = spawn('wrk', ['-t1', `-c${WRK_CONNECTIONS}`, `-d${WRK_SECONDS}s`, '-s', script, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const [code] = await once(child, 'close');
+  const perSecond = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  if (code !== 0 || !perSecond) throw new Error(`wrk ${url}: exit ${code}\n${out}`);
+  if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk ${url}: some answers were errors\n${out}`);
+  return Number(perSecond[1]);
+}
+
+async function writeRandomFile(path: string, size: number): Promise<void> {
+  const out = createWriteStream(path);
+  for (let written = 0; written < size; written += MiB) {
+    if (!out.write(randomBytes(Math.min(MiB, size - written)))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}

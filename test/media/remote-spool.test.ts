@@ -1,0 +1,82 @@
+// The spool between one upstream body and its readers, on a real temporary folder: every reader gets exactly
+// the bytes written, whatever its pace, its range, or when it started, past the blocks kept in memory.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Spool } from '../../src/media/remote-spool.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+
+const MiB = 1024 * 1024;
+
+async function readAll(stream: Readable, pauseEveryMs = 0): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer); // kept, not copied: what a reader was handed must never change afterwards
+    if (pauseEveryMs) await new Promise((resolve) => setTimeout(resolve, pauseEveryMs));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Writes `bytes` in uneven chunks (never aligned with the spool's blocks), yielding between them. */
+async function writeUnevenly(spool: Spool, bytes: Buffer, onChunk: (written: number) => void = () => {}): Promise<void> {
+  const sizes = [1, 4095, 65_536, 300_001, 7, 1_048_577];
+  for (let offset = 0, i = 0; offset < bytes.length; i++) {
+    const end = Math.min(bytes.length, offset + sizes[i % sizes.length]!);
+    await spool.write(bytes.subarray(offset, end));
+    offset = end;
+    onChunk(offset);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await spool.finish();
+}
+
+describe('Spool', () => {
+  let directory: string;
+  beforeEach(() => {
+    directory = mkdtempSync(join(tmpdir(), 'spool-'));
+  });
+  afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+  test('many readers, fast and slow, from the start, joining midway and by ranges across blocks, all get exact bytes', async () => {
+    const bytes = patternBytes(10 * MiB + 12_345, 7);
+    const spool = await Spool.create(directory);
+    const release = spool.hold();
+    const fromStart = Array.from({ length: 20 }, () => readAll(spool.reader()));
+    const slow = Array.from({ length: 3 }, () => readAll(spool.reader(), 5));
+    const ranges = [{ start: MiB - 10, end: 3 * MiB + 9 }, { start: 0, end: 0 }, { start: 9 * MiB, end: bytes.length - 1 }];
+    const ranged = ranges.map((range) => readAll(spool.reader(range)));
+    const joined: Array<Promise<Buffer>> = [];
+    await writeUnevenly(spool, bytes, (written) => {
+      if (written > 5 * MiB && joined.length < 5) joined.push(readAll(spool.reader()));
+    });
+    for (const result of await Promise.all([...fromStart, ...slow, ...joined])) expect(result.equals(bytes)).toBe(true);
+    expect(joined).toHaveLength(5);
+    const rangedResults = await Promise.all(ranged);
+    ranges.forEach((range, i) => expect(rangedResults[i]!.equals(bytes.subarray(range.start, range.end + 1))).toBe(true));
+    // After the writer is done, a late reader still reads everything, from blocks long dropped from memory.
+    expect((await readAll(spool.reader())).equals(bytes)).toBe(true);
+    release();
+    expect(spool.open).toBe(false);
+    expect(readdirSync(directory)).toEqual([]);
+  });
+
+  test('a reader waiting at the end of what is written gets the rest as it comes, and ends with the writer', async () => {
+    const spool = await Spool.create(directory);
+    const reader = spool.reader();
+    const reading = readAll(reader);
+    await spool.write(Buffer.from('first '));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await spool.write(Buffer.from('second'));
+    await spool.finish();
+    expect((await reading).toString()).toBe('first second');
+  });
+
+  test('a failed download fails every reader with its error', async () => {
+    const spool = await Spool.create(directory);
+    const reading = readAll(spool.reader());
+    await spool.write(patternBytes(2 * MiB + 3, 9));
+    spool.fail(new Error('upstream went away'));
+    await expect(reading).rejects.toThrow('upstream went away');
+  });
+});
