@@ -1,12 +1,13 @@
 // Native load generators for the benchmarks (wrk, curl), run as their own processes, so that the client is
 // never what limits a figure: a Node client in the bench process reads at a fraction of what curl reads.
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { curl, type CurlResult } from './curl.js';
+
+export { median } from './curl.js';
 
 const run = promisify(execFile);
 export const WRK = '/usr/bin/wrk';
-export const CURL = '/usr/bin/curl';
 
 export interface WrkResult {
   requestsPerSecond: number;
@@ -49,40 +50,14 @@ export function parseWrk(output: string): WrkResult {
   return { requestsPerSecond: Number(rate[1]), requests: Number(total[1]), failures: non2xx + socketErrors, non2xx, timeouts, output };
 }
 
-export interface CurlResult {
-  bytesPerSecond: number;
-  bytes: number;
-  status: number;
-}
-
-/** Runs a command to its end: its exit code and everything it printed ('close', not 'exit': the output may come after). */
-export async function capture(command: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, out };
-}
-
-/** One GET with curl into /dev/null: its average speed, size and status. */
-export async function curlDownload(url: string, headers: Record<string, string> = {}, maxSeconds = 300): Promise<CurlResult> {
-  const args = ['-s', '-o', '/dev/null', '--max-time', String(maxSeconds), '-w', '%{speed_download} %{size_download} %{http_code}'];
-  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
-  const { code, out } = await capture(CURL, [...args, url]);
-  const [speed, size, status] = out.trim().split(' ').map(Number);
-  if (code !== 0) throw new Error(`curl ${url}: exit ${code}`);
-  return { bytesPerSecond: speed!, bytes: size!, status: status! };
+/** One GET with curl into /dev/null: its size, time and status. */
+export function curlDownload(url: string, headers: Record<string, string> = {}, maxSeconds = 300): Promise<CurlResult> {
+  return curl(['--max-time', String(maxSeconds), ...Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]), url]);
 }
 
 /** A GET that must answer 200 with at least `minBytes`: its speed in MiB/s. */
 export async function curlMiBps(url: string, minBytes: number, headers: Record<string, string> = {}): Promise<number> {
   const result = await curlDownload(url, headers);
-  if (result.status !== 200 || result.bytes < minBytes) throw new Error(`${url}: HTTP ${result.status}, ${result.bytes} bytes, expected ${minBytes}`);
-  return result.bytesPerSecond / (1024 * 1024);
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  if (result.status !== 200 || result.downloaded < minBytes) throw new Error(`${url}: HTTP ${result.status}, ${result.downloaded} bytes, expected ${minBytes}`);
+  return result.downloaded / result.seconds / (1024 * 1024);
 }

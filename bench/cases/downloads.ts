@@ -137,7 +137,7 @@ async function peakDuringHugeDownloads(service: ChildService, url: string, postg
   const results = await Promise.all(clients);
   const seconds = (performance.now() - started) / 1000;
   const peak = memoryOf(pid, 'VmHWM') / MiB;
-  if (results.some((r) => r.status !== 200 || r.bytes !== GiB)) throw new Error(`a 1 GiB download failed: ${results.map((r) => `HTTP ${r.status}, ${r.bytes} bytes`).join('; ')}`);
+  if (results.some((r) => r.status !== 200 || r.downloaded !== GiB)) throw new Error(`a 1 GiB download failed: ${results.map((r) => `HTTP ${r.status}, ${r.downloaded} bytes`).join('; ')}`);
   const note = `${Math.round((HUGE_CLIENTS * GiB) / MiB / seconds)} MiB/s in total over ${seconds.toFixed(0)} s; idle RSS after restart ${Math.round(idle / MiB)} MiB`
     + (postgres ? '' : '; PGlite runs inside the service, its WASM heap counts in this RSS');
   return limitRow(`peak RSS, ${HUGE_CLIENTS} × 1 GiB concurrent downloads (curl)`, 'MiB', peak, RSS_LIMIT_MIB, note);

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { throughputRow, type BenchCase, type BenchEnvironment, type BenchRow } from '../bench-row.js';
+import { median } from '../curl.js';
 import { createScratchDatabase, freePort, http, startNginxWith, startServiceProcess, startWhoamiStandIn } from '../media-processes.js';
 import { offloadSnippet } from '../nginx-offload.js';
 
@@ -24,7 +25,6 @@ async function curlSpeed(url: string, headers: string[] = []): Promise<number> {
   return speed / MiB;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** A file of random bytes, written in 1 MiB pieces; its sha256. */
 function writeRandomFile(file: string): string {

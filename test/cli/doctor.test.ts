@@ -78,7 +78,7 @@ describe('media-repo doctor', () => {
     homeservers.push({ name: 'unreachable.test', clientApi: overrides['unreachable.test'], signingKeyPath: keys.unreachable!.file });
     service = await startTestService({ homeservers, federation: { serverOverrides: overrides, requestTimeoutMs: 5000 } });
     for (const setup of setups as Array<FrontSetup & { routed?: boolean }>) if (setup.routed) setup.mediaRepoUrl = service.url;
-    // badclient's clientApi is this service, which is no client API.
+    // badclient's clientApi is this service, which is no client API (and knows no homeserver by that Host).
     service.services.config.homeservers.find((hs) => hs.name === 'badclient.test')!.clientApi = service.url;
 
     const json = collect();
@@ -132,7 +132,7 @@ describe('media-repo doctor', () => {
   });
 
   test('a clientApi that is no client API, a homeserver nothing answers for, and a missing signing key each fail', () => {
-    expect(row('badclient.test', 'client API')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answered 404 M_UNRECOGNIZED, not a Matrix client API: set clientApi/) });
+    expect(row('badclient.test', 'client API')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answered 404 M_NOT_FOUND, not a Matrix client API: set clientApi/) });
     expect(statuses('badclient.test')).toMatchObject({ 'federation media route': 'ok', 'client media route': 'ok' });
     expect(statuses('unreachable.test')).toEqual({
       'client API': 'fail', 'signing key': 'ok', 'key published (v2)': 'fail', 'key published (MSC4100)': 'fail',

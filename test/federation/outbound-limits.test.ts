@@ -36,6 +36,12 @@ describeWithPython('SSRF: Location and redirects to private addresses', () => {
     await Promise.all([canary.close(), dns.close()]);
   });
 
+  // A Location that cannot be fetched fails that media as a bad response (not its origin); the cause says why.
+  const refusalOf = (error: Error) => {
+    expect((error as UpstreamError).kind).toBe('bad-response');
+    return ((error as UpstreamError).cause as UpstreamError).kind;
+  };
+
   test.each([
     ['an IP literal in the blocklist', 'http://10.0.0.1/secret'],
     ['a host name resolving into the blocklist', 'http://private.test/secret'],
@@ -44,7 +50,7 @@ describeWithPython('SSRF: Location and redirects to private addresses', () => {
     created.length = 0;
     const error = await failure(fetchRemoteMedia(strict, request('private')));
     expect(error).toBeInstanceOf(UpstreamError);
-    expect((error as UpstreamError).kind).toBe('blocked');
+    expect(refusalOf(error)).toBe('blocked');
     expect(error.message).toMatch(/10\.0\.0\.1 is in a blocked IP range/);
     // Whatever sockets were opened (to the remote, or one whose lookup was refused), none reached 10.0.0.1.
     expect(created.filter((s) => s.remoteAddress === '10.0.0.1')).toEqual([]);
@@ -55,7 +61,7 @@ describeWithPython('SSRF: Location and redirects to private addresses', () => {
     for (const location of [`${canary.url}/secret`, `http://loopback.test:${canary.port}/secret`]) {
       remote.media.set('loopback', { kind: 'location', location });
       const error = await failure(fetchRemoteMedia(strict, request('loopback')));
-      expect((error as UpstreamError).kind).toBe('blocked');
+      expect(refusalOf(error)).toBe('blocked');
     }
     expect(canary.connections).toBe(0);
   });
@@ -64,7 +70,7 @@ describeWithPython('SSRF: Location and redirects to private addresses', () => {
     remote.files.set('/bounce', { status: 302, headers: { Location: `${canary.url}/secret` } });
     remote.media.set('bounce', { kind: 'location', location: '/bounce' });
     const error = await failure(fetchRemoteMedia(strict, request('bounce')));
-    expect((error as UpstreamError).kind).toBe('blocked');
+    expect(refusalOf(error)).toBe('blocked');
     expect(canary.connections).toBe(0);
   });
 

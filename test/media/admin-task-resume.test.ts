@@ -84,7 +84,8 @@ function startChild(): Promise<string> {
 }
 
 async function taskOf(url: string, id: number): Promise<Record<string, unknown>> {
-  const res = await rawRequest(`${url}/_matrix/media/unstable/admin/tasks/${id}`, { headers: { authorization: `Bearer ${SECRET}` } });
+  // Every request names a hosted homeserver by its Host, admin ones too.
+  const res = await rawRequest(`${url}/_matrix/media/unstable/admin/tasks/${id}`, { headers: { host: 'a.example', authorization: `Bearer ${SECRET}` } });
   return res.json();
 }
 
