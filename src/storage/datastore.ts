@@ -71,6 +71,36 @@ export interface StagedBlob {
   discard(): Promise<void>;
 }
 
+/** What a datastore does to commit or drop its staged bytes; stagedBlob keeps the rules around them. */
+export interface StagingSteps {
+  /** Makes the bytes readable under their sha256 (or drops the copy if that blob exists); may throw, leaving them staged. */
+  commit(): Promise<void>;
+  /** Tidying once committed (e.g. removing a staging copy); the blob is safe whatever it does. */
+  afterCommit?(): Promise<void>;
+  discard(): Promise<void>;
+}
+
+/** A StagedBlob with the one state machine: commit only what is staged, discard only what is still staged. */
+export function stagedBlob(datastoreId: string, sha256: string, size: number, steps: StagingSteps): StagedBlob {
+  let state: 'staged' | 'committed' | 'discarded' = 'staged';
+  return {
+    datastoreId,
+    sha256,
+    size,
+    commit: async () => {
+      if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
+      await steps.commit();
+      state = 'committed';
+      await steps.afterCommit?.();
+    },
+    discard: async () => {
+      if (state !== 'staged') return;
+      state = 'discarded';
+      await steps.discard();
+    },
+  };
+}
+
 export interface Datastore {
   /** The name rows use to point at this datastore; never changes once rows use it. */
   readonly id: string;

@@ -6,7 +6,7 @@ import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type WriteLimits } from './datastore.js';
+import { isSha256Hex, SizeLimitError, stagedBlob, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type WriteLimits } from './datastore.js';
 import { HashingFileWriter } from './hashing-file-writer.js';
 import { feedWithoutDestroying } from './hashing-meter.js';
 import { blobPath, type ProxyOffload } from './proxy-offload.js';
@@ -103,13 +103,8 @@ export class FilesystemDatastore implements Datastore {
   }
 
   private staged(temp: string, sha256: string, size: number, synced: boolean): StagedBlob {
-    let state: 'staged' | 'committed' | 'discarded' = 'staged';
-    return {
-      datastoreId: this.id,
-      sha256,
-      size,
+    return stagedBlob(this.id, sha256, size, {
       commit: async () => {
-        if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
         const target = this.pathOf(sha256);
         if (await this.has(sha256)) {
           await unlink(temp);
@@ -119,15 +114,11 @@ export class FilesystemDatastore implements Datastore {
           await rename(temp, target);
           await syncPath(join(target, '..'));
         }
-        state = 'committed';
       },
-      discard: async () => {
-        if (state !== 'staged') return;
-        state = 'discarded';
-        await rm(temp, { force: true });
-      },
-    };
+      discard: () => rm(temp, { force: true }),
+    });
   }
+
 
   private pathOf(sha256: string): string {
     if (!isSha256Hex(sha256)) throw new RangeError('not a sha256 hex digest');

@@ -10,7 +10,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
-  DatastoreUnavailableError, isSha256Hex, SizeLimitError, type ByteRange, type Datastore, type RedirectHeaders, type StagedBlob,
+  DatastoreUnavailableError, isSha256Hex, SizeLimitError, stagedBlob, type ByteRange, type Datastore, type RedirectHeaders, type StagedBlob,
   type StagingEntry, type WriteLimits,
 } from './datastore.js';
 import { feedWithoutDestroying, HashingMeter } from './hashing-meter.js';
@@ -145,13 +145,8 @@ export class S3Datastore implements Datastore {
   }
 
   private staged(key: string, sha256: string, size: number): StagedBlob {
-    let state: 'staged' | 'committed' | 'discarded' = 'staged';
-    return {
-      datastoreId: this.id,
-      sha256,
-      size,
+    return stagedBlob(this.id, sha256, size, {
       commit: async () => {
-        if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
         // Copying over an existing blob rewrites the same bytes: cheaper than asking first, unless large.
         if (size < SKIP_COPY_CHECK_BELOW || !(await this.has(sha256))) {
           try {
@@ -163,17 +158,13 @@ export class S3Datastore implements Datastore {
             throw unavailable('store', error);
           }
         }
-        state = 'committed';
-        // A staging object left by a failure here is swept later; the blob is already safe.
-        await this.deleteKey(key).catch(() => undefined);
       },
-      discard: async () => {
-        if (state !== 'staged') return;
-        state = 'discarded';
-        await this.deleteKey(key);
-      },
-    };
+      // A staging object left by a failure here is swept later; the blob is already safe.
+      afterCommit: () => this.deleteKey(key).catch(() => undefined),
+      discard: () => this.deleteKey(key),
+    });
   }
+
 
   private heldInMemory(bytes: Buffer, sha256: string): StagedBlob {
     let state: 'staged' | 'committed' | 'discarded' = 'staged';
