@@ -4,7 +4,7 @@
 // client are three processes sharing the machine's CPUs.
 // Run: npx tsc -p tsconfig.json && [MEDIA_REPO_BENCH_DATABASE_URL=postgres://...] node dist/bench/s3.js
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { agent, createScratchDatabase, freePort, http, memoryOf, resetPeakMemory, startServiceProcess, startWhoamiStandIn, type HttpResult } from './media-processes.js';
+import { agent, createScratchDatabase, freePort, http, memoryOf, resetPeakMemory, startServiceProcess, startWhoamiStandIn, writeRandomFile, type HttpResult } from './media-processes.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -136,15 +136,6 @@ async function expectOk(pending: Promise<HttpResult>): Promise<HttpResult> {
   const result = await pending;
   if (result.status < 200 || result.status > 299) throw new Error(`HTTP ${result.status}: ${result.body.slice(0, 200)}`);
   return result;
-}
-
-async function writeRandomFile(path: string, size: number): Promise<void> {
-  const out = createWriteStream(path);
-  for (let written = 0; written < size; written += MiB) {
-    if (!out.write(randomBytes(Math.min(MiB, size - written)))) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
 }
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;

@@ -4,11 +4,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { throughputRow, type BenchCase, type BenchRow } from '../bench-row.js';
 import { curlOk, median } from '../curl.js';
-import { createScratchDatabase, startNginx, startServiceProcess, startWhoamiStandIn, type ChildService, type Nginx } from '../media-processes.js';
+import { createScratchDatabase, startNginx, startServiceProcess, startWhoamiStandIn, writeRandomFile, type ChildService, type Nginx } from '../media-processes.js';
 
 const MiB = 1024 * 1024;
 const LARGE = 100 * MiB;
@@ -79,13 +79,4 @@ async function wrkUpload(workDir: string, url: string, method: string, file: str
   if (code !== 0 || !perSecond) throw new Error(`wrk ${url}: exit ${code}\n${out}`);
   if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk ${url}: some answers were errors\n${out}`);
   return Number(perSecond[1]);
-}
-
-async function writeRandomFile(path: string, size: number): Promise<void> {
-  const out = createWriteStream(path);
-  for (let written = 0; written < size; written += MiB) {
-    if (!out.write(randomBytes(Math.min(MiB, size - written)))) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
 }
