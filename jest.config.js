@@ -10,4 +10,6 @@ export default {
   },
   // Suites that start several services on the embedded database need the room on a loaded 2-core machine.
   testTimeout: 60000,
+  globalSetup: '<rootDir>/test/setup/global-setup.js',
+  globalTeardown: '<rootDir>/test/setup/global-teardown.js',
 };
