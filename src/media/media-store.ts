@@ -75,6 +75,8 @@ export interface ThumbnailRow {
 // Rows whose bytes have arrived change only by admin action (quarantine, purge), so every instance may
 // keep them for ttlMs: a database round trip per request was most of the cost of serving small media.
 const RECORD_CACHE_SIZE = 20_000;
+// Clients ask a few standard sizes; a client asking ever new sizes must not grow one media's entry without end.
+export const THUMBNAIL_SIZES_CACHED = 8;
 
 const QUARANTINED = `EXISTS (SELECT 1 FROM quarantined_media q WHERE q.server_name = ? AND q.media_id = ?)`;
 
@@ -213,6 +215,7 @@ export class MediaStore {
     const record = row && toThumbnailRecord(row);
     if (record) {
       const sizes = this.thumbnailRecords.get(mediaKey) ?? new Map<string, ThumbnailRecord>();
+      if (sizes.size >= THUMBNAIL_SIZES_CACHED) sizes.delete(sizes.keys().next().value!);
       sizes.set(sizeKey, record);
       this.thumbnailRecords.set(mediaKey, sizes);
     }

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { EVERY_KEY } from '../../src/db/cache-invalidations.js';
 import type { Database } from '../../src/db/database.js';
 import { BlobReferences } from '../../src/media/blob-references.js';
-import { MediaStore, type NewMedia } from '../../src/media/media-store.js';
+import { MediaStore, THUMBNAIL_SIZES_CACHED, type NewMedia } from '../../src/media/media-store.js';
 import { Datastores } from '../../src/storage/datastores.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { openTestDatabase } from '../helpers/database.js';
@@ -177,6 +177,26 @@ describe('MediaStore', () => {
     expect(await storage.has(second.sha256)).toBe(false);
     expect(await store.getThumbnail(key)).toEqual(stored);
     expect(await store.getThumbnail({ ...key, animated: true })).toBeUndefined();
+  });
+
+  test('one media keeps at most THUMBNAIL_SIZES_CACHED sizes cached: ever new sizes do not grow its entry', async () => {
+    const cached = new MediaStore(db.knex, blobs, 60_000);
+    const sizes = Array.from({ length: THUMBNAIL_SIZES_CACHED + 1 }, (_, i) => (
+      { serverName: 'a.example', mediaId: 'm1', width: 100 + i, height: 100, method: 'scale' as const, animated: false }));
+    for (const [i, key] of sizes.entries()) await store.insertThumbnail(key, 'image/png', await stage(`size ${i}`));
+    for (const key of sizes) expect(await cached.getThumbnail(key)).toBeDefined();
+    const queries: string[] = [];
+    const onQuery = (query: { sql: string }) => queries.push(query.sql);
+    db.knex.on('query', onQuery);
+    try {
+      expect((await cached.getThumbnail(sizes[1]!))?.width).toBe(101);
+      expect((await cached.getThumbnail(sizes.at(-1)!))?.width).toBe(100 + THUMBNAIL_SIZES_CACHED);
+      expect(queries).toEqual([]);
+      expect((await cached.getThumbnail(sizes[0]!))?.width).toBe(100); // the oldest, dropped for the newest
+      expect(queries).toHaveLength(1);
+    } finally {
+      db.knex.off('query', onQuery);
+    }
   });
 
   test('the same bytes in two datastores are two blobs: rows name theirs, and a discard in one leaves the other', async () => {
