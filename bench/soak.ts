@@ -93,7 +93,9 @@ async function main(work: string): Promise<boolean> {
   const peer = await startFederationPeer();
   const logFile = join(work, 'service.log');
   const service = await startServiceProcess(join(work, 'service'), whoami.url, database?.url, false, [peerOverrideConfig(peer)], {
-    logFile, media: { thumbnails: { dynamicSizing: true, maxSizesPerMedia: 1_000_000 } },
+    // The small-blob cache is set small enough to be full within the first half: this looks for leaks, and
+    // at the default 64 MiB a cache filling with ever new thumbnails would read as growth for half an hour.
+    logFile, media: { thumbnails: { dynamicSizing: true, maxSizesPerMedia: 1_000_000 }, smallBlobs: { cacheBytes: 8 * MiB } },
   });
   const load = { stop: () => undefined } as { stop(): void };
   try {
