@@ -11,7 +11,7 @@ import { LruCache } from '../lru-cache.js';
 import type { LocalMedia, StoredMedia, WaitOptions } from './local-media.js';
 import type { MediaStore, ThumbnailKey, ThumbnailRecord } from './media-store.js';
 import { servableBlob, thumbnailFileName, type ServableMedia } from './servable.js';
-import { Semaphore, SingleFlight } from './single-flight.js';
+import { AbandonedError, Semaphore, SingleFlight } from './single-flight.js';
 import { chooseThumbnailSize, dynamicSize, originalIsNoLarger } from './thumbnail-choice.js';
 import { cannotThumbnail, probeImage, readAll, renderThumbnail, THUMBNAIL_TYPES, tooLargeToThumbnail, type ImageInfo } from './thumbnail-render.js';
 
@@ -37,7 +37,10 @@ export class Thumbnails {
 
   async open(serverName: string, mediaId: string, spec: ThumbnailSpec, wait: WaitOptions): Promise<ServableMedia> {
     const source = await this.localMedia.waitFor(serverName, mediaId, wait);
-    const image = await this.probe(source);
+    // A render still queued when every client asking for it has gone is dropped: under load the queue
+    // would otherwise fill with work nobody waits for, and starve the clients still there.
+    const left = () => (this.slots.full ? wait.cancel?.() : undefined);
+    const image = await this.probe(source, left).catch(abandoned);
     const animated = spec.animated && this.settings.animated;
     const original = THUMBNAIL_TYPES[image.format];
     // Spec: "When the content is smaller than the requested dimensions, servers SHOULD return the original content".
@@ -47,7 +50,7 @@ export class Thumbnails {
     }
     const size = await this.chooseSize(serverName, mediaId, spec, image);
     const key: ThumbnailKey = { serverName, mediaId, ...size, animated };
-    const thumbnail = (await this.media.getThumbnail(key)) ?? (await this.generateOnce(key, source));
+    const thumbnail = (await this.media.getThumbnail(key)) ?? (await this.generateOnce(key, source, left).catch(abandoned));
     const blob = { ...thumbnail, uploadName: thumbnailFileName(thumbnail.contentType), storedTs: source.storedTs };
     return servableBlob(blob, this.datastores.get(thumbnail.datastoreId));
   }
@@ -62,24 +65,24 @@ export class Thumbnails {
     return (await this.media.countThumbnails(serverName, mediaId)) < this.settings.maxSizesPerMedia ? exact : chosen;
   }
 
-  private probe(source: StoredMedia): Promise<ImageInfo> {
+  private probe(source: StoredMedia, left: () => AbortSignal | undefined): Promise<ImageInfo> {
     const id = JSON.stringify([source.serverName, source.mediaId]);
     const known = this.images.get(id);
     if (known) return Promise.resolve(known);
     const failed = this.failures.get(id);
     if (failed) return Promise.reject(failed);
-    return this.probes.run(id, () => this.slots.run(async () => {
+    return this.probes.run(id, (abandoned) => this.slots.run(async () => {
       const image = await this.read(source).then((input) => probeImage(this.settings, input)).catch((error: unknown) => this.remember(id, error));
       this.images.set(id, image);
       return image;
-    }));
+    }, abandoned), left());
   }
 
-  private generateOnce(key: ThumbnailKey, source: StoredMedia): Promise<ThumbnailRecord> {
+  private generateOnce(key: ThumbnailKey, source: StoredMedia, left: () => AbortSignal | undefined): Promise<ThumbnailRecord> {
     const id = JSON.stringify([key.serverName, key.mediaId, key.width, key.height, key.method, key.animated]);
     const failed = this.failures.get(id);
     if (failed) return Promise.reject(failed);
-    return this.flights.run(id, () => this.slots.run(async () => {
+    return this.flights.run(id, (abandoned) => this.slots.run(async () => {
       // Another instance (or an earlier flight) may have stored it since we looked.
       const stored = await this.media.getThumbnail(key);
       if (stored) return stored;
@@ -87,7 +90,7 @@ export class Thumbnails {
         .catch((error: unknown) => this.remember(id, error));
       const blob = await this.datastores.forKind('thumbnails', key.serverName).writeStream(Readable.from([data]), { maxBytes: data.length });
       return this.media.insertThumbnail(key, contentType, blob);
-    }));
+    }, abandoned), left());
   }
 
   /** Only declared images are read at all: anything else costs nothing to refuse. */
@@ -103,4 +106,10 @@ export class Thumbnails {
     if (error instanceof MatrixError && error.status < 500) this.failures.set(id, error);
     throw error;
   }
+}
+
+/** Nobody is left to tell, but the request still ends as a Matrix error rather than an unexpected one. */
+function abandoned(error: unknown): never {
+  if (error instanceof AbandonedError) throw new MatrixError(503, 'M_UNKNOWN', 'The thumbnail was not made: its clients went away first');
+  throw error;
 }
