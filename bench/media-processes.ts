@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -248,7 +249,7 @@ export async function createScratchDatabase(serverUrl: string): Promise<{ url: s
   };
 }
 
-/** A file of `size` random bytes, written 1 MiB at a time. */
+/** A file of `size` random bytes, written 1 MiB at a time, and flushed: see flushFile. */
 export async function writeRandomFile(path: string, size: number): Promise<void> {
   const out = createWriteStream(path);
   for (let written = 0; written < size; written += 1024 * 1024) {
@@ -256,6 +257,20 @@ export async function writeRandomFile(path: string, size: number): Promise<void>
   }
   out.end();
   await once(out, 'finish');
+  await flushFile(path);
+}
+
+/**
+ * fsync of a file the bench wrote, outside any timing: otherwise its dirty pages are written back while a
+ * later case runs, and a side that flushes its own writes (the service) waits for them too.
+ */
+export async function flushFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Uploads `file` to the service as the whoami stand-in's user; its media ID. */
