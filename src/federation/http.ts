@@ -247,10 +247,12 @@ export function limitedBody(res: Readable, limits: BodyLimits, what = 'response'
     timer = undefined;
   };
   const arm = () => {
-    disarm();
-    timer = setTimeout(() => out.destroy(new UpstreamError('timeout', `the ${what} stalled for ${limits.idleMs} ms`)), limits.idleMs);
+    if (timer) timer.refresh();
+    else timer = setTimeout(() => out.destroy(new UpstreamError('timeout', `the ${what} stalled for ${limits.idleMs} ms`)), limits.idleMs);
   };
   const out = new Readable({
+    // A few network chunks ahead of the reader: the connection is not paused and resumed for each one.
+    highWaterMark: 1024 * 1024,
     read() {
       if (ended) return;
       res.resume();

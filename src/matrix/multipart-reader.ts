@@ -253,8 +253,11 @@ class PartScanner {
       if (found.kind === 'more') return { kind: 'more', safeEnd: dataEnd };
       from = index + 1;
     }
-    // A delimiter may begin in the last bytes (its CR included): hold them until the next chunk.
-    return { kind: 'more', safeEnd: Math.max(0, buffer.length - this.needle.length) };
+    // A delimiter may begin at a line feed in the last bytes (its CR included): hold from there until the
+    // next chunk. Without one, everything goes, and the next chunk is scanned as it is, never copied.
+    const lineFeed = buffer.indexOf(LF, Math.max(0, buffer.length - this.needle.length));
+    if (lineFeed === -1) return { kind: 'more', safeEnd: buffer.length > 0 && buffer[buffer.length - 1] === CR ? buffer.length - 1 : buffer.length };
+    return { kind: 'more', safeEnd: lineFeed > 0 && buffer[lineFeed - 1] === CR ? lineFeed - 1 : lineFeed };
   }
 
   /**

@@ -24,6 +24,9 @@ export class Spool {
   /** The writer's reference plus one per open reader; the file closes at zero. */
   private refs = 1;
   private readonly waiters = new Set<() => void>();
+  /** Readers that have had no byte yet: woken by the very next write, so their response starts at once. */
+  private readonly firstWaiters = new Set<() => void>();
+  private wakeScheduled = false;
   /** The block being filled: bytes [written - written % BLOCK, written). */
   private current: Buffer = Buffer.allocUnsafe(BLOCK);
   private readonly blocks = new Map<number, Promise<Buffer>>();
@@ -55,7 +58,8 @@ export class Spool {
     if (this.writeError) throw this.writeError;
     if (this.state !== 'writing') throw new Error(`cannot write to a ${this.state} spool`);
     this.remember(chunk);
-    this.wake();
+    wakeAll(this.firstWaiters);
+    this.wakeSoon();
     if (this.unwritten.size >= MAX_UNWRITTEN) await this.unwritten.values().next().value!.writing;
   }
 
@@ -94,7 +98,8 @@ export class Spool {
   reader(range?: ByteRange): Readable {
     if (!this.open) throw new Error('the spool is closed');
     this.refs++;
-    let position = range?.start ?? 0;
+    const start = range?.start ?? 0;
+    let position = start;
     const last = range?.end ?? Infinity;
     let released = false;
     const release = () => {
@@ -105,7 +110,7 @@ export class Spool {
     const stream = new Readable({
       highWaterMark: BLOCK,
       read: () => {
-        this.next(position, last).then(
+        this.next(position, last, position === start).then(
           (chunk) => {
             if (chunk === null) {
               stream.push(null);
@@ -127,7 +132,7 @@ export class Spool {
   }
 
   /** The next bytes at `position` (up to `last`, at most to the end of its block), waiting for the writer; null at the end. */
-  private async next(position: number, last: number): Promise<Buffer | null> {
+  private async next(position: number, last: number, first: boolean): Promise<Buffer | null> {
     for (;;) {
       if (position > last) return null;
       if (this.state === 'failed') throw this.failure!;
@@ -138,7 +143,7 @@ export class Spool {
         return block.subarray(position - index * BLOCK, Math.min(block.length, end - index * BLOCK));
       }
       if (this.state === 'done') return null;
-      await new Promise<void>((resolve) => this.waiters.add(resolve));
+      await new Promise<void>((resolve) => (first ? this.firstWaiters : this.waiters).add(resolve));
     }
   }
 
@@ -201,10 +206,22 @@ export class Spool {
     return buffer;
   }
 
+  /**
+   * Readers waiting at the end wake once per turn of the event loop, not once per chunk: they then take
+   * all the chunks of that turn in one piece, so a client gets a few large writes instead of many small ones.
+   */
+  private wakeSoon(): void {
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      this.wake();
+    });
+  }
+
   private wake(): void {
-    const waiting = [...this.waiters];
-    this.waiters.clear();
-    for (const resolve of waiting) resolve();
+    wakeAll(this.firstWaiters);
+    wakeAll(this.waiters);
   }
 
   private release(): void {
@@ -212,6 +229,12 @@ export class Spool {
     this.blocks.clear();
     void this.handle.close().catch(() => undefined);
   }
+}
+
+function wakeAll(waiters: Set<() => void>): void {
+  const waiting = [...waiters];
+  waiters.clear();
+  for (const resolve of waiting) resolve();
 }
 
 async function writeFully(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {

@@ -72,6 +72,26 @@ describe('Spool', () => {
     expect((await reading).toString()).toBe('first second');
   });
 
+  test('a reader gets its first bytes at once, then what is written in one turn of the event loop as one piece', async () => {
+    const spool = await Spool.create(directory);
+    const pieces: Buffer[] = [];
+    const reader = spool.reader();
+    const reading = (async () => {
+      for await (const piece of reader) pieces.push(piece as Buffer);
+    })();
+    await new Promise((resolve) => setImmediate(resolve)); // the reader is now waiting at the end
+    const chunks = Array.from({ length: 16 }, (_, i) => patternBytes(i === 0 ? 100 : 64 * 1024, i)); // all in the first block
+    await spool.write(chunks[0]!);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(pieces).toHaveLength(1); // the response starts with the first bytes, without waiting for more
+    for (const chunk of chunks.slice(1)) await spool.write(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await spool.finish();
+    await reading;
+    expect(Buffer.concat(pieces).equals(Buffer.concat(chunks))).toBe(true);
+    expect(pieces).toHaveLength(2); // then one large write to the client, not one per upstream chunk
+  });
+
   test('a failed download fails every reader with its error', async () => {
     const spool = await Spool.create(directory);
     const reading = readAll(spool.reader());
