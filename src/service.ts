@@ -77,7 +77,7 @@ export interface RunningService {
 export async function openServices(config: Config, log: Logger, db?: Database): Promise<Services> {
   // Files the config names are read before the database is opened, so that a bad one fails at once.
   const staticTokens = new StaticTokens(new Map(config.homeservers.map((hs) => [hs.name, readStaticTokens(hs)])));
-  const keyFiles = await readKeyFiles(config.homeservers);
+  const keyFiles = readKeyFiles(config.homeservers);
   const masterKey = loadMasterKey(config, log);
   const database = db ?? (await openDatabase({
     url: config.database.url === undefined ? undefined : readSecret(config.database.url, 'database.url'),
