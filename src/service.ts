@@ -214,7 +214,7 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   // Not awaited: a homeserver slow to publish its keys must not hold up the listener (its first request waits a little).
   void services.authSchemes.start();
   handle = createApp(services);
-  setImmediate(collectStartupGarbage);
+  setImmediate(() => collectStartupGarbage(config.homeservers.length));
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
