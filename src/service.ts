@@ -41,6 +41,7 @@ import { Metrics } from './metrics/metrics.js';
 import { buildAdmin, type AdminJobs } from './service-admin.js';
 import { Datastores } from './storage/datastores.js';
 import { datastoreDefinitions } from './datastore-definitions.js';
+import { collectStartupGarbage } from './startup-garbage.js';
 
 const MAX_KEY_FETCH_MS = 15_000;
 const MAX_LOGGED_NAMES = 50;
@@ -77,7 +78,7 @@ export interface RunningService {
 export async function openServices(config: Config, log: Logger, db?: Database): Promise<Services> {
   // Files the config names are read before the database is opened, so that a bad one fails at once.
   const staticTokens = new StaticTokens(new Map(config.homeservers.map((hs) => [hs.name, readStaticTokens(hs)])));
-  const keyFiles = await readKeyFiles(config.homeservers);
+  const keyFiles = readKeyFiles(config.homeservers);
   const masterKey = loadMasterKey(config, log);
   const database = db ?? (await openDatabase({
     url: config.database.url === undefined ? undefined : readSecret(config.database.url, 'database.url'),
@@ -213,6 +214,7 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   // Not awaited: a homeserver slow to publish its keys must not hold up the listener (its first request waits a little).
   void services.authSchemes.start();
   handle = createApp(services);
+  setImmediate(() => collectStartupGarbage(config.homeservers.length));
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

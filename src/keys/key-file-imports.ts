@@ -2,26 +2,19 @@
 // file fails at once), then imported in one pass with one log line for the lot.
 import type { HomeserverConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { readKeyFile } from './key-files.js';
+import { readKeyFileSync, type SigningKey } from './key-files.js';
 import type { KeyFileImport, SigningKeyStore } from './signing-key-store.js';
 
-// Files read at once: enough to hide each read's latency, few enough not to exhaust descriptors.
-const PARALLEL_READS = 32;
-
 /** The first key of each homeserver's signingKeyPath; homeservers without one are left out. */
-export async function readKeyFiles(homeservers: readonly HomeserverConfig[]): Promise<KeyFileImport[]> {
-  const withFile = homeservers.filter((hs): hs is HomeserverConfig & { signingKeyPath: string } => hs.signingKeyPath !== undefined);
-  const imports = new Array<KeyFileImport>(withFile.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < withFile.length; i = next++) {
-      const { name, signingKeyPath } = withFile[i]!;
-      const { keys } = await readKeyFile(signingKeyPath).catch((error: Error) => failKeyFile(name, error));
-      imports[i] = { serverName: name, file: signingKeyPath, key: keys[0]! };
+export function readKeyFiles(homeservers: readonly HomeserverConfig[]): KeyFileImport[] {
+  const firstKey = (name: string, file: string): SigningKey => {
+    try {
+      return readKeyFileSync(file).keys[0]!;
+    } catch (error) {
+      return failKeyFile(name, error as Error);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, withFile.length) }, worker));
-  return imports;
+  return homeservers.flatMap(({ name, signingKeyPath: file }) => (file === undefined ? [] : [{ serverName: name, file, key: firstKey(name, file) }]));
 }
 
 /** Logs each homeserver whose key was imported or rotated, and one summary: 10,000 "unchanged" lines help nobody. */

@@ -1,5 +1,6 @@
 // Each hosted homeserver's signing keys in PostgreSQL: imported from its key file at start, encrypted at
 // rest, one active key per homeserver; a changed file rotates and the old key is kept with its expiry.
+import { timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import { decodeBase64, encodeBase64 } from '../matrix/base64.js';
 import { createSigner, lazySigner, publicKeyFromSeed, type Signer } from '../matrix/ed25519.js';
@@ -91,18 +92,33 @@ export class SigningKeyStore {
     const slow: KeyFileImport[] = [];
     for (const item of imports) {
       const own = stored.get(item.serverName);
-      const publicKey = encodeBase64(publicKeyFromSeed(item.key.seed));
       const current = own?.find((r) => r.expired_ts === null);
-      if (current && current.key_id === keyIdOf(item.key) && current.public_key === publicKey) {
+      if (current && current.key_id === keyIdOf(item.key) && this.holdsSeed(current, item.key.seed)) {
         this.active.set(item.serverName, this.lazy(current));
         outcomes.set(item.serverName, 'unchanged');
       } else if (own) {
         slow.push(item);
       } else {
-        fresh.push({ item, row: this.newRow(item.serverName, item.key, publicKey, now) });
+        fresh.push({ item, row: this.newRow(item.serverName, item.key, encodeBase64(publicKeyFromSeed(item.key.seed)), now) });
       }
     }
     return { fresh, slow };
+  }
+
+  /**
+   * Whether `row` holds `seed`: decrypting costs a fifth of deriving the public key, and a restart compares
+   * thousands. A row that does not decrypt is compared by public key, so that it fails only at its first signature.
+   */
+  private holdsSeed(row: Row, seed: Uint8Array): boolean {
+    let stored: Buffer;
+    try {
+      stored = this.masterKey.decrypt(row.encrypted_seed, context(row.server_name, row.key_id));
+    } catch {
+      return row.public_key === encodeBase64(publicKeyFromSeed(seed));
+    }
+    const same = stored.length === seed.length && timingSafeEqual(stored, seed);
+    stored.fill(0);
+    return same;
   }
 
   private async unsealActive(serverName: string): Promise<void> {

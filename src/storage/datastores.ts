@@ -4,7 +4,6 @@ import type { Datastore } from './datastore.js';
 import { FilesystemDatastore } from './filesystem.js';
 import { ProxyOffload, type ProxyOffloadOptions } from './proxy-offload.js';
 import type { S3Options } from './s3-client.js';
-import { S3Datastore } from './s3.js';
 import type { SmallBlobs } from './small-blobs.js';
 
 export type MediaKind = 'local_media' | 'remote_media' | 'thumbnails';
@@ -90,14 +89,17 @@ export class Datastores {
   }
 }
 
-function openDatastore(definition: DatastoreDefinition, options: OpenOptions): Promise<Datastore> {
+async function openDatastore(definition: DatastoreDefinition, options: OpenOptions): Promise<Datastore> {
   switch (definition.type) {
     case 'file':
       return FilesystemDatastore.open(definition.opts.path, definition.id, {
         writer: options.instanceId, smallBlobs: options.smallBlobs,
         proxyOffload: definition.opts.proxyOffload && new ProxyOffload(definition.opts.proxyOffload),
       });
-    case 's3':
-      return Promise.resolve(new S3Datastore(definition.id, definition.opts, options.instanceId));
+    case 's3': {
+      // Loaded only when configured: the AWS SDK costs seconds of start-up and tens of MiB to every service.
+      const { S3Datastore } = await import('./s3.js');
+      return new S3Datastore(definition.id, definition.opts, options.instanceId);
+    }
   }
 }

@@ -17,9 +17,14 @@ const TEMP_DIR = '.tmp';
 // 1 MiB reads run large downloads at the runtime's ceiling (64 KiB ones at a third of it); the range's
 // end bounds each read, so a smaller body gets one buffer of its own size.
 const READ_CHUNK_BYTES = 1 << 20;
+// Beyond a few streams at once the CPU, not the read size, bounds the total, and each stream holds about
+// two reads (one being read, one queued on its socket): the rest read 256 KiB at a time.
+const LARGE_READ_STREAMS = 4;
+const SHARED_READ_CHUNK_BYTES = 1 << 18;
 
 export class FilesystemDatastore implements Datastore {
   private readonly tempDir: string;
+  private openReads = 0;
 
   private constructor(
     readonly id: string,
@@ -66,7 +71,11 @@ export class FilesystemDatastore implements Datastore {
       if (!e) return resolve(stats.size - 1);
       close(fd, () => reject(e));
     }));
-    return createReadStream('', { fd, start: range?.start ?? 0, end: Math.max(end, 0), highWaterMark: READ_CHUNK_BYTES });
+    const highWaterMark = this.openReads < LARGE_READ_STREAMS ? READ_CHUNK_BYTES : SHARED_READ_CHUNK_BYTES;
+    const stream = createReadStream('', { fd, start: range?.start ?? 0, end: Math.max(end, 0), highWaterMark });
+    this.openReads += 1;
+    stream.once('close', () => { this.openReads -= 1; });
+    return stream;
   }
 
   get wholeReadLimit(): number {

@@ -43,6 +43,24 @@ describe('FilesystemDatastore', () => {
     expect(await readAll(await store.read(staged.sha256, { start: 10, end: 19 }))).toEqual(bytes.subarray(10, 20));
   });
 
+  test('the first four streams open at once read 1 MiB at a time, the rest 256 KiB, and a closed one frees its place', async () => {
+    const bytes = Buffer.from(Array.from({ length: 3 << 20 }, (_, i) => i % 253));
+    const staged = await store.writeStream(Readable.from([bytes]), { maxBytes: bytes.length });
+    await staged.commit();
+    const streams = await Promise.all(Array.from({ length: 6 }, () => store.read(staged.sha256)));
+    expect(streams.map((s) => s.readableHighWaterMark)).toEqual([1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 18, 1 << 18]);
+    const closed = streams.slice(0, 3).map((s) => new Promise((resolve) => s.once('close', resolve)));
+    expect(await readAll(streams[0]!)).toEqual(bytes);
+    streams[1]!.destroy();
+    streams[2]!.destroy();
+    await Promise.all(closed);
+    // Three still open: one more 1 MiB stream, then 256 KiB again.
+    const next = [await store.read(staged.sha256), await store.read(staged.sha256)];
+    expect(next.map((s) => s.readableHighWaterMark)).toEqual([1 << 20, 1 << 18]);
+    expect(await readAll(streams[5]!)).toEqual(bytes);
+    for (const s of [...streams, ...next]) s.destroy();
+  });
+
   test('list yields every committed blob, never staged files or strays', async () => {
     const committed = [Buffer.from('one'), Buffer.from('two')];
     for (const bytes of committed) await (await store.writeStream(Readable.from([bytes]), { maxBytes: 100 })).commit();
