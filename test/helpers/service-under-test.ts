@@ -33,7 +33,8 @@ afterAll(async () => {
 async function defaultTestDatastore(shareKey?: string): Promise<Record<string, unknown>[] | undefined> {
   if (TEST_DATASTORE !== 's3') return shareKey ? [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: shareKey } }] : undefined;
   const prefix = shareKey ? `${createHash('sha256').update(shareKey).digest('hex').slice(0, 12)}/` : undefined;
-  return [s3DatastoreConfig(await testS3Server(), { id: 'default', prefix })];
+  // The file's s3rver runs inside the jest process: on a loaded machine 5 s of silence is load, not an outage.
+  return [s3DatastoreConfig(await testS3Server(), { id: 'default', prefix, opts: { timeoutMs: 30_000 } })];
 }
 
 export interface TestServiceOptions {
