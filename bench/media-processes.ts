@@ -117,7 +117,9 @@ export async function startServiceProcess(
   // The access log goes to a file, as it would to a log collector, not to the bench's console.
   const logFd = more.logFile ? openSync(more.logFile, 'a') : undefined;
   const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : (logFd ?? 'inherit');
-  const child = spawn(process.execPath, [cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'] });
+  // MEDIA_REPO_BENCH_PROFILE_DIR: the service writes a V8 CPU profile there when it stops, to see where its time goes.
+  const profile = process.env.MEDIA_REPO_BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MEDIA_REPO_BENCH_PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profile, cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'] });
   if (logFd !== undefined) closeSync(logFd); // the child has its own copy
   const url = `http://127.0.0.1:${port}`;
   // Until 200: while starting, the listener already answers every request with 503.

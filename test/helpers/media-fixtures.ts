@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { RunningService } from '../../src/service.js';
 import { S3Datastore } from '../../src/storage/s3.js';
 import { s3Listing } from './s3-server.js';
-import { testS3Server } from './service-under-test.js';
+import { testS3Datastore, testS3Server } from './service-under-test.js';
 
 export const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
@@ -32,9 +32,16 @@ export async function stagedFiles(service: RunningService): Promise<string[]> {
   return readdirSync(join(storageRoot(service), '.tmp'));
 }
 
-/** The default datastore's folder, for a second instance on the same folder (file datastores only). */
-export function storageRoot(service: RunningService): string {
+/** The default datastore's folder (file datastores only). */
+function storageRoot(service: RunningService): string {
   return (service.services.config.datastores[0]!.opts as { path: string }).path;
+}
+
+/** A `datastores` config for a second instance on the service's default datastore: its folder, or its bucket prefix. */
+export async function sameDatastores(service: RunningService): Promise<Record<string, unknown>[]> {
+  const store = service.services.datastores.get('default');
+  if (store instanceof S3Datastore) return [await testS3Datastore(store.options.prefix)];
+  return [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: storageRoot(service) } }];
 }
 
 export async function countRows(service: RunningService, table: 'media' | 'thumbnails'): Promise<number> {

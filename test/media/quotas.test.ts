@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { RunningService } from '../../src/service.js';
 import { openTwoDatabases, REAL_POSTGRES_URL } from '../helpers/database.js';
-import { blobFiles, patternBytes, snapshot, storageRoot } from '../helpers/media-fixtures.js';
+import { blobFiles, patternBytes, sameDatastores, snapshot } from '../helpers/media-fixtures.js';
 import { rawRequest, slices, type RawResponse } from '../helpers/raw-http.js';
 import { startTestService } from '../helpers/service-under-test.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
@@ -39,7 +39,7 @@ beforeAll(async () => {
   };
   service = await startTestService(config, { db: dbA });
   // A second instance on the same database and datastore.
-  second = await startTestService({ ...config, datastores: [{ id: 'default', type: 'file', forKinds: ['all'], opts: { path: storageRoot(service) } }] }, { db: dbB });
+  second = await startTestService({ ...config, datastores: await sameDatastores(service) }, { db: dbB });
 });
 
 afterAll(async () => {
