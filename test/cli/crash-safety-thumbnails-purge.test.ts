@@ -92,6 +92,7 @@ describe('kill -9 mid-thumbnail and mid-purge, restart', () => {
 
   test('a purge killed midway: the purged rows\' blobs are released at start-up, the rest stay, and the purge run again finishes', async () => {
     await service.start();
+    const others = blobs().length;
     const bulk = Array.from({ length: BULK_MEDIA }, (_, i) => patternBytes(2048, 1000 + i));
     const shas = bulk.map((bytes) => sha256Hex(bytes));
     for (let i = 0; i < bulk.length; i += 10) {
@@ -99,7 +100,7 @@ describe('kill -9 mid-thumbnail and mid-purge, restart', () => {
     }
     // Another user's media with the same bytes as one of the purged user's: its blob must outlive the purge.
     const shared = await upload(bulk[BULK_MEDIA - 1]!, 'application/octet-stream');
-    expect(blobs()).toHaveLength(4 + BULK_MEDIA);
+    expect(blobs()).toHaveLength(others + BULK_MEDIA);
 
     const purge = purgeBulk().catch(() => undefined);
     await until(() => shas.some((sha256) => !blobExists(sha256)), 'the purge to release a blob', 2);
@@ -113,7 +114,7 @@ describe('kill -9 mid-thumbnail and mid-purge, restart', () => {
     // Clean without a sweep: what the dead purge had listed for release is gone, every row left has its blob.
     const afterCrash = await checkClean();
     expect(afterCrash.stored).toBe(afterCrash.referenced);
-    expect(afterCrash.stored).toBeGreaterThanOrEqual(4 + Number(left.count));
+    expect(afterCrash.stored).toBeGreaterThanOrEqual(others + Number(left.count));
 
     await service.start();
     const again = (await purgeBulk()).json();
@@ -123,6 +124,6 @@ describe('kill -9 mid-thumbnail and mid-purge, restart', () => {
     expect(kept.status).toBe(200);
     expect(kept.body.equals(bulk[BULK_MEDIA - 1]!)).toBe(true);
     expect(shas.filter(blobExists)).toEqual([shas[BULK_MEDIA - 1]]);
-    expect(await checkClean()).toEqual({ referenced: 5, stored: 5 });
+    expect(await checkClean()).toEqual({ referenced: others + 1, stored: others + 1 });
   }, 300_000);
 });
