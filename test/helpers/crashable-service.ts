@@ -62,6 +62,8 @@ export async function crashableService(prefix: string, config: (dir: string) => 
       return running().child.pid!;
     },
     async start() {
+      // A test that timed out may have left one running: two processes on one embedded database corrupt it.
+      if (served) await end('SIGKILL');
       const child = run(['serve']);
       const exited = new Promise((resolve) => child.once('exit', resolve));
       let out = '';
