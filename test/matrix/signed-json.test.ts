@@ -86,6 +86,7 @@ describe('signJson: what is signed and what is kept', () => {
     expect(() => signJson({}, 'domain', 'curve25519:1', signer)).toThrow(/only ed25519/);
     expect(() => signJson({ signatures: 'x' }, 'domain', 'ed25519:1', signer)).toThrow(/not an object/);
     expect(() => signJson({ signatures: { d: [] } }, 'domain', 'ed25519:1', signer)).toThrow(/not an object/);
+    expect(() => signJson({ signatures: { ok: {}, d: 'x' } }, 'domain', 'ed25519:1', signer)).toThrow(/not an object/);
   });
 
   test('values outside canonical JSON cannot be signed', () => {
