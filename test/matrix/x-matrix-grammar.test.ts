@@ -56,6 +56,8 @@ describe('unquoted values', () => {
   });
 
   test.each([
+    ['a space', ' '],
+    ['a control character', '\u0001'],
     ['a quote', '"'],
     ['a backslash', '\\'],
     ['DEL', '\u007f'],
