@@ -86,6 +86,7 @@ describe('signJson: what is signed and what is kept', () => {
     expect(() => signJson({}, 'domain', 'curve25519:1', signer)).toThrow(/only ed25519/);
     expect(() => signJson({ signatures: 'x' }, 'domain', 'ed25519:1', signer)).toThrow(/not an object/);
     expect(() => signJson({ signatures: { d: [] } }, 'domain', 'ed25519:1', signer)).toThrow(/not an object/);
+    expect(() => signJson({ signatures: { ok: {}, d: 'x' } }, 'domain', 'ed25519:1', signer)).toThrow(/not an object/);
   });
 
   test('values outside canonical JSON cannot be signed', () => {
@@ -102,7 +103,9 @@ describe('verifyJsonSignature: false, never an exception, for anything wrong', (
     ['signatures not an object', { ...signed, signatures: 'x' }, 'domain', 'ed25519:1', signer.publicKey],
     ['no entry for the entity', signed, 'elsewhere', 'ed25519:1', signer.publicKey],
     ['no entry for the key', signed, 'domain', 'ed25519:2', signer.publicKey],
+    ['signatures null', { ...signed, signatures: null }, 'domain', 'ed25519:1', signer.publicKey],
     ['entity maps to an array', { ...signed, signatures: { domain: [sig] } }, 'domain', 'ed25519:1', signer.publicKey],
+    ['entity maps to null', { ...signed, signatures: { domain: null } }, 'domain', 'ed25519:1', signer.publicKey],
     ['signature not a string', { ...signed, signatures: { domain: { 'ed25519:1': 5 } } }, 'domain', 'ed25519:1', signer.publicKey],
     ['signature not Base64', { ...signed, signatures: { domain: { 'ed25519:1': '!!!' } } }, 'domain', 'ed25519:1', signer.publicKey],
     ['signature too short', { ...signed, signatures: { domain: { 'ed25519:1': sig.slice(0, 40) } } }, 'domain', 'ed25519:1', signer.publicKey],
@@ -117,6 +120,12 @@ describe('verifyJsonSignature: false, never an exception, for anything wrong', (
 
   test.each(cases)('%s', (_name, object, entity, keyId, publicKey) => {
     expect(verifyJsonSignature(object, entity, keyId, publicKey)).toBe(false);
+  });
+
+  test('signatureOf gives only a string found at that entity and key', () => {
+    expect(signatureOf({ signatures: { domain: { 'ed25519:1': 5 } } }, 'domain', 'ed25519:1')).toBeUndefined();
+    expect(signatureOf({ signatures: { domain: null } }, 'domain', 'ed25519:1')).toBeUndefined();
+    expect(signatureOf({ signatures: { domain: { 'ed25519:1': 'AAAA' } } }, 'domain', 'ed25519:1')).toBe('AAAA');
   });
 
   test('the untouched object verifies (so the cases above fail for their own reason)', () => {
