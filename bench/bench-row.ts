@@ -9,9 +9,10 @@ export interface BenchRow {
   reference: string;
   /** ours / reference (or reference / ours for times), e.g. "0.11×"; empty for absolute targets. */
   ratio: string;
-  /** e.g. "≥ 0.6×" or "< 10 s". */
+  /** e.g. "≥ 0.6×" or "< 10 s"; empty where the issue sets none (the figure is for comparison only). */
   target: string;
-  met: boolean;
+  /** Undefined where there is no target. */
+  met: boolean | undefined;
   note?: string;
 }
 
@@ -32,10 +33,11 @@ export interface BenchCase {
 
 const figure = (value: number): string => value.toLocaleString('en-US', { maximumFractionDigits: value < 10 ? 2 : 0 });
 
-/** A throughput row (higher is better): met when ours / reference ≥ minRatio. */
-export function throughputRow(name: string, unit: string, ours: number, referenceName: string, reference: number, minRatio: number, note?: string): BenchRow {
+/** A throughput row (higher is better): met when ours / reference ≥ minRatio; no target without one. */
+export function throughputRow(name: string, unit: string, ours: number, referenceName: string, reference: number, minRatio: number | undefined, note?: string): BenchRow {
   const ratio = ours / reference;
-  return { case: name, ours: `${figure(ours)} ${unit}`, reference: `${referenceName} ${figure(reference)} ${unit}`, ratio: `${ratio.toFixed(2)}×`, target: `≥ ${minRatio}×`, met: ratio >= minRatio, note };
+  const target = minRatio === undefined ? { target: '', met: undefined } : { target: `≥ ${minRatio}×`, met: ratio >= minRatio };
+  return { case: name, ours: `${figure(ours)} ${unit}`, reference: `${referenceName} ${figure(reference)} ${unit}`, ratio: `${ratio.toFixed(2)}×`, ...target, note };
 }
 
 /** A duration row (lower is better): met when ours / reference ≤ maxRatio. */

@@ -27,7 +27,7 @@ const COLUMNS: [string, (row: BenchRow) => string][] = [
   ['reference', (r) => r.reference],
   ['ratio', (r) => r.ratio],
   ['target', (r) => r.target],
-  ['met', (r) => (r.met ? 'yes' : 'no')],
+  ['met', (r) => (r.met === undefined ? '' : r.met ? 'yes' : 'no')],
   ['notes', (r) => r.note ?? ''],
 ];
 
@@ -80,5 +80,5 @@ for (const file of files) {
 }
 console.log('');
 printTable(rows);
-console.log(`\n${rows.filter((r) => r.met).length} of ${rows.length} targets met in ${((performance.now() - started) / 60_000).toFixed(1)} min; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`\n${rows.filter((r) => r.met).length} of ${rows.filter((r) => r.met !== undefined).length} targets met in ${((performance.now() - started) / 60_000).toFixed(1)} min; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 process.exitCode = crashed ? 1 : 0;
