@@ -5,12 +5,12 @@
 import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { limitRow, throughputRow, type BenchCase, type BenchEnvironment, type BenchRow } from '../bench-row.js';
+import { HUGE_CLIENTS, peakDuringHugeDownloads } from '../huge-downloads.js';
+import { throughputRow, type BenchCase, type BenchEnvironment, type BenchRow } from '../bench-row.js';
 import { startBareFileServer } from '../bare-file-server.js';
 import { peerOverrideConfig, startFederationPeer } from '../federation-peer.js';
 import {
-  createScratchDatabase, memoryOf, OBSERVE, resetPeakMemory, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
-  type ChildService,
+  createScratchDatabase, OBSERVE, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
 } from '../media-processes.js';
 import { curlDownload, curlMiBps, median, wrk } from '../native-clients.js';
 
@@ -22,8 +22,6 @@ const CLIENT_AUTH = { authorization: 'Bearer bench-token' };
 const WRK_SECONDS = 5;
 const WRK_CONNECTIONS = 16;
 const ROUNDS = 3;
-const HUGE_CLIENTS = 20;
-const RSS_LIMIT_MIB = 200;
 
 interface Urls {
   federation(mediaId: string): string;
@@ -67,7 +65,7 @@ async function run(env: BenchEnvironment): Promise<BenchRow[]> {
     // A fresh process, so that the peak belongs to the downloads and not to what ran before.
     await service.stop();
     service = await startService();
-    rows.push(await peakDuringHugeDownloads(service, urls.client(ids.huge), env.databaseUrl !== undefined));
+    rows.push(await peakDuringHugeDownloads(service, urls.client(ids.huge), CLIENT_AUTH, env.databaseUrl !== undefined, `peak RSS, ${HUGE_CLIENTS} × 1 GiB concurrent downloads (curl)`, 600));
     return rows;
   } finally {
     await bare.stop();
@@ -125,22 +123,6 @@ async function largeDownloads(urls: Urls, mediaId: string, bareUrl: string): Pro
     throughputRow('100 MiB federation download (multipart)', 'MiB/s', median(speeds.federation), 'bare node:http, 1 MiB reads', bare, 0.9, how(speeds.federation)),
     throughputRow('100 MiB client download', 'MiB/s', median(speeds.client), 'bare node:http, 1 MiB reads', bare, 0.9, how(speeds.client)),
   ];
-}
-
-/** The service's VmHWM while HUGE_CLIENTS curl processes download the 1 GiB media at once. */
-async function peakDuringHugeDownloads(service: ChildService, url: string, postgres: boolean): Promise<BenchRow> {
-  const pid = service.child.pid!;
-  const idle = memoryOf(pid, 'VmRSS');
-  resetPeakMemory(pid);
-  const started = performance.now();
-  const clients = Array.from({ length: HUGE_CLIENTS }, () => curlDownload(url, CLIENT_AUTH, 600));
-  const results = await Promise.all(clients);
-  const seconds = (performance.now() - started) / 1000;
-  const peak = memoryOf(pid, 'VmHWM') / MiB;
-  if (results.some((r) => r.status !== 200 || r.downloaded !== GiB)) throw new Error(`a 1 GiB download failed: ${results.map((r) => `HTTP ${r.status}, ${r.downloaded} bytes`).join('; ')}`);
-  const note = `${Math.round((HUGE_CLIENTS * GiB) / MiB / seconds)} MiB/s in total over ${seconds.toFixed(0)} s; idle RSS after restart ${Math.round(idle / MiB)} MiB`
-    + (postgres ? '' : '; PGlite runs inside the service, its WASM heap counts in this RSS');
-  return limitRow(`peak RSS, ${HUGE_CLIENTS} × 1 GiB concurrent downloads (curl)`, 'MiB', peak, RSS_LIMIT_MIB, note);
 }
 
 const downloads: BenchCase = { title: 'downloads', run };

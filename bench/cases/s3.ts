@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { limitRow, throughputRow, type BenchCase, type BenchEnvironment, type BenchRow } from '../bench-row.js';
+import { HUGE_CLIENTS, peakDuringHugeDownloads } from '../huge-downloads.js';
+import { throughputRow, type BenchCase, type BenchEnvironment, type BenchRow } from '../bench-row.js';
 import { curlOk, median } from '../curl.js';
 import {
-  createScratchDatabase, freePort, memoryOf, resetPeakMemory, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
+  createScratchDatabase, freePort, startServiceProcess, startWhoamiStandIn, uploadToService, writeRandomFile,
   type ChildService,
 } from '../media-processes.js';
-import { curlDownload, curlMiBps, wrk } from '../native-clients.js';
+import { curlMiBps, wrk } from '../native-clients.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -25,8 +26,6 @@ const GiB = 1024 * MiB;
 const ROUNDS = 3;
 const SMALL_SECONDS = 5;
 const SMALL_CONNECTIONS = 16;
-const HUGE_CLIENTS = 20;
-const RSS_LIMIT_MIB = 200;
 const BUCKET = 'media';
 const TOKEN = 'Bearer bench-token';
 const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -73,7 +72,7 @@ async function run(env: BenchEnvironment): Promise<BenchRow[]> {
     // A fresh process, so that the peak belongs to the downloads and not to what ran before.
     await service.stop();
     service = await startService();
-    measured(await peakDuringHugeDownloads(service, clientUrl(service, hugeId), env.databaseUrl !== undefined));
+    measured(await peakDuringHugeDownloads(service, clientUrl(service, hugeId), { authorization: TOKEN }, env.databaseUrl !== undefined, `S3: peak RSS, ${HUGE_CLIENTS} × 1 GiB S3 object streamed at once (curl)`, 3600));
     return rows;
   } finally {
     client.destroy();
@@ -164,21 +163,6 @@ async function timed(operation: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await operation();
   return (performance.now() - started) / 1000;
-}
-
-/** The service's VmHWM while HUGE_CLIENTS curl processes download the 1 GiB S3 object at once. */
-async function peakDuringHugeDownloads(service: ChildService, url: string, postgres: boolean): Promise<BenchRow> {
-  const pid = service.child.pid!;
-  const idle = memoryOf(pid, 'VmRSS');
-  resetPeakMemory(pid);
-  const started = performance.now();
-  const results = await Promise.all(Array.from({ length: HUGE_CLIENTS }, () => curlDownload(url, { authorization: TOKEN }, 3600)));
-  const seconds = (performance.now() - started) / 1000;
-  const peak = memoryOf(pid, 'VmHWM') / MiB;
-  if (results.some((r) => r.status !== 200 || r.downloaded !== GiB)) throw new Error(`a 1 GiB download failed: ${results.map((r) => `HTTP ${r.status}, ${r.downloaded} bytes`).join('; ')}`);
-  const note = `${Math.round((HUGE_CLIENTS * GiB) / MiB / seconds)} MiB/s in total over ${seconds.toFixed(0)} s; idle RSS after restart ${Math.round(idle / MiB)} MiB`
-    + (postgres ? '' : '; PGlite runs inside the service, its WASM heap counts in this RSS');
-  return limitRow(`S3: peak RSS, ${HUGE_CLIENTS} × 1 GiB S3 object streamed at once (curl)`, 'MiB', peak, RSS_LIMIT_MIB, note);
 }
 
 /** s3rver in its own process, on loopback. */
