@@ -65,7 +65,10 @@ export interface RemoteMediaHooks {
 export const FETCH_LOCK_STALE_MS = 30_000;
 
 export class RemoteMedia {
+  /** Flights a new request may join: a failed one leaves at once, so no caller gets a failure it did not see happen. */
   private readonly flights = new Map<string, Flight>();
+  /** Every flight still running (recording its outcome, releasing its lock), for settled() and close(). */
+  private readonly running = new Set<Flight>();
   private readonly warnedNoKey = new Set<string>();
   private readonly deps: FlightDeps;
 
@@ -114,7 +117,15 @@ export class RemoteMedia {
       hooks?.admitFetch?.(tenant.name, serverName);
       const started = new Flight(this.deps, target, options.timeoutMs);
       this.flights.set(target.key, started);
-      void started.run().finally(() => this.flights.delete(target.key));
+      this.running.add(started);
+      const leave = () => {
+        if (this.flights.get(target.key) === started) this.flights.delete(target.key);
+      };
+      started.ready.catch(leave);
+      void started.run().finally(() => {
+        leave();
+        this.running.delete(started);
+      });
       started.ready.then(() => hooks?.fetchFinished?.('ok'), (error: unknown) => hooks?.fetchFinished?.(String((error as { status?: number }).status ?? 'error')));
       flight = started;
     }
@@ -123,12 +134,12 @@ export class RemoteMedia {
 
   /** Resolves once every fetch in progress is recorded (or has failed). */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.flights.values()].map((f) => f.done));
+    await Promise.allSettled([...this.running].map((f) => f.done));
   }
 
   /** Aborts fetches in progress (clients streaming them see their connection cut) and waits for them. */
   async close(): Promise<void> {
-    for (const flight of this.flights.values()) flight.abort();
+    for (const flight of this.running) flight.abort();
     await this.settled();
   }
 

@@ -60,6 +60,18 @@ describe('a remote thumbnail', () => {
     expect(remote.requestsFor(`/_matrix/federation/v1/media/thumbnail/${id}`)).toHaveLength(2);
   });
 
+  test('refused, is asked of the origin again by a request that comes while the failed fetch still cleans up', async () => {
+    const id = 'bad-again';
+    remote.media.set(id, { kind: 'multipart', bytes: patternBytes(10), thumbnail: { bytes: HTML, contentType: 'image/png' } });
+    const { remoteMedia } = repo.service.services;
+    const open = () => remoteMedia.open({ name: TENANT }, REMOTE, id, { thumbnail: { width: 64, height: 64, method: 'crop', animated: false }, timeoutMs: 5000 });
+    // The second call starts microtasks after the first failed: that fetch is still releasing its lock row.
+    await expect(open()).rejects.toMatchObject({ status: 502 });
+    await expect(open()).rejects.toMatchObject({ status: 502 });
+    await remoteMedia.settled();
+    expect(remote.requestsFor(`/_matrix/federation/v1/media/thumbnail/${id}`)).toHaveLength(2);
+  });
+
   test('is served with its sniffed type, inline, under the name the remote gave, also once cached', async () => {
     const gif = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#804020' } }).gif().toBuffer();
     remote.media.set('named', { kind: 'multipart', bytes: patternBytes(10), thumbnail: { bytes: gif, contentType: 'image/png', disposition: 'inline; filename="cat thumb.gif"' } });
