@@ -78,15 +78,18 @@ function reasonOf(error: unknown): string {
 // Our tables hold metadata only: PostgreSQL's default 128 MB of buffers would be most of our memory.
 const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'work_mem=1MB'];
 
-/** Embedded PGlite; without a directory it lives in memory (tests). */
-export async function openEmbedded(directory?: string): Promise<Database> {
+/**
+ * Embedded PGlite; without a directory it lives in memory (tests), started from `template` (a data
+ * directory dumped by PGlite) when given, which skips initdb.
+ */
+export async function openEmbedded(directory?: string, template?: Blob): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   if (directory) {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
     if (!existsSync(join(directory, 'PG_VERSION'))) await initialiseInChildProcess(directory);
   }
-  const db = await PGlite.create(directory, { postgresqlconf: EMBEDDED_SETTINGS });
+  const db = await PGlite.create(directory, { postgresqlconf: EMBEDDED_SETTINGS, ...(template && !directory ? { loadDataDir: template } : {}) });
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 });
   await server.start();
   const [host, port] = server.getServerConn().split(':');

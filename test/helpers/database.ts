@@ -1,6 +1,7 @@
 // A fresh, migrated database per test file: a new database on the real PostgreSQL named by
 // MEDIA_REPO_TEST_DATABASE_URL (CI), else an in-memory embedded PGlite.
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import knexFactory from 'knex';
 import { migrateToLatest, openDatabase, openEmbedded, type Database } from '../../src/db/database.js';
 
@@ -14,7 +15,7 @@ export async function openTestDatabase(): Promise<Database> {
 
 /** Not migrated: for tests of migrations themselves. */
 export async function openBlankTestDatabase(): Promise<Database> {
-  if (!REAL_POSTGRES_URL) return openEmbedded();
+  if (!REAL_POSTGRES_URL) return openEmbedded(undefined, await pgliteTemplate());
   const scratch = await createScratchDatabase();
   const db = await openDatabase({ url: scratch.url, dataDir: ':memory:', poolMax: 5 });
   return {
@@ -24,6 +25,15 @@ export async function openBlankTestDatabase(): Promise<Database> {
       await scratch.drop();
     },
   };
+}
+
+let template: Promise<Blob | undefined> | undefined;
+
+/** The freshly initialised data directory the run's global setup dumped, if it did. */
+function pgliteTemplate(): Promise<Blob | undefined> {
+  const path = process.env.MEDIA_REPO_TEST_PGLITE_TEMPLATE;
+  template ??= path ? readFile(path).then((bytes) => new Blob([bytes])) : Promise.resolve(undefined);
+  return template;
 }
 
 /** A new, empty database on the real PostgreSQL, for code that connects by URL itself (the CLI). */
