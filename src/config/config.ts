@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { FromSchema } from 'json-schema-to-ts';
-import { parseDocument } from 'yaml';
+import yaml from 'js-yaml';
 import { isValidServerName } from '../matrix/server-name.js';
 import { type quotas, type rateLimits } from './schema-limits.js';
 import type { fileDatastore, s3Datastore } from './schema-datastores.js';
@@ -70,6 +70,8 @@ export class ConfigError extends Error {
 }
 
 const DEFAULTS = '<defaults>';
+/** Far above a 10,000-homeserver config (about 50,000). */
+const MAX_CONFIG_NODES = 1_000_000;
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true, discriminator: true });
 const validate = ajv.compile<Validated>(configSchema);
 
@@ -81,20 +83,26 @@ export function loadConfigFile(file: string): Config {
   } catch (error) {
     throw new ConfigError(file, '', `cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
   }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}` : '';
-    throw new ConfigError(file, where, `invalid YAML: ${first.message.split('\n')[0]}`);
-  }
   let raw: unknown;
   try {
-    raw = doc.toJS();
+    // YAML 1.2's core schema: `yes` is a string (YAML 1.1 made it true), 017 is seventeen, no timestamps.
+    raw = yaml.load(text, { schema: yaml.CORE_SCHEMA });
   } catch (error) {
-    // Parsed but not representable, e.g. an alias whose anchor comes later.
-    throw new ConfigError(file, '', `invalid YAML: ${(error as Error).message.split('\n')[0]}`);
+    const { reason, mark } = error as yaml.YAMLException;
+    throw new ConfigError(file, mark ? `line ${mark.line + 1}, column ${mark.column + 1}` : '', `invalid YAML: ${reason ?? String(error)}`);
   }
+  assertFewNodes(raw, file);
   return buildConfig(raw ?? {}, file);
+}
+
+/** An alias is a shared reference: nested ones ("billion laughs") would make validation walk billions of nodes. */
+function assertFewNodes(raw: unknown, file: string): void {
+  let budget = MAX_CONFIG_NODES;
+  const walk = (value: unknown): void => {
+    if (--budget < 0) throw new ConfigError(file, '', `invalid YAML: more than ${MAX_CONFIG_NODES} values once aliases are expanded`);
+    if (value !== null && typeof value === 'object') for (const child of Object.values(value)) walk(child);
+  };
+  walk(raw);
 }
 
 /** Validates a parsed config object and fills in defaults. `file` names it in errors and anchors relative paths. */

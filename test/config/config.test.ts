@@ -168,6 +168,20 @@ datastores:
   test('broken YAML names the line', () => {
     expect(loadError('listen:\n  host: [\n')).toMatch(/^ at line \d+, column \d+: invalid YAML/);
     expect(loadError('logLevel: info\nlogLevel: warn\n')).toMatch(/^ at line 2, column 1: invalid YAML/);
+    expect(loadError('logLevel: *level\n')).toMatch(/^ at line 1, column \d+: invalid YAML: unidentified alias "level"/);
+  });
+
+  test('nested aliases that would expand to billions of values are refused before validation walks them', () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    expect(loadError(`${levels.join('\n')}\n`)).toBe(': invalid YAML: more than 1000000 values once aliases are expanded');
+  });
+
+  test('YAML 1.2 core schema: yes is a string, 017 is seventeen, a date stays text', () => {
+    expect(loadError('logLevel: yes\n')).toMatch(/^ at \/logLevel: must be one of/);
+    const config = loadConfigFile(writeConfig('core.yaml', 'media: {maxUploadBytes: 017, legacyFreezeAt: 2020-01-01T00:00:00Z}\n'));
+    expect(config.media.maxUploadBytes).toBe(17);
+    expect(config.media.legacyFreezeAt).toEqual(new Date('2020-01-01T00:00:00Z'));
   });
 
   test('a missing file is named', () => {
