@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { peerOverrideConfig, startFederationPeer } from './federation-peer.js';
-import { createScratchDatabase, memoryOf, openFilesOf, startServiceProcess, startWhoamiStandIn, uploadToService } from './media-processes.js';
+import { createScratchDatabase, freePort, memoryOf, openFilesOf, startServiceProcess, startWhoamiStandIn, uploadToService } from './media-processes.js';
 import { curlDownload } from './native-clients.js';
 import { SOAK_KINDS, startLoad, type SoakKind, type SoakPools } from './soak-load.js';
 
@@ -33,12 +33,17 @@ const MiB = 1024 * 1024;
 interface Sample {
   seconds: number;
   rssMiB: number;
+  /** V8's heap in use and committed, and memory outside it (Buffers), from the service's own metrics: where RSS grows. */
+  heapMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
   fds: number;
   fileFds: number;
 }
 
 /** Least-squares slope of y over x, and its standard error. */
-function slope(points: [number, number][]): { slope: number; error: number } {
+function slope(all: [number, number][]): { slope: number; error: number } {
+  const points = all.filter(([, y]) => Number.isFinite(y));
   const n = points.length;
   const meanX = points.reduce((s, [x]) => s + x, 0) / n;
   const meanY = points.reduce((s, [, y]) => s + y, 0) / n;
@@ -69,6 +74,14 @@ function reportErrorLines(log: string): void {
   console.log(`service log: ${total} error lines${total ? `: ${[...counts].map(([m, n]) => `${n} × ${m}`).join('; ')}` : ''}`);
 }
 
+/** The service's V8 heap in use and its external memory, read from its metrics endpoint. */
+async function heapOf(metricsUrl: string): Promise<{ heapMiB: number; heapTotalMiB: number; externalMiB: number }> {
+  // A sample the service was too busy to answer counts as missing, not as a failed soak.
+  const text = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => '');
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / MiB;
+  return { heapMiB: value('media_repo_nodejs_heap_size_used_bytes'), heapTotalMiB: value('media_repo_nodejs_heap_size_total_bytes'), externalMiB: value('media_repo_nodejs_external_memory_bytes') };
+}
+
 /** One request of each kind with curl before the load: a soak of error answers would measure nothing. */
 async function checkEachKind(url: string, pools: SoakPools): Promise<void> {
   const auth = { authorization: `Bearer ${pools.token}` };
@@ -92,7 +105,9 @@ async function main(work: string): Promise<boolean> {
   const whoami = await startWhoamiStandIn();
   const peer = await startFederationPeer();
   const logFile = join(work, 'service.log');
-  const service = await startServiceProcess(join(work, 'service'), whoami.url, database?.url, false, [peerOverrideConfig(peer)], {
+  const metricsPort = await freePort();
+  const metricsConfig = `metrics: {enabled: true, host: 127.0.0.1, port: ${metricsPort}}`;
+  const service = await startServiceProcess(join(work, 'service'), whoami.url, database?.url, false, [peerOverrideConfig(peer), metricsConfig], {
     // The small-blob cache is set small enough to be full within the first half: this looks for leaks, and
     // at the default 64 MiB a cache filling with ever new thumbnails would read as growth for half an hour.
     logFile, media: { thumbnails: { dynamicSizing: true, maxSizesPerMedia: 1_000_000 }, smallBlobs: { cacheBytes: 8 * MiB } },
@@ -114,28 +129,32 @@ async function main(work: string): Promise<boolean> {
     const pid = service.child.pid!;
     const samples: Sample[] = [];
     const started = performance.now();
-    const sample = (print: boolean) => {
+    const sample = async (print: boolean) => {
       const fds = openFilesOf(pid);
-      const entry = { seconds: (performance.now() - started) / 1000, rssMiB: memoryOf(pid, 'VmRSS') / MiB, fds: fds.all, fileFds: fds.notSockets };
+      const seconds = (performance.now() - started) / 1000;
+      const entry = { seconds, rssMiB: memoryOf(pid, 'VmRSS') / MiB, ...(await heapOf(`http://127.0.0.1:${metricsPort}/metrics`)), fds: fds.all, fileFds: fds.notSockets };
       samples.push(entry);
-      if (print) console.log(`t=${entry.seconds.toFixed(0).padStart(4)} s  RSS ${entry.rssMiB.toFixed(1).padStart(6)} MiB  fds ${String(entry.fds).padStart(5)} (${entry.fileFds} not sockets)`);
+      if (print) {
+        console.log(`t=${entry.seconds.toFixed(0).padStart(4)} s  RSS ${entry.rssMiB.toFixed(1).padStart(6)} MiB (V8 heap ${entry.heapMiB.toFixed(1)} of ${entry.heapTotalMiB.toFixed(1)}, external ${entry.externalMiB.toFixed(1)})  `
+          + `fds ${String(entry.fds).padStart(5)} (${entry.fileFds} not sockets)`);
+      }
     };
-    sample(true);
+    await sample(true);
     const running = startLoad(service.url, pools, work, CLIENTS, SECONDS);
     load.stop = running.stop;
     while ((performance.now() - started) / 1000 < SECONDS) {
       await sleep(SAMPLE_SECONDS * 1000);
-      sample(samples.length % PRINT_EVERY === 0);
+      await sample(samples.length % PRINT_EVERY === 0);
     }
     const results = await running.finished();
     // Work whose client has gone (a render after a timeout) may still hold files: give it up to 30 s.
     const loaded = samples.length;
     do {
       await sleep(SAMPLE_SECONDS * 1000);
-      sample(false);
+      await sample(false);
     } while (samples.at(-1)!.fileFds > samples[0]!.fileFds + MAX_FDS_LEFT && samples.length - loaded < 15);
     console.log('after the last client closed and the service went quiet (or 30 s):');
-    sample(true);
+    await sample(true);
 
     console.log('');
     for (const kind of SOAK_KINDS) {
@@ -146,13 +165,21 @@ async function main(work: string): Promise<boolean> {
     reportErrorLines(readFileSync(logFile, 'utf8'));
     const secondHalf = samples.filter((s) => s.seconds >= SECONDS / 2 && s.seconds <= SECONDS + 1);
     const rss = slope(secondHalf.map((s) => [s.seconds / 60, s.rssMiB]));
+    const heap = slope(secondHalf.map((s) => [s.seconds / 60, s.heapMiB]));
+    const heapTotal = slope(secondHalf.map((s) => [s.seconds / 60, s.heapTotalMiB]));
+    const external = slope(secondHalf.map((s) => [s.seconds / 60, s.externalMiB]));
+    const outside = slope(secondHalf.map((s) => [s.seconds / 60, s.rssMiB - s.heapTotalMiB]));
     const fds = slope(secondHalf.map((s) => [s.seconds / 60, s.fds]));
     const fileFds = slope(secondHalf.map((s) => [s.seconds / 60, s.fileFds]));
     const leftOpen = samples.at(-1)!.fileFds - samples[0]!.fileFds;
     const rssFlat = rss.slope + 2 * rss.error < MAX_RSS_SLOPE_MIB_PER_MIN;
-    const range = (values: number[]) => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
+    const range = (all: number[]) => { const values = all.filter(Number.isFinite); return `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`; };
     console.log(`second half (${secondHalf.length} samples): RSS ${rss.slope.toFixed(2)} ± ${rss.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.rssMiB))} MiB); `
       + `fds ${fds.slope.toFixed(2)} ± ${fds.error.toFixed(2)} per min (${range(secondHalf.map((s) => s.fds))}), not sockets ${fileFds.slope.toFixed(2)} ± ${fileFds.error.toFixed(2)} per min (${range(secondHalf.map((s) => s.fileFds))})`);
+    console.log(`  of which V8 heap in use ${heap.slope.toFixed(2)} ± ${heap.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.heapMiB))} MiB), `
+      + `committed ${heapTotal.slope.toFixed(2)} ± ${heapTotal.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.heapTotalMiB))} MiB), `
+      + `external ${external.slope.toFixed(2)} ± ${external.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.externalMiB))} MiB); `
+      + `RSS outside V8's heap ${outside.slope.toFixed(2)} ± ${outside.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.rssMiB - s.heapTotalMiB))} MiB)`);
     console.log(`RSS ${rssFlat ? 'flat' : 'NOT shown flat'}: slope + 2 SE = ${(rss.slope + 2 * rss.error).toFixed(2)} MiB/min (must be < ${MAX_RSS_SLOPE_MIB_PER_MIN}); `
       + `descriptors other than sockets ${leftOpen <= MAX_FDS_LEFT ? 'back' : 'NOT back'} to the count before the load (${samples[0]!.fileFds} before, ${samples.at(-1)!.fileFds} after, at most ${MAX_FDS_LEFT} more allowed)`);
     const plateaued = rssFlat && leftOpen <= MAX_FDS_LEFT;
