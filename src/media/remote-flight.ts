@@ -147,7 +147,7 @@ export class Flight {
     const contentType = sniffed?.contentType ?? (remote.contentType?.trim() || DEFAULT_CONTENT_TYPE);
     const uploadName = fileNameFromContentDisposition(remote.contentDisposition);
     const datastore = deps.datastores.forKind(target.thumbnail ? 'thumbnails' : 'remote_media', target.tenant);
-    const staging = datastore.writeStream(spool.reader(undefined, { asWritten: true }), { maxBytes: settings.remoteMaxBytes, tooLarge });
+    const staging = datastore.writeStream(spool.reader(), { maxBytes: settings.remoteMaxBytes, tooLarge });
     staging.catch(() => undefined); // awaited below; a failed fill must not leave it unhandled meanwhile
     this.resolveReady({ contentType, uploadName, size: undefined, sha256: undefined, open: async (range) => this.openBytes(range) });
 

@@ -1,10 +1,9 @@
-// One block of a spool in memory: the chunks it was written in, as they came (no copy), with their offsets;
-// joined into one buffer, once, when a complete block is read by a client.
+// One block of a spool in memory: the chunks it was written in, as they came (no copy), with their offsets.
 
 export class SpoolBlock {
-  chunks: Buffer[] = [];
+  readonly chunks: Buffer[] = [];
   /** Where each chunk starts in the block. */
-  private starts: number[] = [];
+  private readonly starts: number[] = [];
   length = 0;
 
   static of(bytes: Buffer): SpoolBlock {
@@ -17,16 +16,6 @@ export class SpoolBlock {
     this.starts.push(this.length);
     this.chunks.push(chunk);
     this.length += chunk.length;
-  }
-
-  /**
-   * The block as one buffer (a copy made once, then shared): clients behind the writer get a block in one
-   * write each instead of one per upstream chunk, which with a hundred clients cost more than the copy.
-   */
-  join(): void {
-    if (this.chunks.length <= 1) return;
-    this.chunks = [Buffer.concat(this.chunks, this.length)];
-    this.starts = [0];
   }
 
   /** Bytes [from, to) of the block as views of its chunks; `to` at most the length it has now. */

@@ -97,11 +97,8 @@ export class Spool {
     };
   }
 
-  /**
-   * Reads from the start (or a range) and follows the file until the writer is done. A complete block comes
-   * in one piece (joined once for all readers), unless `asWritten` (the datastore's writer: one writev takes them all).
-   */
-  reader(range?: ByteRange, options: { asWritten?: boolean } = {}): Readable {
+  /** Reads from the start (or a range) and follows the file until the writer is done. */
+  reader(range?: ByteRange): Readable {
     if (!this.open) throw new Error('the spool is closed');
     this.refs++;
     const start = range?.start ?? 0;
@@ -116,7 +113,7 @@ export class Spool {
     const stream = new Readable({
       highWaterMark: BLOCK,
       read: () => {
-        this.next(position, last, position === start, options.asWritten === true).then(
+        this.next(position, last, position === start).then(
           (chunks) => {
             if (chunks === null) {
               stream.push(null);
@@ -140,7 +137,7 @@ export class Spool {
   }
 
   /** The next bytes at `position` (up to `last`, at most to the end of its block), waiting for the writer; null at the end. */
-  private async next(position: number, last: number, first: boolean, asWritten: boolean): Promise<Buffer[] | null> {
+  private async next(position: number, last: number, first: boolean): Promise<Buffer[] | null> {
     for (;;) {
       if (position > last) return null;
       if (this.state === 'failed') throw this.failure!;
@@ -148,7 +145,6 @@ export class Spool {
       if (position < end) {
         const index = Math.floor(position / BLOCK);
         const block = await this.block(index);
-        if (!asWritten && block !== this.current) block.join();
         return block.slice(position - index * BLOCK, Math.min(block.length, end - index * BLOCK));
       }
       if (this.state === 'done') return null;
