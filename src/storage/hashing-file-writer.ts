@@ -50,11 +50,19 @@ export class HashingFileWriter extends Writable {
       }
       this.hash.update(chunk);
     }
-    writevFully(this.handle, chunks, this.position).then((written) => {
-      this.position += written;
+    this.writeAll(chunks).then(() => {
       this.syncInBackground();
       callback();
     }, callback);
+  }
+
+  private async writeAll(chunks: Buffer[]): Promise<void> {
+    let pending = chunks;
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.handle.writev(pending, this.position);
+      this.position += bytesWritten;
+      pending = unwritten(pending, bytesWritten);
+    }
   }
 
   private syncInBackground(): void {
@@ -66,17 +74,6 @@ export class HashingFileWriter extends Writable {
     });
     this.syncing.catch((error: Error) => this.destroy(error));
   }
-}
-
-/** Writes all of `chunks` at `position` in as few writev calls as the file takes; resolves to the bytes written. */
-export async function writevFully(handle: FileHandle, chunks: Buffer[], position: number): Promise<number> {
-  let written = 0;
-  for (let pending = chunks; pending.length > 0; ) {
-    const { bytesWritten } = await handle.writev(pending, position + written);
-    written += bytesWritten;
-    pending = unwritten(pending, bytesWritten);
-  }
-  return written;
 }
 
 /** What is left of `chunks` after a short write of `written` bytes. */
