@@ -33,7 +33,14 @@ export class FetchLock {
    */
   async acquireOr<T>(meanwhile: () => Promise<T | undefined>): Promise<T | undefined> {
     const { now, staleMs } = this.settings;
+    let first = true;
     const outcome = await pollUntil<{ locked: true } | { found: T }>(async () => {
+      // A free key (the usual case) is taken without first asking which instances live; only a held one may be a dead instance's.
+      if (first) {
+        first = false;
+        const at = now();
+        if (await this.store.tryLock(this.fetchKey, this.owner, at, at - staleMs)) return { locked: true };
+      }
       const live = await this.settings.liveInstances?.();
       const at = now();
       if (await this.store.tryLock(this.fetchKey, this.owner, at, at - staleMs, live)) return { locked: true };

@@ -97,10 +97,13 @@ export class RemoteMedia {
 
   /** `tenant`: the hosted homeserver whose user asks; its key signs the request to the origin. */
   async open(tenant: Pick<HomeserverConfig, 'name'>, serverName: string, mediaId: string, options: RemoteOpenOptions): Promise<ServableMedia> {
+    const target: FetchTarget = { tenant: tenant.name, serverName, mediaId, thumbnail: options.thumbnail, key: fetchKey(serverName, mediaId, options.thumbnail) };
+    // The cache is looked in while the quarantine is checked (one round trip of waiting, not two); nothing is served before both.
+    const lookup = this.flights.has(target.key) ? undefined : this.cached(target);
+    lookup?.catch(() => undefined); // awaited below unless the quarantine check throws first
     // Quarantined media is never served, nor fetched again from its origin.
     if (await this.options.media.isQuarantined(serverName, mediaId)) throw notFound('Media not found');
     this.options.accessed?.(tenant.name, serverName, mediaId);
-    const target: FetchTarget = { tenant: tenant.name, serverName, mediaId, thumbnail: options.thumbnail, key: fetchKey(serverName, mediaId, options.thumbnail) };
     // A fetch in progress here answers without a database round trip; it also serves from the cache if it finds one.
     const hooks = this.options.hooks;
     const running = this.flights.get(target.key);
@@ -108,7 +111,7 @@ export class RemoteMedia {
       hooks?.joined?.();
       return waitAtMost(running.ready, options.timeoutMs);
     }
-    const cached = await this.cached(target);
+    const cached = await (lookup ?? this.cached(target));
     hooks?.cacheLookup?.(cached !== undefined);
     if (cached) return cached;
     let flight = this.flights.get(target.key);
