@@ -2,6 +2,7 @@
 import {
   generateBoundary,
   multipartContentType,
+  multipartMixedBuffer,
   multipartMixedParts,
   MultipartError,
   parseMultipartBoundary,
@@ -50,6 +51,7 @@ describe('generateBoundary and multipartContentType', () => {
   });
 
   test('boundaries that are not tokens are quoted', () => {
+    expect(multipartContentType(B)).toBe(`multipart/mixed; boundary=${B}`);
     expect(multipartContentType('a:b')).toBe('multipart/mixed; boundary="a:b"');
     expect(() => multipartContentType('')).toThrow(MultipartError);
   });
@@ -72,6 +74,13 @@ describe('multipart writer', () => {
   test('writes the redirect form: a Location header and an empty body', async () => {
     const written = (await collect(multipartMixedParts(B, {}, { location: 'https://cdn.example/x?sig=1' }))).toString();
     expect(written).toBe(`\r\n--${B}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${B}\r\nLocation: https://cdn.example/x?sig=1\r\n\r\n\r\n--${B}--\r\n`);
+  });
+
+  test('the one-write form writes the same bytes as the streamed form', async () => {
+    const headers = { 'Content-Type': 'text/plain' };
+    const streamed = await collect(multipartMixedParts(B, { a: 1 }, { headers, body: once(Buffer.from('hello')) }));
+    expect(multipartMixedBuffer(B, { a: 1 }, headers, Buffer.from('hello'))).toEqual(streamed);
+    expect(() => multipartMixedBuffer(B, {}, { 'Bad Name': 'x' }, Buffer.alloc(0))).toThrow(/invalid part header name/);
   });
 
   test('sends the JSON part before pulling any media', async () => {
