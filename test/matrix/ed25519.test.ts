@@ -53,6 +53,14 @@ describe('Ed25519', () => {
     expect(loads).toBe(1);
   });
 
+  test('a lazy signer wipes the seed it was given once the key is loaded', () => {
+    const seed = generateSeed();
+    const given = Uint8Array.from(seed);
+    const signer = lazySigner(publicKeyFromSeed(seed), () => given, 'test key');
+    signer.sign(Buffer.from('m'));
+    expect(given).toEqual(new Uint8Array(32));
+  });
+
   test('a lazy signer refuses a seed of another public key, and tries again on the next signature', () => {
     const seed = generateSeed();
     let given = generateSeed();
