@@ -4,6 +4,7 @@ import {
   multipartContentType,
   multipartMixedBuffer,
   multipartMixedParts,
+  multipartMixedStream,
   MultipartError,
   parseMultipartBoundary,
   type MediaPart,
@@ -37,9 +38,23 @@ describe('parseMultipartBoundary', () => {
     ['two boundaries', `multipart/mixed; boundary=a; boundary=b`, /two boundary/],
     ['garbage parameters', 'multipart/mixed; ===', /malformed parameters/],
     ['an unterminated quote', 'multipart/mixed; boundary="abc', /malformed parameters/],
+    ['text between parameters', 'multipart/mixed; boundary=abc junk; x=y', /malformed parameters/],
   ])('%s is refused', (_name, contentType, message) => {
     expect(() => parseMultipartBoundary(contentType)).toThrow(MultipartError);
     expect(() => parseMultipartBoundary(contentType)).toThrow(message);
+  });
+
+  test('the error is a MultipartError by name and quotes at most 100 characters of the media type', () => {
+    const error = (() => {
+      try {
+        parseMultipartBoundary(`text/${'x'.repeat(1000)}`);
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('expected a failure');
+    })();
+    expect(error.name).toBe('MultipartError');
+    expect(error.message).toBe(`expected multipart/mixed, got ${JSON.stringify(`text/${'x'.repeat(95)}`)}`);
   });
 });
 
@@ -48,6 +63,7 @@ describe('generateBoundary and multipartContentType', () => {
     const boundaries = new Set(Array.from({ length: 50 }, generateBoundary));
     expect(boundaries.size).toBe(50);
     for (const boundary of boundaries) expect(parseMultipartBoundary(multipartContentType(boundary))).toBe(boundary);
+    for (const boundary of boundaries) expect(boundary).toMatch(/^[0-9a-f]{32}$/);
   });
 
   test('boundaries that are not tokens are quoted', () => {
@@ -81,6 +97,13 @@ describe('multipart writer', () => {
     const streamed = await collect(multipartMixedParts(B, { a: 1 }, { headers, body: once(Buffer.from('hello')) }));
     expect(multipartMixedBuffer(B, { a: 1 }, headers, Buffer.from('hello'))).toEqual(streamed);
     expect(() => multipartMixedBuffer(B, {}, { 'Bad Name': 'x' }, Buffer.alloc(0))).toThrow(/invalid part header name/);
+  });
+
+  test('the stream form is a byte stream (buffering by bytes, not by chunk count) of the same bytes', async () => {
+    const media = () => ({ headers: { 'Content-Type': 'text/plain' }, body: once(Buffer.from('hello')) });
+    const stream = multipartMixedStream(B, {}, media());
+    expect(stream.readableObjectMode).toBe(false);
+    expect(await collect(stream)).toEqual(await collect(multipartMixedParts(B, {}, media())));
   });
 
   test('sends the JSON part before pulling any media', async () => {

@@ -66,6 +66,11 @@ describe('fileNameFromContentDisposition', () => {
     ['attachment; filename*=koi8-r\'\'%C1; filename="fallback.txt"', 'fallback.txt'],
     ['attachment; filename*=@utf-8\'\'x.txt; filename="fallback.txt"', 'fallback.txt'],
     ['attachment; filename*=no-quotes.txt; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment; filename*=utf-8\'\'a\nb; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment;filename=tight.txt', 'tight.txt'],
+    ['attachment; filename = "spaced.txt"', 'spaced.txt'],
+    ['attachment; filename="semi;colon.txt"', 'semi;colon.txt'],
+    ['attachment; filename=5"disk', '5"disk'],
   ])('%s', (header, name) => {
     expect(fileNameFromContentDisposition(header)).toBe(name);
   });
