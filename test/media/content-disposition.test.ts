@@ -71,6 +71,7 @@ describe('fileNameFromContentDisposition', () => {
     ['attachment; filename = "spaced.txt"', 'spaced.txt'],
     ['attachment; filename="semi;colon.txt"', 'semi;colon.txt'],
     ['attachment; filename=5"disk', '5"disk'],
+    ['attachment; filename=inch"', 'inch"'],
   ])('%s', (header, name) => {
     expect(fileNameFromContentDisposition(header)).toBe(name);
   });
