@@ -190,3 +190,25 @@ describe('multipart reader: edges a one-line change would pass', () => {
     expect(source.destroyed).toBe(true);
   });
 });
+
+test('chunks that each end in a line feed, part of a delimiter or a look-alike are passed on as they come, not held to the end', async () => {
+  for (const tail of ['\n', `\r\n--${B.slice(0, 5)}`, `\r\n--${B}`]) {
+    let produced = 0;
+    let consumed = 0;
+    let maxHeld = 0;
+    async function* source(): AsyncGenerator<Buffer> {
+      yield Buffer.from(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\n`);
+      for (let i = 0; i < 100; i++) {
+        const chunk = Buffer.from(`${'a'.repeat(1000)}${tail}`);
+        produced += chunk.length;
+        maxHeld = Math.max(maxHeld, produced - consumed);
+        yield chunk;
+      }
+      yield Buffer.from(`z\r\n--${B}--`); // the z makes the last tail content too
+    }
+    const response = await readMultipartMixed(source(), CT);
+    for await (const chunk of response.body) consumed += (chunk as Buffer).length;
+    expect(consumed).toBe(produced + 1);
+    expect(maxHeld).toBeLessThan(40_000);
+  }
+});
