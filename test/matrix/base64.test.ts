@@ -27,4 +27,9 @@ describe('unpadded Base64', () => {
   test.each(['Zm9v!', 'Z', 'Zm9vY===', 'Zm=9', 'Zm9v+_'])('malformed %j is refused', (text) => {
     expect(() => decodeBase64(text)).toThrow(/invalid Base64/);
   });
+
+  // Node's decoder would take these; the padding does not complete a 4-character group.
+  test.each(['Zm9v=', 'Zg=', 'Zm9vYg='])('wrongly padded %j is refused', (text) => {
+    expect(() => decodeBase64(text)).toThrow('invalid Base64: wrong padding');
+  });
 });

@@ -1,4 +1,5 @@
 // The multipart/mixed reader (src/matrix/multipart-reader.ts): what it tolerates and what it refuses, and how.
+import { Readable } from 'node:stream';
 import { MultipartError } from '../../src/matrix/multipart.js';
 import { readMultipartMixed } from '../../src/matrix/multipart-reader.js';
 import { B, CT } from '../helpers/multipart.js';
@@ -77,12 +78,15 @@ describe('multipart reader: malformed input fails clearly', () => {
     ['invalid JSON', `--${B}\r\n${json}\r\n\r\n{nope\r\n--${B}\r\n\r\nx\r\n--${B}--`, /not valid JSON/],
     ['a JSON array', `--${B}\r\n${json}\r\n\r\n[]\r\n--${B}\r\n\r\nx\r\n--${B}--`, /not a JSON object/],
     ['JSON null', `--${B}\r\n${json}\r\n\r\nnull\r\n--${B}\r\n\r\nx\r\n--${B}--`, /not a JSON object/],
+    ['a JSON number', `--${B}\r\n${json}\r\n\r\n1\r\n--${B}\r\n\r\nx\r\n--${B}--`, /not a JSON object/],
+    ['a JSON string', `--${B}\r\n${json}\r\n\r\n"{}"\r\n--${B}\r\n\r\nx\r\n--${B}--`, /not a JSON object/],
     ['JSON over 64 KiB', `--${B}\r\n${json}\r\n\r\n{"a":"${big}"}\r\n--${B}\r\n\r\nx\r\n--${B}--`, /JSON part is larger than 65536 bytes/],
     ['only the JSON part', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}--\r\n`, /no media part/],
     ['the body ending in the JSON part', `--${B}\r\n${json}\r\n\r\n{"a":`, /ended inside the JSON part/],
     ['the body ending in headers', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}\r\nContent-Type: ima`, /ended inside a part header/],
     ['the body ending right after a delimiter', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}\r\n`, /ended inside a part header/],
     ['a header line without a colon', `--${B}\r\nnot a header\r\n\r\n{}\r\n--${B}\r\n\r\nx\r\n--${B}--`, /malformed header line/],
+    ['a header line of one token and no colon', `--${B}\r\nContent-Type\r\n\r\n{}\r\n--${B}\r\n\r\nx\r\n--${B}--`, /malformed header line/],
     ['a header with an empty name', `--${B}\r\n: value\r\n\r\n{}\r\n--${B}\r\n\r\nx\r\n--${B}--`, /malformed header line/],
     ['one endless header line', `--${B}\r\nX-Long: ${big}\r\n\r\n{}\r\n--${B}\r\n\r\nx\r\n--${B}--`, /headers are too large/],
     ['many headers over the limit', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}\r\n${Array.from({ length: 2000 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\nx\r\n--${B}--`, /headers are too large/],
@@ -126,4 +130,85 @@ describe('multipart reader: malformed input fails clearly', () => {
     const response = await readMultipartMixed(source(), CT);
     expect((await errorOf(collect(response.body))).message).toBe('connection reset');
   });
+});
+
+describe('multipart reader: edges a one-line change would pass', () => {
+  test('a folded line may start with a tab; a first header line starting with a space is a header of its own', async () => {
+    const read = await readText(`--${B}\r\n\r\n{}\r\n--${B}\r\n X-First: a\r\nX-Folded: b\r\n\tc\r\n\r\nhello\r\n--${B}--`);
+    expect({ ...read.headers }).toEqual({ 'x-first': 'a', 'x-folded': 'b c' });
+    expect(read.media).toBe('hello');
+  });
+
+  test('chunks that are Uint8Array views, not Buffers, are read at their offsets', async () => {
+    const bytes = Buffer.from(`junk--${B}\r\n\r\n{}\r\n--${B}\r\n\r\nhello\r\n--${B}--junk`, 'latin1');
+    async function* views(): AsyncGenerator<Uint8Array> {
+      for (let at = 4; at < bytes.length - 4; at += 5) yield new Uint8Array(bytes.buffer, bytes.byteOffset + at, Math.min(5, bytes.length - 4 - at));
+    }
+    const read = await readMultipartMixed(views(), CT);
+    expect((await collect(read.body)).toString('latin1')).toBe('hello');
+  });
+
+  test('a delimiter look-alike right after a chunk edge in the middle of a line is media', async () => {
+    const body = Buffer.from(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\nab--${B}\r\ncd\r\n--${B}--`, 'latin1');
+    const edge = body.indexOf(`ab--${B}`) + 2;
+    const response = await readMultipartMixed(chunked(body, (remaining) => (remaining === body.length ? edge : remaining)), CT);
+    expect((await collect(response.body)).toString('latin1')).toBe(`ab--${B}\r\ncd`);
+  });
+
+  test('a close delimiter with padding and no line end at the end of the input ends the media', async () => {
+    for (const chunkSize of [undefined, 1]) expect((await readText(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\nhello\r\n--${B}  `, CT, chunkSize)).media).toBe('hello');
+  });
+
+  test('a source that throws something other than an Error fails the body with a MultipartError', async () => {
+    async function* source(): AsyncGenerator<Buffer> {
+      yield Buffer.from(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\nsome bytes`);
+      throw 'reset'; // what a careless source may do
+    }
+    const response = await readMultipartMixed(source(), CT);
+    const error = await errorOf(collect(response.body));
+    expect(error).toBeInstanceOf(MultipartError);
+    expect(error.message).toBe('reset');
+  });
+
+  test('an iterator without return() is left alone on failure: the error is the reader\'s own', async () => {
+    let calls = 0;
+    const chunks = [Buffer.from(`--${B}\r\nContent-Type: text/html\r\n\r\n{}`)];
+    const source: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next: async () => (calls++ < chunks.length ? { done: false, value: chunks[calls - 1]! } : { done: true, value: undefined }) }) };
+    const error = await errorOf(readMultipartMixed(source, CT));
+    expect(error).toBeInstanceOf(MultipartError);
+    expect(error.message).toMatch(/application\/json/);
+  });
+
+  test('a Readable source stalled mid-read is destroyed at once when the body is destroyed', async () => {
+    const source = new Readable({ read() {} });
+    source.push(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\nfirst`);
+    const response = await readMultipartMixed(source, CT);
+    const iterator = response.body[Symbol.asyncIterator]();
+    await iterator.next();
+    response.body.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(source.destroyed).toBe(true);
+  });
+});
+
+test('chunks that each end in a line feed, part of a delimiter or a look-alike are passed on as they come, not held to the end', async () => {
+  for (const tail of ['\n', `\r\n--${B.slice(0, 5)}`, `\r\n--${B}`]) {
+    let produced = 0;
+    let consumed = 0;
+    let maxHeld = 0;
+    async function* source(): AsyncGenerator<Buffer> {
+      yield Buffer.from(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\n`);
+      for (let i = 0; i < 100; i++) {
+        const chunk = Buffer.from(`${'a'.repeat(1000)}${tail}`);
+        produced += chunk.length;
+        maxHeld = Math.max(maxHeld, produced - consumed);
+        yield chunk;
+      }
+      yield Buffer.from(`z\r\n--${B}--`); // the z makes the last tail content too
+    }
+    const response = await readMultipartMixed(source(), CT);
+    for await (const chunk of response.body) consumed += (chunk as Buffer).length;
+    expect(consumed).toBe(produced + 1);
+    expect(maxHeld).toBeLessThan(40_000);
+  }
 });

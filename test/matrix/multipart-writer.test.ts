@@ -2,7 +2,9 @@
 import {
   generateBoundary,
   multipartContentType,
+  multipartMixedBuffer,
   multipartMixedParts,
+  multipartMixedStream,
   MultipartError,
   parseMultipartBoundary,
   type MediaPart,
@@ -36,9 +38,23 @@ describe('parseMultipartBoundary', () => {
     ['two boundaries', `multipart/mixed; boundary=a; boundary=b`, /two boundary/],
     ['garbage parameters', 'multipart/mixed; ===', /malformed parameters/],
     ['an unterminated quote', 'multipart/mixed; boundary="abc', /malformed parameters/],
+    ['text between parameters', 'multipart/mixed; boundary=abc junk; x=y', /malformed parameters/],
   ])('%s is refused', (_name, contentType, message) => {
     expect(() => parseMultipartBoundary(contentType)).toThrow(MultipartError);
     expect(() => parseMultipartBoundary(contentType)).toThrow(message);
+  });
+
+  test('the error is a MultipartError by name and quotes at most 100 characters of the media type', () => {
+    const error = (() => {
+      try {
+        parseMultipartBoundary(`text/${'x'.repeat(1000)}`);
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('expected a failure');
+    })();
+    expect(error.name).toBe('MultipartError');
+    expect(error.message).toBe(`expected multipart/mixed, got ${JSON.stringify(`text/${'x'.repeat(95)}`)}`);
   });
 });
 
@@ -47,9 +63,11 @@ describe('generateBoundary and multipartContentType', () => {
     const boundaries = new Set(Array.from({ length: 50 }, generateBoundary));
     expect(boundaries.size).toBe(50);
     for (const boundary of boundaries) expect(parseMultipartBoundary(multipartContentType(boundary))).toBe(boundary);
+    for (const boundary of boundaries) expect(boundary).toMatch(/^[0-9a-f]{32}$/);
   });
 
   test('boundaries that are not tokens are quoted', () => {
+    expect(multipartContentType(B)).toBe(`multipart/mixed; boundary=${B}`);
     expect(multipartContentType('a:b')).toBe('multipart/mixed; boundary="a:b"');
     expect(() => multipartContentType('')).toThrow(MultipartError);
   });
@@ -72,6 +90,20 @@ describe('multipart writer', () => {
   test('writes the redirect form: a Location header and an empty body', async () => {
     const written = (await collect(multipartMixedParts(B, {}, { location: 'https://cdn.example/x?sig=1' }))).toString();
     expect(written).toBe(`\r\n--${B}\r\nContent-Type: application/json\r\n\r\n{}\r\n--${B}\r\nLocation: https://cdn.example/x?sig=1\r\n\r\n\r\n--${B}--\r\n`);
+  });
+
+  test('the one-write form writes the same bytes as the streamed form', async () => {
+    const headers = { 'Content-Type': 'text/plain' };
+    const streamed = await collect(multipartMixedParts(B, { a: 1 }, { headers, body: once(Buffer.from('hello')) }));
+    expect(multipartMixedBuffer(B, { a: 1 }, headers, Buffer.from('hello'))).toEqual(streamed);
+    expect(() => multipartMixedBuffer(B, {}, { 'Bad Name': 'x' }, Buffer.alloc(0))).toThrow(/invalid part header name/);
+  });
+
+  test('the stream form is a byte stream (buffering by bytes, not by chunk count) of the same bytes', async () => {
+    const media = () => ({ headers: { 'Content-Type': 'text/plain' }, body: once(Buffer.from('hello')) });
+    const stream = multipartMixedStream(B, {}, media());
+    expect(stream.readableObjectMode).toBe(false);
+    expect(await collect(stream)).toEqual(await collect(multipartMixedParts(B, {}, media())));
   });
 
   test('sends the JSON part before pulling any media', async () => {

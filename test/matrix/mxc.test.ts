@@ -11,6 +11,11 @@ describe('media ids: only [A-Za-z0-9_-], at most 255 characters', () => {
       expect(isValidMediaId(id)).toBe(false);
     },
   );
+
+  test('a value that is not a string is invalid, even one whose text would be', () => {
+    expect(isValidMediaId(['abc'] as unknown as string)).toBe(false);
+    expect(isValidMediaId(123 as unknown as string)).toBe(false);
+  });
 });
 
 describe('parseMxc', () => {
@@ -34,6 +39,7 @@ describe('parseMxc', () => {
     ['fragment', 'mxc://matrix.org/abc#x'],
     ['no media id', 'mxc://matrix.org/'],
     ['no slash', 'mxc://matrix.org'],
+    ['no slash, a name that would also pass as a media id', 'mxc://localhost'],
     ['no server', 'mxc:///abc'],
     ['userinfo', 'mxc://user@matrix.org/abc'],
     ['upper-case scheme', 'MXC://matrix.org/abc'],
@@ -47,6 +53,11 @@ describe('parseMxc', () => {
     ['empty', ''],
   ])('%s is refused', (_name, uri) => {
     expect(parseMxc(uri)).toBeNull();
+  });
+
+  test('a value that is not a string is refused, not thrown on', () => {
+    expect(parseMxc(42 as unknown as string)).toBeNull();
+    expect(parseMxc(undefined as unknown as string)).toBeNull();
   });
 });
 

@@ -96,29 +96,34 @@ describe('signJson: what is signed and what is kept', () => {
 
 describe('verifyJsonSignature: false, never an exception, for anything wrong', () => {
   const signer = SPEC_SIGNER;
-  const signed = signJson({ one: 1, two: 'Two' }, 'domain', 'ed25519:1', signer);
-  const sig = signed.signatures.domain!['ed25519:1']!;
-  const cases: Array<[string, object, string, string, Uint8Array]> = [
-    ['no signatures', { one: 1, two: 'Two' }, 'domain', 'ed25519:1', signer.publicKey],
-    ['signatures not an object', { ...signed, signatures: 'x' }, 'domain', 'ed25519:1', signer.publicKey],
-    ['no entry for the entity', signed, 'elsewhere', 'ed25519:1', signer.publicKey],
-    ['no entry for the key', signed, 'domain', 'ed25519:2', signer.publicKey],
-    ['signatures null', { ...signed, signatures: null }, 'domain', 'ed25519:1', signer.publicKey],
-    ['entity maps to an array', { ...signed, signatures: { domain: [sig] } }, 'domain', 'ed25519:1', signer.publicKey],
-    ['entity maps to null', { ...signed, signatures: { domain: null } }, 'domain', 'ed25519:1', signer.publicKey],
-    ['signature not a string', { ...signed, signatures: { domain: { 'ed25519:1': 5 } } }, 'domain', 'ed25519:1', signer.publicKey],
-    ['signature not Base64', { ...signed, signatures: { domain: { 'ed25519:1': '!!!' } } }, 'domain', 'ed25519:1', signer.publicKey],
-    ['signature too short', { ...signed, signatures: { domain: { 'ed25519:1': sig.slice(0, 40) } } }, 'domain', 'ed25519:1', signer.publicKey],
-    ['content changed', { ...signed, two: 'Three' }, 'domain', 'ed25519:1', signer.publicKey],
-    ['content not canonical-encodable', { ...signed, x: 0.5 }, 'domain', 'ed25519:1', signer.publicKey],
-    ['another key', signed, 'domain', 'ed25519:1', createSigner(new Uint8Array(32)).publicKey],
-    ['a public key of the wrong length', signed, 'domain', 'ed25519:1', signer.publicKey.subarray(0, 31)],
-    ['an unknown algorithm', { ...signed, signatures: { domain: { 'foo:1': sig } } }, 'domain', 'foo:1', signer.publicKey],
-    ['an inherited entity name (toString)', signed, 'toString', 'ed25519:1', signer.publicKey],
-    ['an inherited entity name', signed, '__proto__', 'ed25519:1', signer.publicKey],
+  // Signed inside each test, not at collection: a mutant that breaks signing then fails tests, not the whole file.
+  const vector = () => {
+    const signed = signJson({ one: 1, two: 'Two' }, 'domain', 'ed25519:1', signer);
+    return { signed, sig: signed.signatures.domain!['ed25519:1']! };
+  };
+  type Signed = ReturnType<typeof vector>;
+  const cases: Array<[string, (v: Signed) => [object, string, string, Uint8Array]]> = [
+    ['no signatures', (_v) => [{ one: 1, two: 'Two' }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['signatures not an object', (v) => [{ ...v.signed, signatures: 'x' }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['no entry for the entity', (v) => [v.signed, 'elsewhere', 'ed25519:1', signer.publicKey]],
+    ['no entry for the key', (v) => [v.signed, 'domain', 'ed25519:2', signer.publicKey]],
+    ['signatures null', (v) => [{ ...v.signed, signatures: null }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['entity maps to an array', (v) => [{ ...v.signed, signatures: { domain: [v.sig] } }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['entity maps to null', (v) => [{ ...v.signed, signatures: { domain: null } }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['signature not a string', (v) => [{ ...v.signed, signatures: { domain: { 'ed25519:1': 5 } } }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['signature not Base64', (v) => [{ ...v.signed, signatures: { domain: { 'ed25519:1': '!!!' } } }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['signature too short', (v) => [{ ...v.signed, signatures: { domain: { 'ed25519:1': v.sig.slice(0, 40) } } }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['content changed', (v) => [{ ...v.signed, two: 'Three' }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['content not canonical-encodable', (v) => [{ ...v.signed, x: 0.5 }, 'domain', 'ed25519:1', signer.publicKey]],
+    ['another key', (v) => [v.signed, 'domain', 'ed25519:1', createSigner(new Uint8Array(32)).publicKey]],
+    ['a public key of the wrong length', (v) => [v.signed, 'domain', 'ed25519:1', signer.publicKey.subarray(0, 31)]],
+    ['an unknown algorithm', (v) => [{ ...v.signed, signatures: { domain: { 'foo:1': v.sig } } }, 'domain', 'foo:1', signer.publicKey]],
+    ['an inherited entity name (toString)', (v) => [v.signed, 'toString', 'ed25519:1', signer.publicKey]],
+    ['an inherited entity name', (v) => [v.signed, '__proto__', 'ed25519:1', signer.publicKey]],
   ];
 
-  test.each(cases)('%s', (_name, object, entity, keyId, publicKey) => {
+  test.each(cases)('%s', (_name, build) => {
+    const [object, entity, keyId, publicKey] = build(vector());
     expect(verifyJsonSignature(object, entity, keyId, publicKey)).toBe(false);
   });
 
@@ -129,6 +134,7 @@ describe('verifyJsonSignature: false, never an exception, for anything wrong', (
   });
 
   test('the untouched object verifies (so the cases above fail for their own reason)', () => {
+    const { signed, sig } = vector();
     expect(verifyJsonSignature(signed, 'domain', 'ed25519:1', signer.publicKey)).toBe(true);
     expect(verifyJsonSignature({ ...signed, signatures: { domain: { 'ed25519:1': `${sig}==` } } }, 'domain', 'ed25519:1', signer.publicKey)).toBe(true);
   });

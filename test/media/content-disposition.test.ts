@@ -4,7 +4,7 @@ import { contentDisposition, fileNameFromContentDisposition, formatDisposition, 
 
 describe('contentDisposition', () => {
   test.each([
-    'image/png', 'IMAGE/PNG', 'text/plain; charset=utf-8', 'video/mp4', 'audio/x-flac', 'application/ld+json', 'image/avif',
+    'image/png', 'IMAGE/PNG', 'text/plain; charset=utf-8', ' image/gif ; x=y', 'video/mp4', 'audio/x-flac', 'application/ld+json', 'image/avif',
   ])('%s is on the inline allow-list', (type) => {
     expect(isInlineContentType(type)).toBe(true);
     expect(contentDisposition(type, null)).toBe('inline');
@@ -37,6 +37,10 @@ describe('contentDisposition', () => {
     expect(header).toBe(`attachment; filename="na_ve _.txt"; filename*=utf-8''na%C3%AFve%20%F0%9F%98%80.txt`);
   });
 
+  test('an ASCII name gets filename only, no filename*', () => {
+    expect(formatDisposition('attachment', 'cat.jpg')).toBe('attachment; filename="cat.jpg"');
+  });
+
   test('a name of only control characters is no name', () => {
     expect(contentDisposition('image/png', '\u0001\u0002')).toBe('inline');
   });
@@ -53,6 +57,21 @@ describe('fileNameFromContentDisposition', () => {
     ['inline', null],
     ['attachment; filename="../../etc/passwd"', null],
     ['attachment; filename="bad\u0001name"', null],
+    ['attachment; filename="bad\u007fname"', null],
+    ['attachment; filename="back\\\\slash"', null],
+    ['attachment; filename=""', null],
+    ['attachment; filename=plain.txt  ', 'plain.txt'],
+    ['attachment; filename="first.txt"; filename="second.txt"', 'first.txt'],
+    ['attachment; filename*=utf-8\'\'%E2; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment; filename*=koi8-r\'\'%C1; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment; filename*=@utf-8\'\'x.txt; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment; filename*=no-quotes.txt; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment; filename*=utf-8\'\'a\nb; filename="fallback.txt"', 'fallback.txt'],
+    ['attachment;filename=tight.txt', 'tight.txt'],
+    ['attachment; filename = "spaced.txt"', 'spaced.txt'],
+    ['attachment; filename="semi;colon.txt"', 'semi;colon.txt'],
+    ['attachment; filename=5"disk', '5"disk'],
+    ['attachment; filename=inch"', 'inch"'],
   ])('%s', (header, name) => {
     expect(fileNameFromContentDisposition(header)).toBe(name);
   });

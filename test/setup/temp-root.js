@@ -2,7 +2,7 @@
 // leave nothing in the machine's temporary folder (child processes inherit TMPDIR too).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export function setup() {
   process.env.MEDIA_REPO_TEST_TMP_ROOT = mkdtempSync(join(tmpdir(), 'media-repo-tests-'));
@@ -11,5 +11,9 @@ export function setup() {
 
 export function teardown() {
   const root = process.env.MEDIA_REPO_TEST_TMP_ROOT;
-  if (root) rmSync(root, { recursive: true, force: true });
+  if (!root) return;
+  rmSync(root, { recursive: true, force: true });
+  // A process that runs Jest again (Stryker's test runner does, per mutant) must not make its next root inside this one.
+  process.env.TMPDIR = dirname(root);
+  delete process.env.MEDIA_REPO_TEST_TMP_ROOT;
 }
