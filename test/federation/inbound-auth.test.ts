@@ -29,6 +29,7 @@ describe('originMatches: allow/deny patterns', () => {
     ['1.2.3.4', '1.2.3.4:8448', true],
     ['1.2.3.*', '1.2.3.44', true],
     ['(x|y).example', 'x.example', false],
+    ['evil.example', 'not a server name', false], // no port to strip: no match, no exception
   ])('%s against %s: %s', (pattern, origin, expected) => {
     expect(originMatches(pattern, origin)).toBe(expected);
   });
@@ -78,6 +79,12 @@ describe('authenticateRequest: what the signatures bind', () => {
 
   test('X-Matrix and X-MSC4100-Scoped naming the same destination both verify', async () => {
     const accepted = await authenticate([signed('hs.test', X_MATRIX_SCHEME), signed('hs.test', MSC4100_SCOPED_SCHEME)], 'hs.test');
+    expect(accepted.schemes).toEqual([X_MATRIX_SCHEME, MSC4100_SCOPED_SCHEME]);
+  });
+
+  test('an old sender\'s X-Matrix without destination beside an X-MSC4100-Scoped naming it agree', async () => {
+    const legacy = signed('hs.test', X_MATRIX_SCHEME).replace(/,destination="[^"]*"/, '');
+    const accepted = await authenticate([legacy, signed('hs.test', MSC4100_SCOPED_SCHEME)], 'hs.test');
     expect(accepted.schemes).toEqual([X_MATRIX_SCHEME, MSC4100_SCOPED_SCHEME]);
   });
 
