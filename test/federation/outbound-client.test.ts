@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuthScheme } from '../../src/federation/client.js';
-import { DOWNGRADE_MEMORY_MS, errcodeOf, NoSigningKeyError, RemoteHttpError } from '../../src/federation/client.js';
+import { DOWNGRADE_MEMORY_MS, errcodeOf, NoSigningKeyError, readErrorBody, RemoteHttpError } from '../../src/federation/client.js';
 import { UpstreamError } from '../../src/federation/http.js';
 import { encodeBase64 } from '../../src/matrix/base64.js';
 import { createSigner, generateSeed } from '../../src/matrix/ed25519.js';
@@ -48,16 +48,19 @@ afterAll(() => new Promise((resolve) => server.close(resolve)));
 beforeEach(() => {
   seen.length = 0;
   script.clear();
+  logLines.length = 0;
 });
 
 let now = 1_000_000;
-function makeClient(options: { scope?: string[]; scheme?: AuthScheme } = {}) {
+const logLines: string[] = [];
+function makeClient(options: { scope?: string[]; scheme?: AuthScheme; filtered?: boolean } = {}) {
   const peers = ['peer.test', 'peer2.test', 'notary.test'];
   return createTestFederationClient({
     keys: { [TENANT]: { ...key, scope: options.scope } },
     overrides: Object.fromEntries(peers.map((p) => [p, url])),
-    allowlist: ['127.0.0.1/32'],
+    allowlist: options.filtered ? [] : ['127.0.0.1/32'],
     now: () => now,
+    logLines,
     schemes: options.scheme === undefined ? undefined : { schemeFor: async (origin) => (origin === TENANT ? options.scheme : undefined) },
   }).client;
 }
@@ -87,7 +90,8 @@ test('an unsigned GET carries no Authorization; a signed one needs an origin wit
   await collect((await client.get('peer.test', '/k', { signed: false, origin: TENANT })).body);
   expect(seen.map((s) => s.authorization)).toEqual([[]]);
   expect((await failure(client.get('peer.test', '/k', { signed: true }))).message).toBe('a signed request needs an origin');
-  expect(await failure(client.get('peer.test', '/k', { signed: true, origin: 'keyless.test' }))).toBeInstanceOf(NoSigningKeyError);
+  const keyless = await failure(client.get('peer.test', '/k', { signed: true, origin: 'keyless.test' }));
+  expect([keyless instanceof NoSigningKeyError, keyless.name, keyless.message]).toEqual([true, 'NoSigningKeyError', 'homeserver keyless.test has no signing key']);
   expect(seen).toHaveLength(1);
   client.close();
 });
@@ -135,6 +139,8 @@ test('a downgrade is remembered per destination for DOWNGRADE_MEMORY_MS, then th
     return seen.map(schemesOf);
   };
   expect(await fetch()).toEqual([['X-MSC4100-Scoped'], ['X-Matrix']]);
+  expect(logLines.map((l) => JSON.parse(l) as Record<string, unknown>).map((l) => [l.destination, l.status, l.msg]))
+    .toEqual([['peer.test', 401, 'X-MSC4100-Scoped refused: retrying with X-Matrix']]);
   expect(await fetch('peer2.test')).toEqual([['X-MSC4100-Scoped'], ['X-Matrix']]);
   now += DOWNGRADE_MEMORY_MS - 1;
   expect(await fetch()).toEqual([['X-Matrix']]);
@@ -164,7 +170,7 @@ describe('JSON answers for the keyring', () => {
     const client = makeClient();
     script.set('/_matrix/key/v2/server', { answers: [{ status, body }] });
     const error = await failure(client.fetchServerKeysJson('peer.test', '/_matrix/key/v2/server'));
-    expect(error).toBeInstanceOf(RemoteHttpError);
+    expect([error instanceof RemoteHttpError, error.name]).toEqual([true, 'RemoteHttpError']);
     expect([(error as RemoteHttpError).status, (error as RemoteHttpError).errcode]).toEqual([status, errcode]);
     expect((error as RemoteHttpError).body).toEqual(body.startsWith('{') ? JSON.parse(body) : undefined);
     expect(error.message).toMatch(new RegExp(`^\\S+ answered ${status}${errcode ? ` ${errcode}` : ''}$`));
@@ -190,6 +196,60 @@ describe('JSON answers for the keyring', () => {
     expect(seen.map((s) => [s.method, s.url, s.contentType, JSON.parse(s.body), s.authorization])).toEqual([['POST', path, 'application/json', body, []]]);
     client.close();
   });
+});
+
+test('a key response over 1 MiB is refused, one of exactly 1 MiB is read', async () => {
+  const client = makeClient();
+  const json = (size: number) => `"${'a'.repeat(size - 2)}"`;
+  script.set('/_matrix/key/v2/server', { answers: [{ status: 200, body: json(1024 * 1024) }, { status: 200, body: json(1024 * 1024 + 1) }] });
+  expect(await client.fetchServerKeysJson('peer.test', '/_matrix/key/v2/server')).toHaveLength(1024 * 1024 - 2);
+  const error = await failure(client.fetchServerKeysJson('peer.test', '/_matrix/key/v2/server'));
+  expect([error instanceof UpstreamError && error.kind, error.message]).toEqual(['too-large', 'the JSON response is larger than the limit of 1048576 bytes']);
+  client.close();
+});
+
+test('a notary URL is trusted like configuration: reached on loopback without the allow-list', async () => {
+  const client = makeClient({ filtered: true });
+  script.set('/_matrix/key/v2/query', { answers: [{ status: 200, body: '{"server_keys":[]}' }] });
+  expect(await client.queryNotary({ serverName: 'notary.test', verifyKeys: {}, url }, {}, '/_matrix/key/v2/query')).toEqual({ server_keys: [] });
+  client.close();
+});
+
+test('an error body over 64 KiB counts as empty, down to the caller', async () => {
+  const client = makeClient();
+  const big = JSON.stringify({ errcode: 'M_BAD_JSON', error: 'x'.repeat(64 * 1024) });
+  script.set('/big', { answers: [{ status: 400, body: big }] });
+  const response = await get(client, '/big');
+  expect([response.status, (await collect(response.body)).length, seen.length]).toEqual([400, 0, 1]);
+  client.close();
+});
+
+test('readErrorBody: the bytes, and whether they are JSON', async () => {
+  const client = makeClient();
+  script.set('/j', { answers: [{ status: 500, body: '{"errcode":"M_X"}' }] });
+  script.set('/t', { answers: [{ status: 500, body: 'oops' }] });
+  const read = async (path: string) => readErrorBody(await client.get('peer.test', path, { signed: false }));
+  expect(await read('/j')).toEqual({ bytes: Buffer.from('{"errcode":"M_X"}'), isJson: true, json: { errcode: 'M_X' } });
+  expect(await read('/t')).toEqual({ bytes: Buffer.from('oops'), isJson: false, json: undefined });
+  client.close();
+});
+
+test('close ends the pooled connections to peers', async () => {
+  const client = makeClient();
+  const open = new Set<unknown>();
+  const track = (socket: import('node:net').Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  };
+  server.on('connection', track);
+  script.set('/c', { answers: [{ status: 200, body: '{}' }] });
+  await collect((await get(client, '/c')).body);
+  expect(open.size).toBe(1);
+  client.close();
+  const deadline = Date.now() + 5000;
+  while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  server.off('connection', track);
+  expect(open.size).toBe(0);
 });
 
 test('errcodeOf reads only a string errcode of an object', () => {
