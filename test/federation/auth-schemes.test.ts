@@ -120,6 +120,7 @@ describe('AuthSchemes', () => {
     expect(fetched).toEqual([]);
     const started = schemes.start();
     expect(await schemes.schemeFor('elsewhere.test')).toBeUndefined();
+    expect(fetched.filter((f) => f.startsWith('elsewhere.test'))).toEqual([]); // not ours: never looked at
     const answer = schemes.schemeFor('hs.test').then((s) => waiting.push(String(s)));
     await answer;
     expect(waiting).toEqual(['x-matrix']);
@@ -148,7 +149,42 @@ describe('AuthSchemes', () => {
     });
     await schemes.refreshAll();
     expect([most, looked.size]).toEqual([16, 20]); // two endpoints per look
+    looked.clear();
     await schemes.refreshAll();
+    expect(looked.size).toBe(20); // later rounds look at every homeserver again
     expect(homeservers.every((h) => schemes.describe(h)?.scheme === 'scoped-first')).toBe(true);
+  });
+
+  test('a changed reason is logged even when the scheme stays', async () => {
+    const schemes = make();
+    await schemes.refresh('hs.test');
+    published.set(SCOPED_SERVER_KEYS_PATH, keysJson(true));
+    await schemes.refresh('hs.test');
+    expect(lines.filter((l) => l.msg === 'outbound auth scheme').map((l) => [l.scheme, String(l.reason).includes('only at')])).toEqual([['scoped-first', false], ['scoped-first', true]]);
+  });
+
+  test('start looks every refreshMs until stop', async () => {
+    const schemes = new AuthSchemes({
+      homeservers: ['hs.test'], signingKeys: { activeKey: async () => ours }, log: createLogger('silent'), refreshMs: 40,
+      fetchKeys: async (serverName, path) => { fetched.push(`${serverName} ${path}`); throw new Error('404'); },
+    });
+    await schemes.start();
+    const deadline = Date.now() + 5000;
+    while (fetched.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(fetched.length).toBeGreaterThanOrEqual(6);
+    schemes.stop();
+    await new Promise((r) => setTimeout(r, 30)); // a look already under way may still land
+    const looks = fetched.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fetched.length).toBe(looks);
+  });
+
+  test('a request waits at most 3 s for a first look that hangs', async () => {
+    const schemes = make({ homeservers: ['hs.test'], fetchKeys: () => new Promise(() => {}) });
+    void schemes.start();
+    const started = Date.now();
+    expect(await schemes.schemeFor('hs.test')).toBeUndefined();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2900);
+    schemes.stop();
   });
 });
