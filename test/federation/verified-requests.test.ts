@@ -143,3 +143,24 @@ test('a TTL of 0 verifies every time', async () => {
   await authenticate(verified, { authorization });
   expect(lookups).toBe(2);
 });
+
+test('a header naming no destination (an old sender) is cached per homeserver: a success at one is not one at another', async () => {
+  const verified = cache();
+  const authorization = [header().replace(/,destination="[^"]*"/, '')];
+  expect((await authenticate(verified, { authorization })).tenant.name).toBe('hs-a.example');
+  // Signed for hs-a: at hs-b it must be verified (and fail), not found in the cache.
+  expect(await status(authenticate(verified, { authorization, host: 'hs-b.example' }))).toBe(401);
+  expect(lookups).toBe(2);
+});
+
+test('a request with a body is never answered from the cache: the body is part of what is signed', async () => {
+  const verified = cache();
+  const signed = (content: unknown) => [buildAuthorizationHeader({ method: 'POST', uri: URI, origin: ORIGIN, destination: 'hs-a.example', content }, KEY_ID, signer)];
+  const withBody = (authorization: string[], content: unknown) =>
+    authenticateRequest(keyring, { method: 'POST', uri: URI, tenant: tenantFor('hs-a.example'), authorization, content }, verified);
+  const authorization = signed({ a: 1 });
+  await withBody(authorization, { a: 1 });
+  expect(await status(withBody(authorization, { a: 2 }))).toBe(401);
+  await withBody(authorization, { a: 1 });
+  expect(lookups).toBe(3);
+});

@@ -1,7 +1,10 @@
 // A fresh, migrated database per test file: a new database on the real PostgreSQL named by
 // MEDIA_REPO_TEST_DATABASE_URL (CI), else an in-memory embedded PGlite.
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import knexFactory from 'knex';
 import { migrateToLatest, openDatabase, openEmbedded, type Database } from '../../src/db/database.js';
 
@@ -29,9 +32,25 @@ export async function openBlankTestDatabase(): Promise<Database> {
 
 let template: Promise<Blob | undefined> | undefined;
 
-/** The freshly initialised data directory the run's global setup dumped, if it did. */
-function pgliteTemplate(): Promise<Blob | undefined> {
+const DUMP = `require(process.argv[1]).PGlite.create()
+  .then(async (db) => { const file = await db.dumpDataDir('none'); require('node:fs').writeFileSync(process.argv[2], Buffer.from(await file.arrayBuffer())); await db.close(); })`;
+
+/**
+ * The run's template, made by its first caller in a child (initdb leaves a large WebAssembly heap), written
+ * aside then renamed so no reader sees half; a run that opens no database (a mutation run's) never makes it.
+ */
+function pgliteTemplatePath(): string | undefined {
   const path = process.env.MEDIA_REPO_TEST_PGLITE_TEMPLATE;
+  if (!path || existsSync(path)) return path;
+  const partial = `${path}.${process.pid}.part`;
+  execFileSync(process.execPath, ['-e', DUMP, createRequire(import.meta.url).resolve('@electric-sql/pglite'), partial]);
+  renameSync(partial, path);
+  return path;
+}
+
+/** A freshly initialised data directory to start each in-memory PGlite from, skipping its initdb. */
+function pgliteTemplate(): Promise<Blob | undefined> {
+  const path = pgliteTemplatePath();
   template ??= path ? readFile(path).then((bytes) => new Blob([bytes])) : Promise.resolve(undefined);
   return template;
 }

@@ -50,6 +50,7 @@ export function createTestFederationClient(options: TestClientOptions = {}): { c
     schemes: options.schemes,
     connectTimeoutMs: timeouts.connectMs,
     requestTimeoutMs: timeouts.headersMs,
+    now: options.now,
   });
   return { client, resolver, http };
 }

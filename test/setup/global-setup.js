@@ -1,7 +1,7 @@
-import { createPgliteTemplate } from './pglite-template.js';
+import { choosePgliteTemplatePath } from './pglite-template.js';
 import { setup } from './temp-root.js';
 
 export default function globalSetup() {
   setup();
-  createPgliteTemplate(process.env.MEDIA_REPO_TEST_TMP_ROOT);
+  choosePgliteTemplatePath(process.env.MEDIA_REPO_TEST_TMP_ROOT);
 }
