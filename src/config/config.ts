@@ -95,14 +95,17 @@ export function loadConfigFile(file: string): Config {
   return buildConfig(raw ?? {}, file);
 }
 
-/** An alias is a shared reference: nested ones ("billion laughs") would make validation walk billions of nodes. */
+/**
+ * An alias is a shared reference: nested ones ("billion laughs") would make validation walk billions of
+ * nodes, and one inside its own anchor forever. Counted without recursion, so a cycle cannot blow the stack.
+ */
 function assertFewNodes(raw: unknown, file: string): void {
-  let budget = MAX_CONFIG_NODES;
-  const walk = (value: unknown): void => {
-    if (--budget < 0) throw new ConfigError(file, '', `invalid YAML: more than ${MAX_CONFIG_NODES} values once aliases are expanded`);
-    if (value !== null && typeof value === 'object') for (const child of Object.values(value)) walk(child);
-  };
-  walk(raw);
+  const pending: unknown[] = [raw];
+  for (let seen = 0; pending.length > 0; seen++) {
+    if (seen >= MAX_CONFIG_NODES) throw new ConfigError(file, '', `invalid YAML: more than ${MAX_CONFIG_NODES} values once aliases are expanded (or an alias inside its own anchor)`);
+    const value = pending.pop();
+    if (value !== null && typeof value === 'object') pending.push(...Object.values(value));
+  }
 }
 
 /** Validates a parsed config object and fills in defaults. `file` names it in errors and anchors relative paths. */

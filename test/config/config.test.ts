@@ -174,7 +174,12 @@ datastores:
   test('nested aliases that would expand to billions of values are refused before validation walks them', () => {
     const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
     for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
-    expect(loadError(`${levels.join('\n')}\n`)).toBe(': invalid YAML: more than 1000000 values once aliases are expanded');
+    expect(loadError(`${levels.join('\n')}\n`)).toBe(': invalid YAML: more than 1000000 values once aliases are expanded (or an alias inside its own anchor)');
+  });
+
+  test('an alias inside its own anchor is refused, not followed until the stack overflows', () => {
+    expect(loadError('logLevel: &a [*a]\n')).toMatch(/^: invalid YAML: more than 1000000 values/);
+    expect(loadError('media: &m {thumbnails: *m}\n')).toMatch(/^: invalid YAML: more than 1000000 values/);
   });
 
   test('YAML 1.2 core schema: yes is a string, 017 is seventeen, a date stays text', () => {
