@@ -104,7 +104,7 @@ function assertFewNodes(raw: unknown, file: string): void {
   for (let seen = 0; pending.length > 0; seen++) {
     if (seen >= MAX_CONFIG_NODES) throw new ConfigError(file, '', `invalid YAML: more than ${MAX_CONFIG_NODES} values once aliases are expanded (or an alias inside its own anchor)`);
     const value = pending.pop();
-    if (value !== null && typeof value === 'object') pending.push(...Object.values(value));
+    if (value !== null && typeof value === 'object') for (const child of Object.values(value)) pending.push(child); // no spread: a long list would overflow the call's arguments
   }
 }
 

@@ -177,6 +177,10 @@ datastores:
     expect(loadError(`${levels.join('\n')}\n`)).toBe(': invalid YAML: more than 1000000 values once aliases are expanded (or an alias inside its own anchor)');
   });
 
+  test('a list of 300,000 values is checked like any other, without overflowing a call', () => {
+    expect(loadError(`logLevel: [${Array(300_000).fill('1').join(',')}]\n`)).toMatch(/^ at \/logLevel: must be one of/);
+  });
+
   test('an alias inside its own anchor is refused, not followed until the stack overflows', () => {
     expect(loadError('logLevel: &a [*a]\n')).toMatch(/^: invalid YAML: more than 1000000 values/);
     expect(loadError('media: &m {thumbnails: *m}\n')).toMatch(/^: invalid YAML: more than 1000000 values/);
