@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import knexFactory from 'knex';
 import { migrateToLatest, openDatabase, openEmbedded, type Database } from '../../src/db/database.js';
 
@@ -36,12 +37,15 @@ const DUMP = `require(process.argv[1]).PGlite.create()
   .then(async (db) => { const file = await db.dumpDataDir('none'); require('node:fs').writeFileSync(process.argv[2], Buffer.from(await file.arrayBuffer())); await db.close(); })`;
 
 /**
- * The run's template, made by its first caller in a child (initdb leaves a large WebAssembly heap), written
- * aside then renamed so no reader sees half; a run that opens no database (a mutation run's) never makes it.
+ * The run's template, in the run's temporary folder (test/setup/temp-root.js), made by its first caller in a
+ * child (initdb leaves a large WebAssembly heap), written aside then renamed so no reader sees half; a run
+ * that opens no database (a mutation run's) never makes it.
  */
 function pgliteTemplatePath(): string | undefined {
-  const path = process.env.MEDIA_REPO_TEST_PGLITE_TEMPLATE;
-  if (!path || existsSync(path)) return path;
+  const root = process.env.MEDIA_REPO_TEST_TMP_ROOT;
+  if (!root) return undefined;
+  const path = join(root, 'pglite-template.tar');
+  if (existsSync(path)) return path;
   const partial = `${path}.${process.pid}.part`;
   execFileSync(process.execPath, ['-e', DUMP, createRequire(import.meta.url).resolve('@electric-sql/pglite'), partial]);
   renameSync(partial, path);

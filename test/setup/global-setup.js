@@ -1,7 +1,2 @@
-import { choosePgliteTemplatePath } from './pglite-template.js';
 import { setup } from './temp-root.js';
-
-export default function globalSetup() {
-  setup();
-  choosePgliteTemplatePath(process.env.MEDIA_REPO_TEST_TMP_ROOT);
-}
+export default setup;

@@ -16,5 +16,4 @@ export function teardown() {
   // A process that runs Jest again (Stryker's test runner does, per mutant) must not make its next root inside this one.
   process.env.TMPDIR = dirname(root);
   delete process.env.MEDIA_REPO_TEST_TMP_ROOT;
-  delete process.env.MEDIA_REPO_TEST_PGLITE_TEMPLATE; // it was inside the root
 }
