@@ -74,6 +74,8 @@ export interface OutboundHttpOptions {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** How a reused idle connection fails when the server closed it meanwhile ("socket hang up" is ECONNRESET). */
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE']);
 
 export class OutboundHttp {
   private readonly filter: IpFilter;
@@ -140,7 +142,7 @@ export class OutboundHttp {
     }
   }
 
-  private requestEndpoint(target: Target, endpoint: Endpoint, spec: RequestSpec): Promise<Response> {
+  private requestEndpoint(target: Target, endpoint: Endpoint, spec: RequestSpec, retryStale = true): Promise<Response> {
     // Host names are checked by the agents' lookup once resolved; IP literals skip lookup, so here.
     if (!target.trusted && isIP(endpoint.host)) {
       try {
@@ -155,43 +157,41 @@ export class OutboundHttp {
       const headers: Record<string, string | string[]> = { 'User-Agent': this.userAgent, ...spec.headers, Host: target.hostHeader };
       if (spec.body) headers['Content-Length'] = String(spec.body.length);
       const options = {
-        method: spec.method ?? 'GET',
-        host: endpoint.host,
-        port: endpoint.port,
-        path: spec.path,
-        headers,
+        method: spec.method ?? 'GET', host: endpoint.host, port: endpoint.port, path: spec.path, headers,
         agent: this.agents[target.trusted ? 'trusted' : 'filtered'][target.protocol],
         // '' (not undefined) stops Node from deriving SNI from the Host header: no SNI for IP certificates.
         ...(tls ? { servername: target.tlsServername ?? '' } : {}),
       };
       const req = (tls ? httpsRequest : httpRequest)(options);
       let connected = false;
-      const fail = (error: UpstreamError) => {
+      let responded = false;
+      const disarm = () => {
         clearTimeout(connectTimer);
         clearTimeout(headersTimer);
+      };
+      const fail = (error: UpstreamError) => {
+        disarm();
         req.destroy(error);
       };
       const connectTimer = setTimeout(() => fail(new UpstreamError('unreachable', `connecting to ${endpoint.host}:${endpoint.port} timed out`)), spec.timeouts.connectMs);
       const headersTimer = setTimeout(() => fail(new UpstreamError('timeout', `${target.hostHeader} did not answer within ${spec.timeouts.headersMs} ms`)), spec.timeouts.headersMs);
-      req.once('socket', (socket) => {
-        if (!socket.connecting) {
-          connected = true;
-          clearTimeout(connectTimer);
-          return;
-        }
-        socket.once(tls ? 'secureConnect' : 'connect', () => {
-          connected = true;
-          clearTimeout(connectTimer);
-        });
-      });
-      req.once('response', (res) => {
+      const onConnected = () => {
+        connected = true;
         clearTimeout(connectTimer);
-        clearTimeout(headersTimer);
+      };
+      req.once('socket', (socket) => (socket.connecting ? socket.once(tls ? 'secureConnect' : 'connect', onConnected) : onConnected()));
+      req.once('response', (res) => {
+        responded = true;
+        disarm();
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, target, path: spec.path, url });
       });
       req.once('error', (error) => {
-        clearTimeout(connectTimer);
-        clearTimeout(headersTimer);
+        disarm();
+        // A kept-alive connection the server closed just as we reused it: once more on a fresh one (we only read).
+        if (retryStale && !responded && req.reusedSocket && STALE_SOCKET.has((error as NodeJS.ErrnoException).code ?? '')) {
+          resolve(this.requestEndpoint(target, endpoint, spec, false));
+          return;
+        }
         reject(classify(error, connected, `${endpoint.host}:${endpoint.port}`));
       });
       req.end(spec.body);
