@@ -92,7 +92,7 @@ export function loadConfigFile(file: string): Config {
     throw new ConfigError(file, mark ? `line ${mark.line + 1}, column ${mark.column + 1}` : '', `invalid YAML: ${reason ?? String(error)}`);
   }
   assertFewNodes(raw, file);
-  return buildConfig(raw ?? {}, file);
+  return validateAndResolve(raw ?? {}, file); // freshly parsed: no one else holds it, so no copy
 }
 
 /**
@@ -110,7 +110,10 @@ function assertFewNodes(raw: unknown, file: string): void {
 
 /** Validates a parsed config object and fills in defaults. `file` names it in errors and anchors relative paths. */
 export function buildConfig(raw: unknown, file = DEFAULTS): Config {
-  const input = structuredClone(raw); // ajv writes the defaults into it; the caller's object stays as it was
+  return validateAndResolve(structuredClone(raw), file); // ajv writes the defaults into it; the caller's object stays as it was
+}
+
+function validateAndResolve(input: unknown, file: string): Config {
   if (!validate(input)) {
     const error = mostUseful(validate.errors!);
     throw new ConfigError(file, errorPath(error), describe(error));
