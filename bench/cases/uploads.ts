@@ -5,11 +5,13 @@
 // sends it measurably slower), each round's body is new, so the service cannot skip the flush of a body it
 // already holds, and one untimed smaller body warms both up first. nginx does not flush what it receives;
 // the service makes it durable (fdatasync) before it answers, as it must before a row may point at it.
+// Beside them, for comparison only, a bare node:http server piping the body to a file and fdatasyncing it.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startBareFileServer, type BareFileServer } from '../bare-file-server.js';
 import { throughputRow, type BenchCase, type BenchRow } from '../bench-row.js';
 import { curlOk, median } from '../curl.js';
 import { createScratchDatabase, flushFile, startNginx, startServiceProcess, startWhoamiStandIn, writeRandomFile, type ChildService, type Nginx } from '../media-processes.js';
@@ -40,9 +42,11 @@ const uploads: BenchCase = {
     const whoami = await startWhoamiStandIn();
     let service: ChildService | undefined;
     let nginx: Nginx | undefined;
+    let bare: BareFileServer | undefined;
     try {
       service = await startServiceProcess(join(env.workDir, 'service'), whoami.url, database?.url, false);
       nginx = await startNginx(join(env.workDir, 'nginx'), files, env.nginx);
+      bare = await startBareFileServer(join(env.workDir, 'bare'));
       const ourUrl = `${service.url}/_matrix/media/v3/upload`;
       const ourArgs = (file: string) => ['-X', 'POST', '-H', `Authorization: ${TOKEN}`, '-H', 'Content-Type: application/octet-stream', '-T', file, ourUrl];
       const nginxArgs = (file: string, name: string) => ['-T', file, `${nginx!.url}/upload/${name}`];
@@ -50,23 +54,29 @@ const uploads: BenchCase = {
       await curlOk(ourArgs(warmUp));
       await curlOk(nginxArgs(warmUp, 'warm-up.bin'));
       await flushFile(join(files, 'upload', 'warm-up.bin'));
+      await curlOk(['-T', warmUp, `${bare.url}/upload/warm-up.bin`]);
       const ours: number[] = [];
       const reference: number[] = [];
+      const bareNode: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         // Alternating, so that a burst of load from elsewhere on the machine hits both sides alike.
         ours.push(LARGE / MiB / (await curlOk(ourArgs(large[round]!))).seconds);
         reference.push(LARGE / MiB / (await curlOk(nginxArgs(large[round]!, `put-${round}.bin`))).seconds);
         // What nginx left unflushed is flushed now, untimed, not during the service's next round.
         await flushFile(join(files, 'upload', `put-${round}.bin`));
+        bareNode.push(LARGE / MiB / (await curlOk(['-T', large[round]!, `${bare.url}/upload/put-${round}.bin`])).seconds);
       }
       const rows: BenchRow[] = [throughputRow('100 MiB upload, 1 client (curl -T, median of 3)', 'MiB/s', median(ours), 'nginx PUT', median(reference), 0.8,
         'a new body each round; nginx does not fdatasync, the service does')];
+      const runtime = throughputRow('100 MiB upload, beside a bare node:http server (pipe to a file, fdatasync)', 'MiB/s', median(ours), 'bare node:http', median(bareNode), undefined);
+      rows.push({ ...runtime, note: `for comparison only: the bare server at ${(median(bareNode) / median(reference)).toFixed(2)}× nginx` });
       const smallOurs = await wrkUpload(env.workDir, ourUrl, 'POST', small, { Authorization: TOKEN, 'Content-Type': 'application/octet-stream' });
       const smallNginx = await wrkUpload(env.workDir, `${nginx.url}/upload/small.bin`, 'PUT', small, {});
       rows.push(throughputRow(`10 KiB upload, ${WRK_CONNECTIONS} connections (wrk)`, 'req/s', smallOurs, 'nginx PUT', smallNginx, undefined, 'the same body each time: deduplicated by the service'));
       return rows;
     } finally {
       await nginx?.stop();
+      await bare?.stop();
       await service?.stop();
       await database?.drop();
       whoami.server.close();
