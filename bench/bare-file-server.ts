@@ -2,31 +2,19 @@
 // own process like the service. GET /<name> streams files/<name> with createReadStream's default 64 KiB
 // reads; GET /1m/<name> with 1 MiB reads. PUT /upload/<name> pipes the body into upload/<name> and
 // fdatasyncs it before answering, as the service does. Prints its port on stdout, then serves until killed.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createReadStream, createWriteStream, mkdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startChildServer, type ChildServer } from './child-server.js';
 
-export interface BareFileServer {
-  url: string;
-  stop(): Promise<void>;
-}
+export type BareFileServer = ChildServer;
 
 /** Starts the bare server over the files in `dir` as a child process. */
-export async function startBareFileServer(dir: string): Promise<BareFileServer> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await once(child.stdout, 'data')) as [Buffer];
-  return {
-    url: `http://127.0.0.1:${line.toString().trim()}`,
-    stop: async () => {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await once(child, 'exit');
-    },
-  };
+export function startBareFileServer(dir: string): Promise<BareFileServer> {
+  return startChildServer(fileURLToPath(import.meta.url), [dir]);
 }
 
 function serve(dir: string): void {
