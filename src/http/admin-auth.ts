@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { LruCache } from '../lru-cache.js';
 import { forbidden, MatrixError } from '../matrix/errors.js';
 import type { AdminScope } from '../media/media-selection.js';
-import type { ClientAuthenticator } from './auth.js';
+import { accessTokenOf, type ClientAuthenticator } from './auth.js';
 
 export interface AdminAuthSettings {
   /** Provider-wide admins' user IDs. */
@@ -34,7 +34,7 @@ export class AdminAuthenticator {
   }
 
   async authenticate(req: Request): Promise<AdminScope> {
-    const token = bearerToken(req);
+    const token = accessTokenOf(req, true); // ?access_token= too: matrix-media-repo's scripts use it
     // Digests compared in constant time: the comparison reveals nothing of the secret.
     if (token !== undefined && this.secretDigest && timingSafeEqual(digest(token), this.secretDigest)) {
       return { actor: 'shared secret', homeserver: null };
@@ -80,12 +80,4 @@ export class AdminAuthenticator {
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
-}
-
-/** The Authorization bearer token, else ?access_token= (matrix-media-repo's scripts use it). */
-function bearerToken(req: Request): string | undefined {
-  const header = req.headers.authorization;
-  if (header !== undefined) return /^Bearer +(\S+) *$/i.exec(header)?.[1];
-  const query = req.query.access_token;
-  return typeof query === 'string' && query !== '' ? query : undefined;
 }

@@ -7,6 +7,7 @@ import type { Config, HomeserverConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { LruCache, type CacheLookups } from '../lru-cache.js';
 import { forbidden, MatrixError } from '../matrix/errors.js';
+import { authorizationHeaderValues } from '../matrix/x-matrix.js';
 import { tenantOf } from './request-tenant.js';
 import { StaticTokens } from './static-tokens.js';
 
@@ -116,11 +117,14 @@ export class AccessTokenVerifier {
 }
 
 /**
- * The token from `Authorization: Bearer`, else from `?access_token=` when the config still allows
- * that (deprecated in spec v1.11, removed in v1.20).
+ * The token from `Authorization: Bearer`, else from `?access_token=` when allowed (the client API's
+ * `auth.allowQueryStringToken`: deprecated in spec v1.11, removed in v1.20).
  */
-function accessTokenOf(req: Request, allowQueryString: boolean): string | undefined {
-  const header = req.headers.authorization;
+export function accessTokenOf(req: Request, allowQueryString: boolean): string | undefined {
+  const headers = authorizationHeaderValues(req.rawHeaders);
+  // Node would keep the first of two: which one a proxy added is unknowable, so neither is used (as Synapse).
+  if (headers.length > 1) throw new MatrixError(401, 'M_MISSING_TOKEN', 'Too many Authorization headers');
+  const header = headers[0];
   if (header !== undefined) {
     const match = /^Bearer +(\S+) *$/i.exec(header);
     return match ? match[1] : undefined;

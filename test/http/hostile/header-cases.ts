@@ -38,11 +38,17 @@ const TOKEN_ROUTES = ROUTES.filter((r) => r.family === 'client' && r.auth.some((
 
 export function authorizationCases(ctx: Context): HostileCase[] {
   return TOKEN_ROUTES.flatMap((route) => AUTHORIZATIONS.map(([name, value, expected]): HostileCase => {
-    const others = route.auth.filter(([n]) => n !== 'Authorization');
     const auth: Header[] = value === undefined ? [] : [['Authorization', value]];
-    return { name: `${route.name}, Authorization: ${name}`, request: routeRequest(route, ctx, [host(), ...auth, ...others]), expected };
-  }).concat([{ name: `${route.name}, lower-case bearer`, request: routeRequest(route, ctx, [host(), ['Authorization', 'bearer tok-alice'], ...route.auth.filter(([n]) => n !== 'Authorization')]), expected: route.success }]));
+    return { name: `${route.name}, Authorization: ${name}`, request: routeRequest(route, ctx, [host(), ...auth, ...otherAuth(route)]), expected };
+  }).concat([
+    { name: `${route.name}, lower-case bearer`, request: routeRequest(route, ctx, [host(), ['Authorization', 'bearer tok-alice'], ...otherAuth(route)]), expected: route.success },
+    // Node keeps the first of two Authorization headers; the valid token first shows that neither is used.
+    { name: `${route.name}, two Authorization headers`, request: routeRequest(route, ctx, [host(), ['Authorization', 'Bearer tok-alice'], ['Authorization', 'Bearer nobody-knows-this'], ...otherAuth(route)]), expected: MISSING },
+    { name: `${route.name}, the same Authorization twice`, request: routeRequest(route, ctx, [host(), ['Authorization', 'Bearer tok-alice'], ['Authorization', 'Bearer tok-alice'], ...otherAuth(route)]), expected: MISSING },
+  ]));
 }
+
+const otherAuth = (route: (typeof ROUTES)[number]): Header[] => route.auth.filter(([n]) => n !== 'Authorization');
 
 const SIG = 'c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl';
 const xMatrix = (params: string) => `X-Matrix ${params}`;
