@@ -7,7 +7,7 @@ export interface ResidentParts {
   wasm: number;
   /** The C heaps: glibc's main heap (brk) and the 64 MiB heaps of its per-thread arenas. */
   malloc: number;
-  /** Anonymous executable mappings: code V8 compiled (JavaScript and WebAssembly). */
+  /** Anonymous executable mappings: code V8 compiled, WebAssembly's and JavaScript's (whose pages V8's heap also counts). */
   code: number;
 }
 
