@@ -2,6 +2,8 @@
 // federation from the service, as a child process, for a bounded time (MEDIA_REPO_SOAK_SECONDS or the first
 // argument, default 600). It samples the service's RSS and open file descriptors every 2 s and prints them
 // every 10 s; at the end the least-squares slope of both over the second half, and whether they plateaued.
+// RSS is split into V8's heap (the service's metrics) and the parts outside it that smaps tells apart
+// (memory-maps.ts): PGlite's WebAssembly memory, the C heaps, compiled code.
 // Plateaued: the RSS slope plus twice its standard error is under 1 MiB/min (shown flat, not merely too noisy
 // to tell: a short run cannot pass), and once the clients have gone the descriptors other than sockets are
 // back to their count before the load (a leaked file stays open; sockets come and go with the clients).
@@ -16,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { peerOverrideConfig, startFederationPeer } from './federation-peer.js';
 import { createScratchDatabase, freePort, memoryOf, openFilesOf, startServiceProcess, startWhoamiStandIn, uploadToService } from './media-processes.js';
+import { residentPartsOf } from './memory-maps.js';
 import { curlDownload } from './native-clients.js';
 import { SOAK_KINDS, startLoad, type SoakKind, type SoakPools } from './soak-load.js';
 
@@ -37,6 +40,10 @@ interface Sample {
   heapMiB: number;
   heapTotalMiB: number;
   externalMiB: number;
+  /** Resident parts outside V8's heap (memory-maps.ts): PGlite's WebAssembly memory, the C heaps, compiled code. */
+  wasmMiB: number;
+  mallocMiB: number;
+  codeMiB: number;
   fds: number;
   fileFds: number;
 }
@@ -132,10 +139,12 @@ async function main(work: string): Promise<boolean> {
     const sample = async (print: boolean) => {
       const fds = openFilesOf(pid);
       const seconds = (performance.now() - started) / 1000;
-      const entry = { seconds, rssMiB: memoryOf(pid, 'VmRSS') / MiB, ...(await heapOf(`http://127.0.0.1:${metricsPort}/metrics`)), fds: fds.all, fileFds: fds.notSockets };
+      const parts = residentPartsOf(pid);
+      const entry = { seconds, rssMiB: memoryOf(pid, 'VmRSS') / MiB, ...(await heapOf(`http://127.0.0.1:${metricsPort}/metrics`)),
+        wasmMiB: parts.wasm / MiB, mallocMiB: parts.malloc / MiB, codeMiB: parts.code / MiB, fds: fds.all, fileFds: fds.notSockets };
       samples.push(entry);
       if (print) {
-        console.log(`t=${entry.seconds.toFixed(0).padStart(4)} s  RSS ${entry.rssMiB.toFixed(1).padStart(6)} MiB (V8 heap ${entry.heapMiB.toFixed(1)} of ${entry.heapTotalMiB.toFixed(1)}, external ${entry.externalMiB.toFixed(1)})  `
+        console.log(`t=${entry.seconds.toFixed(0).padStart(4)} s  RSS ${entry.rssMiB.toFixed(1).padStart(6)} MiB (V8 heap ${entry.heapMiB.toFixed(1)} of ${entry.heapTotalMiB.toFixed(1)}, external ${entry.externalMiB.toFixed(1)}; WASM ${entry.wasmMiB.toFixed(1)}, C heaps ${entry.mallocMiB.toFixed(1)}, code ${entry.codeMiB.toFixed(1)})  `
           + `fds ${String(entry.fds).padStart(5)} (${entry.fileFds} not sockets)`);
       }
     };
@@ -169,6 +178,7 @@ async function main(work: string): Promise<boolean> {
     const heapTotal = slope(secondHalf.map((s) => [s.seconds / 60, s.heapTotalMiB]));
     const external = slope(secondHalf.map((s) => [s.seconds / 60, s.externalMiB]));
     const outside = slope(secondHalf.map((s) => [s.seconds / 60, s.rssMiB - s.heapTotalMiB]));
+    const parts = (['wasmMiB', 'mallocMiB', 'codeMiB'] as const).map((part) => slope(secondHalf.map((s) => [s.seconds / 60, s[part]])));
     const fds = slope(secondHalf.map((s) => [s.seconds / 60, s.fds]));
     const fileFds = slope(secondHalf.map((s) => [s.seconds / 60, s.fileFds]));
     const leftOpen = samples.at(-1)!.fileFds - samples[0]!.fileFds;
@@ -180,6 +190,9 @@ async function main(work: string): Promise<boolean> {
       + `committed ${heapTotal.slope.toFixed(2)} ± ${heapTotal.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.heapTotalMiB))} MiB), `
       + `external ${external.slope.toFixed(2)} ± ${external.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.externalMiB))} MiB); `
       + `RSS outside V8's heap ${outside.slope.toFixed(2)} ± ${outside.error.toFixed(2)} MiB/min (${range(secondHalf.map((s) => s.rssMiB - s.heapTotalMiB))} MiB)`);
+    const [wasm, malloc, code] = parts.map((p) => `${p!.slope.toFixed(2)} ± ${p!.error.toFixed(2)} MiB/min`);
+    console.log(`  resident WASM memory ${wasm} (${range(secondHalf.map((s) => s.wasmMiB))} MiB), C heaps ${malloc} (${range(secondHalf.map((s) => s.mallocMiB))} MiB), `
+      + `compiled code ${code} (${range(secondHalf.map((s) => s.codeMiB))} MiB)`);
     console.log(`RSS ${rssFlat ? 'flat' : 'NOT shown flat'}: slope + 2 SE = ${(rss.slope + 2 * rss.error).toFixed(2)} MiB/min (must be < ${MAX_RSS_SLOPE_MIB_PER_MIN}); `
       + `descriptors other than sockets ${leftOpen <= MAX_FDS_LEFT ? 'back' : 'NOT back'} to the count before the load (${samples[0]!.fileFds} before, ${samples.at(-1)!.fileFds} after, at most ${MAX_FDS_LEFT} more allowed)`);
     const plateaued = rssFlat && leftOpen <= MAX_FDS_LEFT;
