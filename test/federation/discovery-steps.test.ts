@@ -67,6 +67,11 @@ describe('resolution steps', () => {
     await expect(stack.resolver.resolveServerName('refused.test')).rejects.toThrow(/not available/);
   });
 
+  test('a failing DNS server for _matrix-fed is not a refusal: discovery goes on to _matrix', async () => {
+    const resolved = await stack.resolver.resolveServerName('servfail.test');
+    expect(summary(resolved)).toEqual({ step: 'srv-matrix', endpoints: [{ host: 'legacy-after-failure.test', port: 7777 }], hostHeader: 'servfail.test', tlsServername: 'servfail.test', protocol: 'https:' });
+  });
+
   test('an override skips discovery and is trusted (exempt from the IP filter)', async () => {
     const { resolver, client } = createTestFederationClient({ overrides: { 'over.test': 'http://10.1.2.3:8008/ignored/path' } });
     const resolved = await resolver.resolveServerName('over.test');
