@@ -59,7 +59,8 @@ function srv(target: string, port: number, priority = 10, weight = 5): ZoneRecor
 
 export let stack: { client: FederationClient; resolver: ServerResolver };
 
-function newStack(now: () => number): { client: FederationClient; resolver: ServerResolver } {
+/** A resolver of its own on the test bed, for tests that must build theirs inside the test. */
+export function newStack(now: () => number): { client: FederationClient; resolver: ServerResolver } {
   return createTestFederationClient({
     dnsServers: [dns.address], extraCa: ca.caPem, allowlist: ['127.0.0.1/32'], wellKnownPort, now, random: () => 0,
   });
