@@ -1,6 +1,8 @@
 // Outbound DNS (src/federation/dns.ts) against a real DNS server on loopback: which answers mean "no records"
 // and which are failures, the address order, and the lookup every outbound socket uses, with its IP filter.
+import { createSocket } from 'node:dgram';
 import type { LookupAddress, LookupOptions } from 'node:dns';
+import { once } from 'node:events';
 import { Dns } from '../../src/federation/dns.js';
 import { BlockedAddressError, IpFilter } from '../../src/federation/ip-filter.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
@@ -47,6 +49,19 @@ describe('resolveSrv', () => {
 
   test('a failing server is an error, not "no records"', async () => {
     await expect(ownDns().resolveSrv('_matrix-fed._tcp.broken.test')).rejects.toMatchObject({ code: 'ESERVFAIL' });
+  });
+
+  test('a server that never answers fails after timeoutMs per try (two tries), not the 5 s default', async () => {
+    const silent = createSocket('udp4');
+    silent.bind(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const started = Date.now();
+      await expect(new Dns({ servers: [`127.0.0.1:${silent.address().port}`], timeoutMs: 200 }).resolveSrv('_matrix-fed._tcp.srv.test')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      silent.close();
+    }
   });
 });
 
