@@ -59,9 +59,11 @@ export class Dns {
       this.resolveAddresses(hostname).then(
         (all) => {
           const family = typeof options.family === 'number' ? options.family : 0;
-          const allowed = all.filter((a) => (family === 0 || a.family === family) && !(filter?.isBlocked(a.address) ?? false));
+          // Only addresses of the family asked for can be blocked: none at all is "not found", not "blocked".
+          const usable = all.filter((a) => family === 0 || a.family === family);
+          const allowed = usable.filter((a) => !(filter?.isBlocked(a.address) ?? false));
           if (allowed.length === 0) {
-            const error = all.length > 0 ? new BlockedAddressError(hostname, all.map((a) => a.address)) : Object.assign(new Error(`no usable address for ${hostname}`), { code: 'ENOTFOUND' });
+            const error = usable.length > 0 ? new BlockedAddressError(hostname, usable.map((a) => a.address)) : Object.assign(new Error(`no usable address for ${hostname}`), { code: 'ENOTFOUND' });
             callback(error as NodeJS.ErrnoException, options.all ? [] : '', 0);
             return;
           }

@@ -67,8 +67,8 @@ export class WellKnownCache {
   }
 
   private async fetch(hostname: string): Promise<{ result: WellKnownResult; ttlMs: number | undefined }> {
-    const port = this.options.port ?? 443;
-    const url = new URL(`https://${hostname}${port === 443 ? '' : `:${port}`}/.well-known/matrix/server`);
+    const url = new URL(`https://${hostname}/.well-known/matrix/server`);
+    url.port = String(this.options.port ?? 443); // 443 is the default port, so the URL leaves it out
     const response = await this.options.http.fetchUrl(url, { timeouts: this.options.timeouts, maxRedirects: WELL_KNOWN_MAX_REDIRECTS });
     if (response.status !== 200) {
       response.body.resume();

@@ -1,7 +1,8 @@
 // Server discovery, step by step (https://spec.matrix.org/v1.16/server-server-api/#resolving-server-names), over a loopback DNS server and TLS .well-known.
 import type { ResolvedServer } from '../../src/federation/discovery.js';
 import { createTestFederationClient } from '../helpers/federation-client.js';
-import { dns, stack, START_CLOCK, useDiscoveryPeers, wellKnownHits } from '../helpers/discovery-peers.js';
+import { UpstreamError } from '../../src/federation/http.js';
+import { dns, newStack, stack, START_CLOCK, useDiscoveryPeers, wellKnownHits } from '../helpers/discovery-peers.js';
 
 useDiscoveryPeers(() => START_CLOCK);
 
@@ -64,7 +65,14 @@ describe('resolution steps', () => {
   });
 
   test('an SRV target of "." means the service is not offered', async () => {
-    await expect(stack.resolver.resolveServerName('refused.test')).rejects.toThrow(/not available/);
+    const error = await stack.resolver.resolveServerName('refused.test').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect(error).toMatchObject({ kind: 'unreachable', message: expect.stringMatching(/not available/) });
+  });
+
+  test('a failing DNS server for _matrix-fed is not a refusal: discovery goes on to _matrix', async () => {
+    const resolved = await stack.resolver.resolveServerName('servfail.test');
+    expect(summary(resolved)).toEqual({ step: 'srv-matrix', endpoints: [{ host: 'legacy-after-failure.test', port: 7777 }], hostHeader: 'servfail.test', tlsServername: 'servfail.test', protocol: 'https:' });
   });
 
   test('an override skips discovery and is trusted (exempt from the IP filter)', async () => {
@@ -76,7 +84,19 @@ describe('resolution steps', () => {
 
   test('invalid server names are refused', async () => {
     for (const name of ['', 'a b', 'host:0', 'host:99999', '[::1', '1.2.3.04']) {
-      await expect(stack.resolver.resolveServerName(name)).rejects.toThrow(/not a valid server name/);
+      const error = await stack.resolver.resolveServerName(name).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UpstreamError);
+      expect(error).toMatchObject({ kind: 'unreachable', message: expect.stringMatching(/not a valid server name/) });
+    }
+  });
+
+  test('a resolver without a default port uses 8448, and its own .well-known cache the test bed\'s port', async () => {
+    const fresh = newStack(() => START_CLOCK); // built here, not before all tests, so a mutation of its set-up is run too
+    try {
+      expect((await fresh.resolver.resolveServerName('1.2.3.4')).endpoints).toEqual([{ host: '1.2.3.4', port: 8448 }]);
+      expect(summary(await fresh.resolver.resolveServerName('wk-port.test'))).toMatchObject({ step: 'delegated-explicit-port', hostHeader: 'delegated.test:7777' });
+    } finally {
+      fresh.client.close();
     }
   });
 });

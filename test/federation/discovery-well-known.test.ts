@@ -1,5 +1,5 @@
 // /.well-known/matrix/server in discovery: which answers count as delegation, and how long they (and failures) are cached.
-import { cacheTtl } from '../../src/federation/well-known.js';
+import { cacheTtl, parseWellKnown } from '../../src/federation/well-known.js';
 import { stack, START_CLOCK, useDiscoveryPeers, wellKnown, wellKnownHits, wellKnownPort } from '../helpers/discovery-peers.js';
 
 const HOUR = 3600_000;
@@ -111,5 +111,25 @@ describe('.well-known caching', () => {
     expect(ttl('Max-Age=3600, must-revalidate')).toBe(HOUR);
     expect(ttl('no-cache')).toBe(5 * 60_000);
     expect(ttl('private')).toBe(24 * HOUR);
+  });
+
+  test('cacheTtl: "no-store" wins over a max-age, the first max-age counts, and only a whole max-age directive is one', () => {
+    const ttl = (value: string) => cacheTtl({ headers: { 'cache-control': value } });
+    expect(ttl('no-store, max-age=3600')).toBe(5 * 60_000);
+    expect(ttl('max-age=3600, max-age=7200')).toBe(HOUR);
+    expect(ttl('max-age = 3600')).toBe(HOUR);
+    expect(ttl('max-age="3600"')).toBe(HOUR);
+    for (const notMaxAge of ['s-maxage=3600', 'x-max-age=3600', 'max-age=3600s', 'max-agex=3600', 'max-age=']) expect(ttl(notMaxAge)).toBe(24 * HOUR);
+  });
+});
+
+describe('parseWellKnown', () => {
+  const parse = (text: string) => parseWellKnown(Buffer.from(text));
+
+  test('delegates only to a valid server name in "m.server" of a JSON object', () => {
+    expect(parse('{"m.server": "delegated.test:8443"}')).toEqual({ delegated: 'delegated.test:8443' });
+    for (const text of ['null', '"m.server"', '["delegated.test"]', '{"m.server": ["delegated.test"]}', '{"m.server": null}', '{"m.server": "a b"}', '{"m.server"', '']) {
+      expect(parse(text)).toEqual({ error: expect.any(String) });
+    }
   });
 });

@@ -1,6 +1,6 @@
 // SRV record ordering by RFC 2782 (src/federation/srv.ts): priority first, then weighted picks.
 import type { SrvRecord } from 'node:dns';
-import { orderSrvRecords } from '../../src/federation/srv.js';
+import { isServiceRefused, orderSrvRecords } from '../../src/federation/srv.js';
 
 describe('RFC 2782 ordering', () => {
   const record = (name: string, priority: number, weight: number): SrvRecord => ({ name, port: 1, priority, weight });
@@ -27,5 +27,21 @@ describe('RFC 2782 ordering', () => {
   test('every record appears once', () => {
     const records = Array.from({ length: 20 }, (_, i) => record(`r${i}`, i % 3, i % 4));
     expect(orderSrvRecords(records).map((r) => r.name).sort()).toEqual(records.map((r) => r.name).sort());
+  });
+});
+
+describe('RFC 2782 "service not available"', () => {
+  const record = (name: string): SrvRecord => ({ name, port: 0, priority: 0, weight: 0 });
+
+  test('a single record whose target is the root, written "." or as node:dns gives it (""), refuses the service', () => {
+    expect(isServiceRefused([record('.')])).toBe(true);
+    expect(isServiceRefused([record('')])).toBe(true);
+  });
+
+  test('a "." among other records, a real target, or no records at all do not', () => {
+    expect(isServiceRefused([record('.'), record('target.test')])).toBe(false);
+    expect(isServiceRefused([record(''), record('target.test')])).toBe(false);
+    expect(isServiceRefused([record('target.test')])).toBe(false);
+    expect(isServiceRefused([])).toBe(false);
   });
 });

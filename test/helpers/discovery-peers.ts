@@ -28,7 +28,7 @@ export const wellKnownHits: string[] = [];
 // Every host name the well-known server answers for; each resolves to it through the test DNS server.
 const WELL_KNOWN_HOSTS = [
   'wk-ip.test', 'wk-ip6.test', 'wk-port.test', 'wk-srv.test', 'wk-legacy-srv.test', 'wk-nosrv.test', 'wk-both.test',
-  'srv.test', 'legacy-srv.test', 'plain.test', 'both.test', 'prio.test', 'refused.test',
+  'srv.test', 'legacy-srv.test', 'plain.test', 'both.test', 'prio.test', 'refused.test', 'servfail.test',
   'bad-json.test', 'no-server.test', 'number-server.test', 'invalid-server.test', 'error-500.test', 'huge.test', 'text-plain.test',
   'redirect.test', 'redirect-target.test', 'loop.test', 'private-redirect.test',
   'cache-default.test', 'cache-600.test', 'cache-huge.test', 'cache-no-store.test', 'cache-error.test', 'concurrent.test',
@@ -59,7 +59,8 @@ function srv(target: string, port: number, priority = 10, weight = 5): ZoneRecor
 
 export let stack: { client: FederationClient; resolver: ServerResolver };
 
-function newStack(now: () => number): { client: FederationClient; resolver: ServerResolver } {
+/** A resolver of its own on the test bed, for tests that must build theirs inside the test. */
+export function newStack(now: () => number): { client: FederationClient; resolver: ServerResolver } {
   return createTestFederationClient({
     dnsServers: [dns.address], extraCa: ca.caPem, allowlist: ['127.0.0.1/32'], wellKnownPort, now, random: () => 0,
   });
@@ -86,6 +87,8 @@ export function useDiscoveryPeers(now: () => number): void {
       '_matrix._tcp.delegated-both.test': [srv('legacy2.test', 6667)],
       '_matrix-fed._tcp.prio.test': [srv('third.test', 3, 30, 1), srv('first.test', 1, 10, 0), srv('second.test', 2, 10, 7)],
       '_matrix-fed._tcp.refused.test': [srv('.', 0, 0, 0)],
+      '_matrix-fed._tcp.servfail.test': [{ type: 'SERVFAIL' }],
+      '_matrix._tcp.servfail.test': [srv('legacy-after-failure.test', 7777)],
     });
     dns = await startDnsServer(zone);
     await startWellKnownServer();

@@ -1,12 +1,14 @@
 // A real DNS server on 127.0.0.1 (UDP, dns-packet) answering from a zone the test controls, so discovery
-// runs through node:dns exactly as in production. Unknown names get NXDOMAIN; CNAMEs are followed.
+// runs through node:dns exactly as in production. Unknown names get NXDOMAIN; CNAMEs are followed; a name
+// holding a SERVFAIL record fails every query, as a broken authoritative server does.
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
 import dnsPacket from 'dns-packet';
 
 export type ZoneRecord =
   | { type: 'A' | 'AAAA' | 'CNAME'; data: string }
-  | { type: 'SRV'; data: { priority: number; weight: number; port: number; target: string } };
+  | { type: 'SRV'; data: { priority: number; weight: number; port: number; target: string } }
+  | { type: 'SERVFAIL' };
 
 export interface DnsServer {
   /** "127.0.0.1:port", for Resolver.setServers and federation.dnsServers. */
@@ -18,6 +20,7 @@ export interface DnsServer {
   close(): Promise<void>;
 }
 
+const SERVFAIL = 2;
 const NXDOMAIN = 3;
 
 export async function startDnsServer(zone: Record<string, ZoneRecord[]> = {}): Promise<DnsServer> {
@@ -34,11 +37,11 @@ export async function startDnsServer(zone: Record<string, ZoneRecord[]> = {}): P
     const question = query.questions?.[0];
     if (!question) return;
     queries.push(`${question.type} ${normalise(question.name)}`);
-    const { answers, known } = answer(records, question.name, question.type);
+    const { answers, known, failed } = answer(records, question.name, question.type);
     const response = dnsPacket.encode({
       type: 'response',
       id: query.id,
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (known ? 0 : NXDOMAIN),
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (failed ? SERVFAIL : known ? 0 : NXDOMAIN),
       questions: [question],
       answers,
     });
@@ -55,7 +58,7 @@ export async function startDnsServer(zone: Record<string, ZoneRecord[]> = {}): P
   };
 }
 
-function answer(records: Map<string, ZoneRecord[]>, name: string, type: string): { answers: dnsPacket.Answer[]; known: boolean } {
+function answer(records: Map<string, ZoneRecord[]>, name: string, type: string): { answers: dnsPacket.Answer[]; known: boolean; failed?: boolean } {
   const answers: dnsPacket.Answer[] = [];
   let current = normalise(name);
   let known = false;
@@ -63,7 +66,8 @@ function answer(records: Map<string, ZoneRecord[]>, name: string, type: string):
     const list = records.get(current);
     if (!list) break;
     known = true;
-    const matching = list.filter((r) => r.type === type);
+    if (list.some((r) => r.type === 'SERVFAIL')) return { answers: [], known, failed: true };
+    const matching = list.filter((r): r is Exclude<ZoneRecord, { type: 'SERVFAIL' }> => r.type === type);
     if (matching.length > 0) {
       for (const record of matching) answers.push({ type: record.type, name: current, ttl: 60, data: record.data } as dnsPacket.Answer);
       break;
