@@ -60,7 +60,8 @@ describe('reading the key files', () => {
 
 describe('importing them', () => {
   let db: Database;
-  const masterKey = MasterKey.parse(randomBytes(32).toString('hex'), 'test');
+  // Master keys are made inside each test: one parsed at collection would fail the whole file under a mutation.
+  const newMasterKey = () => MasterKey.parse(randomBytes(32).toString('hex'), 'test');
   beforeAll(async () => { db = await openTestDatabase(); });
   afterAll(async () => { await db.close(); });
 
@@ -69,6 +70,7 @@ describe('importing them', () => {
     const file = keyFile(synapse.file);
     const rotating = keyFile(synapse.file);
     const config = homeservers({ name: 'i1.example', signingKeyPath: file }, { name: 'i2.example', signingKeyPath: rotating }, { name: 'plain.example' });
+    const masterKey = newMasterKey();
     const store = new SigningKeyStore(db.knex, masterKey);
     const first = capturedLog();
     await importKeyFiles(store, config, readKeyFiles(config), first.log);
@@ -95,14 +97,14 @@ describe('importing them', () => {
   test('no warning when every homeserver has a key file', async () => {
     const config = homeservers({ name: 'all.example', signingKeyPath: keyFile(vectors().dendrite.file) });
     const { log, lines } = capturedLog();
-    await importKeyFiles(new SigningKeyStore(db.knex, masterKey), config, readKeyFiles(config), log);
+    await importKeyFiles(new SigningKeyStore(db.knex, newMasterKey()), config, readKeyFiles(config), log);
     expect(lines.map((line) => line.msg)).toEqual(['signing key ready', 'signing keys ready']);
   });
 
   test("a store failure names the signing keys and the store's reason", async () => {
     const config = homeservers({ name: 'wrong.example', signingKeyPath: keyFile(vectors().synapse.file) });
-    await importKeyFiles(new SigningKeyStore(db.knex, masterKey), config, readKeyFiles(config), capturedLog().log);
-    const other = new SigningKeyStore(db.knex, MasterKey.parse(randomBytes(32).toString('hex'), 'other'));
+    await importKeyFiles(new SigningKeyStore(db.knex, newMasterKey()), config, readKeyFiles(config), capturedLog().log);
+    const other = new SigningKeyStore(db.knex, newMasterKey());
     await expect(importKeyFiles(other, config, readKeyFiles(config), capturedLog().log)).rejects.toThrow(
       /^signing keys: encrypted key for signing_keys:wrong\.example:ed25519:a_RVfN: does not decrypt under this master key/,
     );
