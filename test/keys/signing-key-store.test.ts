@@ -78,6 +78,27 @@ describe('signing key store', () => {
     expect(listed.map((k) => [k.keyId, k.createdTs, k.expiredTs])).toEqual([[vectors.synapse!.keyId, 1000, null], [vectors.mmr!.keyId, 2000, 3000]]);
   });
 
+  test("a rotation expires only its own homeserver's key", async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    await store.importKeyFile('stay.example', keyFile('stay.key', vectors.dendrite!.file), 100);
+    const file = keyFile('move.key', vectors.synapse!.file);
+    await store.importKeyFile('move.example', file, 100);
+    writeFileSync(file, vectors.mmr!.file);
+    expect(await store.importKeyFile('move.example', file, 200)).toBe('rotated');
+    const stay = (await store.list()).filter((k) => k.serverName === 'stay.example');
+    expect(stay.map((k) => [k.keyId, k.expiredTs])).toEqual([[vectors.dendrite!.keyId, null]]);
+  });
+
+  test('the same seed under a new version rotates to the new key ID', async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    const [, version, seed] = vectors.synapse!.file.split(' ');
+    const file = keyFile('renamed.key', vectors.synapse!.file);
+    await store.importKeyFile('renamed.example', file, 100);
+    writeFileSync(file, `ed25519 ${version}2 ${seed}`);
+    expect(await store.importKeyFile('renamed.example', file, 200)).toBe('rotated');
+    expect((await store.activeKey('renamed.example'))!.keyId).toBe(`${vectors.synapse!.keyId}2`);
+  });
+
   test('list orders by homeserver, then by creation', async () => {
     const store = new SigningKeyStore(db.knex, masterKey);
     await store.importKeyFile('zz-list.example', keyFile('zz.key', vectors.synapse!.file), 500);
