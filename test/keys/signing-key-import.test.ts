@@ -88,6 +88,32 @@ describe('signing key import at start', () => {
     await expectSignsAsNoble(store, 'lazy1.example', items[1]!.key);
   });
 
+  test('a key file giving the active key ID another seed is refused, also when the stored row does not decrypt', async () => {
+    const [good, damaged] = imports('reid', 2);
+    await new SigningKeyStore(db.knex, masterKey).importKeys(copy([good!, damaged!]));
+    const dKeyId = `ed25519:${damaged!.key.version}`;
+    const [row] = await db.knex('signing_keys').where({ server_name: damaged!.serverName }).select('encrypted_seed');
+    const sealed = Buffer.from(row.encrypted_seed);
+    sealed[sealed.length - 1]! ^= 1;
+    await db.knex('signing_keys').where({ server_name: damaged!.serverName, key_id: dKeyId }).update({ encrypted_seed: sealed });
+    for (const item of [good!, damaged!]) {
+      const other = { ...item, key: { version: item.key.version, seed: generateSigningKey().seed } };
+      await expect(new SigningKeyStore(db.knex, masterKey).importKeys([other])).rejects.toThrow(`key ID ed25519:${item.key.version} was already used by ${item.serverName}`);
+    }
+  });
+
+  test('a tampered stored public key fails the first signature of a key imported unchanged', async () => {
+    // The first unchanged key is unsealed at once (the master-key probe); the second is built on first use.
+    const [probe, item, stranger] = imports('pub', 3);
+    await new SigningKeyStore(db.knex, masterKey).importKeys(copy([probe!, item!]));
+    const keyId = `ed25519:${item!.key.version}`;
+    await db.knex('signing_keys').where({ server_name: item!.serverName }).update({ public_key: encodeBase64(ed25519.getPublicKey(stranger!.key.seed)) });
+    const store = new SigningKeyStore(db.knex, masterKey);
+    expect(await store.importKeys(copy([probe!, item!]))).toEqual(new Map([[probe!.serverName, 'unchanged'], [item!.serverName, 'unchanged']]));
+    const active = (await store.activeKey(item!.serverName))!;
+    expect(() => active.signer.sign(message)).toThrow(`signing key ${keyId} of ${item!.serverName}: stored public key does not match`);
+  });
+
   test('a wrong master key stops the import before any homeserver is served', async () => {
     const items = imports('wrong', 2);
     await new SigningKeyStore(db.knex, masterKey).importKeys(copy(items));

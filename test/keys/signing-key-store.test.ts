@@ -63,6 +63,50 @@ describe('signing key store', () => {
     expect((await store.activeKey('rot.example'))!.keyId).toBe(vectors.mmr!.keyId);
   });
 
+  test('going back to an earlier key makes its row active again, without a second row', async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    const file = keyFile('back.key', vectors.synapse!.file);
+    expect(await store.importKeyFile('back.example', file, 1000)).toBe('imported');
+    writeFileSync(file, vectors.mmr!.file);
+    expect(await store.importKeyFile('back.example', file, 2000)).toBe('rotated');
+    writeFileSync(file, vectors.synapse!.file);
+    expect(await store.importKeyFile('back.example', file, 3000)).toBe('rotated');
+    const active = (await store.activeKey('back.example'))!;
+    expect([active.keyId, active.publicKey]).toEqual([vectors.synapse!.keyId, vectors.synapse!.publicKey]);
+    expect(Buffer.from(active.signer.publicKey)).toEqual(decodeBase64(vectors.synapse!.publicKey));
+    const listed = (await store.list()).filter((k) => k.serverName === 'back.example');
+    expect(listed.map((k) => [k.keyId, k.createdTs, k.expiredTs])).toEqual([[vectors.synapse!.keyId, 1000, null], [vectors.mmr!.keyId, 2000, 3000]]);
+  });
+
+  test("a rotation expires only its own homeserver's key", async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    await store.importKeyFile('stay.example', keyFile('stay.key', vectors.dendrite!.file), 100);
+    const file = keyFile('move.key', vectors.synapse!.file);
+    await store.importKeyFile('move.example', file, 100);
+    writeFileSync(file, vectors.mmr!.file);
+    expect(await store.importKeyFile('move.example', file, 200)).toBe('rotated');
+    const stay = (await store.list()).filter((k) => k.serverName === 'stay.example');
+    expect(stay.map((k) => [k.keyId, k.expiredTs])).toEqual([[vectors.dendrite!.keyId, null]]);
+  });
+
+  test('the same seed under a new version rotates to the new key ID', async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    const [, version, seed] = vectors.synapse!.file.split(' ');
+    const file = keyFile('renamed.key', vectors.synapse!.file);
+    await store.importKeyFile('renamed.example', file, 100);
+    writeFileSync(file, `ed25519 ${version}2 ${seed}`);
+    expect(await store.importKeyFile('renamed.example', file, 200)).toBe('rotated');
+    expect((await store.activeKey('renamed.example'))!.keyId).toBe(`${vectors.synapse!.keyId}2`);
+  });
+
+  test('list orders by homeserver, then by creation', async () => {
+    const store = new SigningKeyStore(db.knex, masterKey);
+    await store.importKeyFile('zz-list.example', keyFile('zz.key', vectors.synapse!.file), 500);
+    await store.importKeyFile('aa-list.example', keyFile('aa.key', vectors.dendrite!.file), 900);
+    const names = (await store.list()).map((k) => k.serverName).filter((name) => name.endsWith('-list.example'));
+    expect(names).toEqual(['aa-list.example', 'zz-list.example']);
+  });
+
   test('another master key cannot unseal the stored key', async () => {
     const other = new SigningKeyStore(db.knex, MasterKey.parse(randomBytes(32).toString('hex'), 'x'));
     await expect(other.activeKey('synapse.example')).rejects.toThrow(/does not decrypt under this master key/);
