@@ -118,7 +118,7 @@ async function smallTransfers(service: ChildService, client: S3Client, small: st
   const script = join(small, '..', 'upload.lua');
   writeFileSync(script, [
     `local f = io.open(${JSON.stringify(small)}, "rb")`, 'wrk.method = "POST"', 'wrk.body = f:read("*a")', 'f:close()',
-    `wrk.headers["Authorization"] = ${JSON.stringify(TOKEN)}`, 'wrk.headers["Content-Type"] = "application/octet-stream"', '',
+    'wrk.headers["Content-Type"] = "application/octet-stream"', '', // the token comes with wrkRate's -H
   ].join('\n'));
   let keys = 0;
   const oursUp = await wrkRate(`${service.url}/_matrix/media/v3/upload`, script);
