@@ -1,10 +1,12 @@
 // Keys and certificates made by independent tools: Synapse signing keys by Synapse's signedjson (in the
-// shared Python worker), and a test CA with its certificates by openssl.
+// shared Python worker), and a test CA with its certificates by openssl; the key-file test vectors and
+// temporary key files.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { buildConfig, type HomeserverConfig } from '../../src/config/config.js';
 import { withPythonWorker } from './python-worker.js';
 
 export interface SynapseKey {
@@ -22,6 +24,29 @@ export interface SynapseKey {
 /** A fresh key from signedjson (a test holding the Python worker gets the same from its generateKey). */
 export function generateSynapseKey(version: string): Promise<SynapseKey> {
   return withPythonWorker((python) => python.generateKey(version));
+}
+
+export interface KeyFileVector {
+  file: string;
+  keyId: string;
+  publicKey: string;
+}
+
+/** The key-file test vectors, one file per format with its key ID and public key; read at each call, so tests build their inputs. */
+export function keyFileVectors(): Record<'synapse' | 'dendrite' | 'mmr', KeyFileVector> {
+  return JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<'synapse' | 'dendrite' | 'mmr', KeyFileVector>;
+}
+
+/** `text` as a key file in a new temporary folder; returns its path. */
+export function writeTempKeyFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'key-file-')), 'signing.key');
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Configured homeservers (each with a stand-in client API) with these names and signing key paths. */
+export function homeserversWithKeys(...entries: Array<{ name: string; signingKeyPath?: string }>): HomeserverConfig[] {
+  return buildConfig({ homeservers: entries.map((hs) => ({ ...hs, clientApi: 'http://127.0.0.1:1' })) }).homeservers;
 }
 
 export interface Certificate {

@@ -1,41 +1,19 @@
 // Signing keys read straight from the key files (doctor's path, no database): the first key of each file,
 // compared by its bytes with the test vectors and with @noble/curves' signatures.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { buildConfig, type HomeserverConfig } from '../../src/config/config.js';
 import { FileSigningKeys } from '../../src/keys/file-signing-keys.js';
 import { formatKeyFile, parseKeyFile } from '../../src/keys/key-files.js';
-
-interface Vector {
-  file: string;
-  keyId: string;
-  publicKey: string;
-}
-
-function vectors(): Record<'synapse' | 'dendrite' | 'mmr', Vector> {
-  return JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<'synapse' | 'dendrite' | 'mmr', Vector>;
-}
-
-function keyFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'file-keys-')), 'signing.key');
-  writeFileSync(file, text);
-  return file;
-}
-
-function homeservers(...entries: Array<{ name: string; signingKeyPath?: string }>): HomeserverConfig[] {
-  return buildConfig({ homeservers: entries.map((hs) => ({ ...hs, clientApi: 'http://127.0.0.1:1' })) }).homeservers;
-}
+import { homeserversWithKeys, keyFileVectors, writeTempKeyFile } from '../helpers/keys.js';
 
 describe('file signing keys', () => {
   test("each homeserver's first key, by its bytes: key ID, public key, scope and signatures", async () => {
-    const { dendrite, mmr, synapse } = vectors();
+    const { dendrite, mmr, synapse } = keyFileVectors();
     const first = parseKeyFile(mmr.file, 'mmr.key').keys[0]!;
     const second = parseKeyFile(dendrite.file, 'dendrite.key').keys[0]!;
-    const keys = new FileSigningKeys(homeservers(
-      { name: 'a.example', signingKeyPath: keyFile(formatKeyFile([first, second], 'mmr')) },
-      { name: 'b.example', signingKeyPath: keyFile(synapse.file) },
+    const keys = new FileSigningKeys(homeserversWithKeys(
+      { name: 'a.example', signingKeyPath: writeTempKeyFile(formatKeyFile([first, second], 'mmr')) },
+      { name: 'b.example', signingKeyPath: writeTempKeyFile(synapse.file) },
     ));
     const a = (await keys.activeKey('a.example'))!;
     expect(a).toMatchObject({ serverName: 'a.example', keyId: mmr.keyId, publicKey: mmr.publicKey, scope: ['m.requests'] });
@@ -47,15 +25,15 @@ describe('file signing keys', () => {
   });
 
   test('undefined for a homeserver without signingKeyPath and for one not configured', async () => {
-    const keys = new FileSigningKeys(homeservers({ name: 'bare.example' }, { name: 'keyed.example', signingKeyPath: keyFile(vectors().synapse.file) }));
+    const keys = new FileSigningKeys(homeserversWithKeys({ name: 'bare.example' }, { name: 'keyed.example', signingKeyPath: writeTempKeyFile(keyFileVectors().synapse.file) }));
     expect(await keys.activeKey('bare.example')).toBeUndefined();
     expect(await keys.activeKey('elsewhere.example')).toBeUndefined();
   });
 
   test('each file is read once: a file changed afterwards does not change the key', async () => {
-    const { mmr, synapse } = vectors();
-    const file = keyFile(synapse.file);
-    const keys = new FileSigningKeys(homeservers({ name: 'once.example', signingKeyPath: file }));
+    const { mmr, synapse } = keyFileVectors();
+    const file = writeTempKeyFile(synapse.file);
+    const keys = new FileSigningKeys(homeserversWithKeys({ name: 'once.example', signingKeyPath: file }));
     expect((await keys.activeKey('once.example'))!.publicKey).toBe(synapse.publicKey);
     writeFileSync(file, mmr.file);
     expect((await keys.activeKey('once.example'))!.publicKey).toBe(synapse.publicKey);

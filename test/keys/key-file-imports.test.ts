@@ -1,10 +1,7 @@
 // Start-up's key files: read before the database opens (a bad file fails at once, naming its homeserver),
 // then imported in one pass with one summary log line, the seeds wiped from memory afterwards.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { buildConfig, type HomeserverConfig } from '../../src/config/config.js';
+import { writeFileSync } from 'node:fs';
 import type { Database } from '../../src/db/database.js';
 import { importKeyFiles, readKeyFiles } from '../../src/keys/key-file-imports.js';
 import { formatKeyFile, generateSigningKey, parseKeyFile } from '../../src/keys/key-files.js';
@@ -12,22 +9,7 @@ import { MasterKey } from '../../src/keys/master-key.js';
 import { SigningKeyStore } from '../../src/keys/signing-key-store.js';
 import { createLogger } from '../../src/log.js';
 import { openTestDatabase } from '../helpers/database.js';
-
-type Format = 'synapse' | 'dendrite' | 'mmr';
-
-function vectors(): Record<Format, { file: string; keyId: string; publicKey: string }> {
-  return JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<Format, { file: string; keyId: string; publicKey: string }>;
-}
-
-function keyFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'key-imports-')), 'signing.key');
-  writeFileSync(file, text);
-  return file;
-}
-
-function homeservers(...entries: Array<{ name: string; signingKeyPath?: string }>): HomeserverConfig[] {
-  return buildConfig({ homeservers: entries.map((hs) => ({ ...hs, clientApi: 'http://127.0.0.1:1' })) }).homeservers;
-}
+import { homeserversWithKeys, keyFileVectors, writeTempKeyFile } from '../helpers/keys.js';
 
 /** A logger whose lines the test reads back. */
 function capturedLog(): { log: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
@@ -37,12 +19,12 @@ function capturedLog(): { log: ReturnType<typeof createLogger>; lines: Array<Rec
 
 describe('reading the key files', () => {
   test("the first key of each homeserver's file, by its bytes; homeservers without a file are left out", () => {
-    const { dendrite, synapse } = vectors();
+    const { dendrite, synapse } = keyFileVectors();
     const first = parseKeyFile(dendrite.file, 'd.key').keys[0]!;
     const later = generateSigningKey();
-    const aFile = keyFile(formatKeyFile([first, later], 'dendrite'));
-    const bFile = keyFile(synapse.file);
-    const read = readKeyFiles(homeservers({ name: 'a.example', signingKeyPath: aFile }, { name: 'none.example' }, { name: 'b.example', signingKeyPath: bFile }));
+    const aFile = writeTempKeyFile(formatKeyFile([first, later], 'dendrite'));
+    const bFile = writeTempKeyFile(synapse.file);
+    const read = readKeyFiles(homeserversWithKeys({ name: 'a.example', signingKeyPath: aFile }, { name: 'none.example' }, { name: 'b.example', signingKeyPath: bFile }));
     expect(read.map(({ serverName, file, key }) => [serverName, file, key.version, Buffer.from(key.seed).toString('base64')])).toEqual([
       ['a.example', aFile, first.version, Buffer.from(first.seed).toString('base64')],
       ['b.example', bFile, 'a_RVfN', `${synapse.file.split(' ')[2]!}=`],
@@ -50,9 +32,9 @@ describe('reading the key files', () => {
   });
 
   test('a bad file fails at once, naming its homeserver and the file, never the key', () => {
-    const seed = vectors().synapse.file.split(' ')[2]!;
-    const file = keyFile(`ed25519 a-b ${seed}`);
-    expect(() => readKeyFiles(homeservers({ name: 'bad.example', signingKeyPath: file }))).toThrow(
+    const seed = keyFileVectors().synapse.file.split(' ')[2]!;
+    const file = writeTempKeyFile(`ed25519 a-b ${seed}`);
+    expect(() => readKeyFiles(homeserversWithKeys({ name: 'bad.example', signingKeyPath: file }))).toThrow(
       new Error(`homeserver bad.example: signing key ${file}: line 1: key version must be made of [a-zA-Z0-9_]`),
     );
   });
@@ -66,10 +48,10 @@ describe('importing them', () => {
   afterAll(async () => { await db.close(); });
 
   test('logs each imported or rotated key, one summary with the counts, a warning for homeservers without a file; wipes the seeds', async () => {
-    const { mmr, synapse } = vectors();
-    const file = keyFile(synapse.file);
-    const rotating = keyFile(synapse.file);
-    const config = homeservers({ name: 'i1.example', signingKeyPath: file }, { name: 'i2.example', signingKeyPath: rotating }, { name: 'plain.example' });
+    const { mmr, synapse } = keyFileVectors();
+    const file = writeTempKeyFile(synapse.file);
+    const rotating = writeTempKeyFile(synapse.file);
+    const config = homeserversWithKeys({ name: 'i1.example', signingKeyPath: file }, { name: 'i2.example', signingKeyPath: rotating }, { name: 'plain.example' });
     const masterKey = newMasterKey();
     const store = new SigningKeyStore(db.knex, masterKey);
     const first = capturedLog();
@@ -95,14 +77,14 @@ describe('importing them', () => {
   });
 
   test('no warning when every homeserver has a key file', async () => {
-    const config = homeservers({ name: 'all.example', signingKeyPath: keyFile(vectors().dendrite.file) });
+    const config = homeserversWithKeys({ name: 'all.example', signingKeyPath: writeTempKeyFile(keyFileVectors().dendrite.file) });
     const { log, lines } = capturedLog();
     await importKeyFiles(new SigningKeyStore(db.knex, newMasterKey()), config, readKeyFiles(config), log);
     expect(lines.map((line) => line.msg)).toEqual(['signing key ready', 'signing keys ready']);
   });
 
   test("a store failure names the signing keys and the store's reason", async () => {
-    const config = homeservers({ name: 'wrong.example', signingKeyPath: keyFile(vectors().synapse.file) });
+    const config = homeserversWithKeys({ name: 'wrong.example', signingKeyPath: writeTempKeyFile(keyFileVectors().synapse.file) });
     await importKeyFiles(new SigningKeyStore(db.knex, newMasterKey()), config, readKeyFiles(config), capturedLog().log);
     const other = new SigningKeyStore(db.knex, newMasterKey());
     await expect(importKeyFiles(other, config, readKeyFiles(config), capturedLog().log)).rejects.toThrow(

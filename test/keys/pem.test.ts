@@ -1,12 +1,8 @@
 // The PEM subset of Dendrite's and matrix-media-repo's key files: written as Go's pem.EncodeToMemory writes,
 // read leniently (indentation, trailing blanks) but strictly about where blocks start and end.
-import { readFileSync } from 'node:fs';
 import { KeyFileError, parseKeyFile } from '../../src/keys/key-files.js';
 import { encodePemBlock, looksLikePem, parsePemBlocks, PemError } from '../../src/keys/pem.js';
-
-function vectors(): Record<'synapse' | 'dendrite' | 'mmr', { file: string; keyId: string; publicKey: string }> {
-  return JSON.parse(readFileSync('test/fixtures/key-files.json', 'utf8')) as Record<'synapse' | 'dendrite' | 'mmr', { file: string; keyId: string; publicKey: string }>;
-}
+import { keyFileVectors } from '../helpers/keys.js';
 
 describe('encoding as Go does', () => {
   test('headers in sorted order, whatever order they are given in', () => {
@@ -27,7 +23,7 @@ describe('encoding as Go does', () => {
 
 describe('reading', () => {
   test('indented and trailing-blank lines are read as written', () => {
-    const { dendrite } = vectors();
+    const { dendrite } = keyFileVectors();
     const indented = dendrite.file.split('\n').map((line) => (line === '' ? line : `  ${line} \t`)).join('\n');
     expect(looksLikePem(indented)).toBe(true);
     expect(parseKeyFile(indented, 'k')).toEqual(parseKeyFile(dendrite.file, 'k'));
@@ -42,7 +38,7 @@ describe('reading', () => {
   });
 
   test('a cut-off END line is refused as one, not read as body text', () => {
-    const { mmr } = vectors();
+    const { mmr } = keyFileVectors();
     expect(() => parseKeyFile(mmr.file.replace('-----END MMR PRIVATE KEY-----', '-----END MMR'), 'k')).toThrow(
       new KeyFileError('k', 'line 6: expected "-----END MMR PRIVATE KEY-----"'),
     );
