@@ -6,22 +6,22 @@ import type { AddressInfo } from 'node:net';
 import { Dns } from '../../src/federation/dns.js';
 import { OutboundHttp, targetForUrl, UpstreamError, type Target } from '../../src/federation/http.js';
 import { IpFilter } from '../../src/federation/ip-filter.js';
-import { failure } from '../helpers/streams.js';
+import { collect, failure } from '../helpers/streams.js';
 
 const TIMEOUTS = { connectMs: 2000, headersMs: 3000 };
 
 /** A raw HTTP server whose `answer` decides, per request and per connection, to reply or to drop the connection. */
-async function startServer(answer: (connection: number, requestOnConnection: number) => 'reply' | 'drop' | 'reset'): Promise<{ server: Server; target: Target; connections: number; requests: number }> {
-  const state = { server: undefined as unknown as Server, target: undefined as unknown as Target, connections: 0, requests: 0 };
-  state.server = createServer((socket: Socket) => {
-    const connection = ++state.connections;
+async function startServer(answer: (connection: number, requestOnConnection: number) => 'reply' | 'drop' | 'reset'): Promise<{ server: Server; target: Target; counts: { connections: number; requests: number } }> {
+  const counts = { connections: 0, requests: 0 };
+  const server = createServer((socket: Socket) => {
+    const connection = ++counts.connections;
     let onConnection = 0;
     let buffered = '';
     socket.on('data', (chunk) => {
       buffered += chunk.toString('latin1');
       while (buffered.includes('\r\n\r\n')) {
         buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
-        state.requests++;
+        counts.requests++;
         const action = answer(connection, ++onConnection);
         if (action === 'drop') socket.destroy();
         else if (action === 'reset') socket.resetAndDestroy();
@@ -29,17 +29,13 @@ async function startServer(answer: (connection: number, requestOnConnection: num
       }
     });
   });
-  state.server.listen(0, '127.0.0.1');
-  await once(state.server, 'listening');
-  state.target = { ...targetForUrl(new URL(`http://127.0.0.1:${(state.server.address() as AddressInfo).port}`)), trusted: true };
-  return state;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const target = { ...targetForUrl(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)), trusted: true };
+  return { server, target, counts };
 }
 
-async function text(response: { body: NodeJS.ReadableStream }): Promise<string> {
-  let body = '';
-  for await (const chunk of response.body) body += chunk.toString();
-  return body;
-}
+const text = async (response: { body: AsyncIterable<Uint8Array> }) => (await collect(response.body)).toString();
 
 describe('outbound HTTP on kept-alive connections', () => {
   let http: OutboundHttp;
@@ -55,7 +51,7 @@ describe('outbound HTTP on kept-alive connections', () => {
       const second = await http.request(peer.target, { path: '/b', timeouts: TIMEOUTS });
       expect(second.status).toBe(200);
       expect(await text(second)).toBe('c2r1');
-      expect([peer.connections, peer.requests]).toEqual([2, 3]);
+      expect([peer.counts.connections, peer.counts.requests]).toEqual([2, 3]);
     } finally {
       peer.server.close();
     }
@@ -67,7 +63,7 @@ describe('outbound HTTP on kept-alive connections', () => {
       const error = await failure(http.request(peer.target, { path: '/a', timeouts: TIMEOUTS }));
       expect(error).toBeInstanceOf(UpstreamError);
       expect((error as UpstreamError).kind).toBe('bad-response');
-      expect([peer.connections, peer.requests]).toEqual([1, 1]);
+      expect([peer.counts.connections, peer.counts.requests]).toEqual([1, 1]);
     } finally {
       peer.server.close();
     }
@@ -81,7 +77,7 @@ describe('outbound HTTP on kept-alive connections', () => {
       await Promise.all([text(a), text(b)]);
       const error = await failure(http.request(peer.target, { path: '/c', timeouts: TIMEOUTS }));
       expect((error as UpstreamError).kind).toBe('bad-response');
-      expect([peer.connections, peer.requests]).toEqual([2, 4]);
+      expect([peer.counts.connections, peer.counts.requests]).toEqual([2, 4]);
     } finally {
       peer.server.close();
     }
