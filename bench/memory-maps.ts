@@ -37,7 +37,7 @@ export function residentPartsOf(pid: number): ResidentParts {
     if (mapping.name === '[heap]') parts.malloc += mapping.rss;
     else if (mapping.name) return;
     else if (mapping.perms.startsWith('rw') && reserve >= WASM_GUARD_BYTES) parts.wasm += mapping.rss;
-    else if (mapping.perms.startsWith('rw') && mapping.start % ARENA_ALIGNMENT === 0n && (reserve > 0 || mapping.size === 64 * KiB * KiB)) parts.malloc += mapping.rss;
+    else if (mapping.perms.startsWith('rw') && mapping.start % ARENA_ALIGNMENT === 0n && (reserve > 0 || mapping.size === Number(ARENA_ALIGNMENT))) parts.malloc += mapping.rss;
     else if (mapping.perms.includes('x')) parts.code += mapping.rss;
   });
   return parts;

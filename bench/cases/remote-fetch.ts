@@ -1,8 +1,9 @@
 // 1, 10 and 100 clients (curl processes) ask the service at once for one uncached 50 MiB remote media:
 // their median time to last byte against the same number of curls downloading it directly from the origin,
 // and exactly one request reaching the origin per media; 3 rounds each, after one warm-up fetch. A last row
-// puts the one-client time beside a bare node:http pass-through proxy: what the runtime alone costs. The service runs as a child process on a scratch
-// PostgreSQL database when the environment names one; the origin is a node:http server sending from memory.
+// puts the one-client time beside a bare node:http pass-through proxy: what the runtime alone costs. The
+// service runs as a child process on a scratch PostgreSQL database when the environment names one; the
+// origin is a node:http server sending from memory.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
