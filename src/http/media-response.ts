@@ -7,6 +7,8 @@ import { clientWentAway } from './errors.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
 import { endOffloaded } from './proxy-offload.js';
+import { fileSpanOf } from '../storage/file-spans.js';
+import { pumpFile } from './file-pump.js';
 
 /** The spec's recommended policy for served content (content_repo.md, "Security considerations"). */
 const MEDIA_CONTENT_SECURITY_POLICY =
@@ -98,19 +100,37 @@ export async function sendBuffer(res: Response, bytes: Buffer): Promise<void> {
   res.end(bytes);
 }
 
+/** Bytes written before and after a body: a multipart body's parts around the media. */
+export interface BodyFrame {
+  head: Buffer;
+  tail: Buffer;
+}
+
 /**
- * Streams `body` to the client, through its bandwidth share if it has one. The body is destroyed (its file
- * closed) however this ends; a client that went away is not an error of ours.
+ * Streams `body` (inside `frame`, if given) to the client, through its bandwidth share if it has one; a
+ * file nothing paces is read straight into reused buffers. The body is destroyed (its file closed)
+ * however this ends; a client that went away is not an error of ours.
  */
-export async function sendStream(res: Response, body: Readable): Promise<void> {
+export async function sendStream(res: Response, body: Readable, frame?: BodyFrame): Promise<void> {
   const throttle: unknown = res.locals.throttle;
+  const span = throttle === undefined ? fileSpanOf(body) : undefined;
   try {
-    await (throttle instanceof Transform ? pipeline(body, throttle, res) : pipeline(body, res));
+    if (span) await pumpFile(span, res, frame);
+    else {
+      const source = frame ? Readable.from(framed(frame, body), { objectMode: false }) : body;
+      await (throttle instanceof Transform ? pipeline(source, throttle, res) : pipeline(source, res));
+    }
   } catch (error) {
     if (!clientWentAway(res, error)) throw error;
   } finally {
     body.destroy();
   }
+}
+
+async function* framed(frame: BodyFrame, body: Readable): AsyncGenerator<Buffer> {
+  yield frame.head;
+  yield* body;
+  yield frame.tail;
 }
 
 /**

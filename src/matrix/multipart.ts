@@ -41,21 +41,25 @@ export async function* multipartMixedParts(
   metadata: Record<string, unknown>,
   media: MediaPart,
 ): AsyncGenerator<Buffer> {
-  yield jsonPart(boundary, metadata);
   if ('location' in media) {
+    yield jsonPart(boundary, metadata);
     yield Buffer.from(`${headerLines({ Location: media.location })}\r\n\r\n--${boundary}--\r\n`, 'utf8');
     return;
   }
-  yield Buffer.from(`${headerLines(media.headers)}\r\n`, 'utf8');
+  const { head, tail } = multipartMixedFrame(boundary, metadata, media.headers);
+  yield head;
   for await (const chunk of media.body) {
     if (chunk.byteLength > 0) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
-  yield closeDelimiter(boundary);
+  yield tail;
 }
 
-/** The whole body at once, for media small enough to be sent in one write. */
-export function multipartMixedBuffer(boundary: string, metadata: Record<string, unknown>, headers: Readonly<Record<string, string>>, body: Uint8Array): Buffer {
-  return Buffer.concat([jsonPart(boundary, metadata), Buffer.from(`${headerLines(headers)}\r\n`, 'utf8'), body, closeDelimiter(boundary)]);
+/**
+ * What goes before the media bytes (the JSON part and the media part's headers) and after them: around a
+ * body in memory or one a sender reads itself, the same bytes as the streamed form.
+ */
+export function multipartMixedFrame(boundary: string, metadata: Record<string, unknown>, headers: Readonly<Record<string, string>>): { head: Buffer; tail: Buffer } {
+  return { head: Buffer.concat([jsonPart(boundary, metadata), Buffer.from(`${headerLines(headers)}\r\n`, 'utf8')]), tail: closeDelimiter(boundary) };
 }
 
 /** Up to the media part's headers: the JSON part and the delimiter after it. */

@@ -9,6 +9,7 @@ import { finished } from 'node:stream/promises';
 import { isSha256Hex, SizeLimitError, stagedBlob, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type WriteLimits } from './datastore.js';
 import { HashingFileWriter } from './hashing-file-writer.js';
 import { feedWithoutDestroying } from './hashing-meter.js';
+import { withFileSpan } from './file-spans.js';
 import { blobPath, type ProxyOffload } from './proxy-offload.js';
 import { SmallBlobs } from './small-blobs.js';
 import { stagingName, writerOf } from './staging.js';
@@ -71,11 +72,12 @@ export class FilesystemDatastore implements Datastore {
       if (!e) return resolve(stats.size - 1);
       close(fd, () => reject(e));
     }));
-    const highWaterMark = this.openReads < LARGE_READ_STREAMS ? READ_CHUNK_BYTES : SHARED_READ_CHUNK_BYTES;
-    const stream = createReadStream('', { fd, start: range?.start ?? 0, end: Math.max(end, 0), highWaterMark });
+    const start = range?.start ?? 0;
+    const chunkBytes = this.openReads < LARGE_READ_STREAMS ? READ_CHUNK_BYTES : SHARED_READ_CHUNK_BYTES;
+    const stream = createReadStream('', { fd, start, end: Math.max(end, 0), highWaterMark: chunkBytes });
     this.openReads += 1;
     stream.once('close', () => { this.openReads -= 1; });
-    return stream;
+    return withFileSpan(stream, { fd, start, end, chunkBytes });
   }
 
   get wholeReadLimit(): number {

@@ -135,6 +135,8 @@ test.each(['client', 'federation'] as const)('%s: 1,000 downloads cut mid-body l
   });
   expect(complete.status).toBe(200);
   expect(complete.body.includes(CONTENT.subarray(0, 4096))).toBe(true);
+  // Streamed from the file, the multipart body's length is still known beforehand.
+  expect(Number(complete.headers['content-length'])).toBe(complete.body.length);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const baseline = openDescriptors();
 

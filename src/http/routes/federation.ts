@@ -5,7 +5,7 @@ import { contentDisposition } from '../../matrix/content-disposition.js';
 import { VerifiedRequests } from '../../federation/verified-requests.js';
 import { MatrixError } from '../../matrix/errors.js';
 import { isValidMediaId } from '../../matrix/mxc.js';
-import { generateBoundary, multipartContentType, multipartMixedBuffer, multipartMixedStream, type MediaPart } from '../../matrix/multipart.js';
+import { generateBoundary, multipartContentType, multipartMixedFrame, multipartMixedStream } from '../../matrix/multipart.js';
 import type { ServableMedia } from '../../media/servable.js';
 import type { AppServices } from '../services.js';
 import { federationAuthenticator, type FederationAuthenticator } from '../federation-auth.js';
@@ -52,30 +52,33 @@ function thumbnail(services: FederationServices, authenticate: FederationAuthent
 
 /**
  * Both parts, in one write for small media, else streamed; when the datastore redirects or the proxy
- * offloads, the second part is only a Location.
+ * offloads, the second part is only a Location. sendStream destroys the body (closes its file) however it ends.
  */
 async function sendMultipart(req: Request, res: Response, media: ServableMedia): Promise<void> {
   const disposition = contentDisposition(media.contentType, media.uploadName);
   const location = await media.redirectUrl?.({ contentType: media.contentType, contentDisposition: disposition }) ?? signedLocation(req, media);
   const headers = { 'Content-Type': media.contentType, 'Content-Disposition': disposition };
   const boundary = generateBoundary();
-  if (location === undefined && media.wholeBody) {
-    const bytes = multipartMixedBuffer(boundary, {}, headers, await media.wholeBody());
+  const contentType = multipartContentType(boundary);
+  if (location !== undefined) {
     res.status(200);
-    res.setHeader('Content-Type', multipartContentType(boundary));
+    res.setHeader('Content-Type', contentType);
+    return sendStream(res, multipartMixedStream(boundary, {}, { location }));
+  }
+  const frame = multipartMixedFrame(boundary, {}, headers);
+  if (media.wholeBody) {
+    const bytes = Buffer.concat([frame.head, await media.wholeBody(), frame.tail]);
+    res.status(200);
+    res.setHeader('Content-Type', contentType);
     res.setHeader('Content-Length', String(bytes.length));
     return sendBuffer(res, bytes);
   }
-  const body = location === undefined ? await media.open() : undefined;
-  const part: MediaPart = body ? { headers, body } : { location: location! };
-  try {
-    res.status(200);
-    res.setHeader('Content-Type', multipartContentType(boundary));
-    await sendStream(res, multipartMixedStream(boundary, {}, part));
-  } finally {
-    // The multipart stream may fail or be cut before it ever reads the media: its file is closed here.
-    body?.destroy();
-  }
+  const body = await media.open();
+  res.status(200);
+  res.setHeader('Content-Type', contentType);
+  // Known lengths spare the client chunked framing and let it show progress.
+  if (media.size !== undefined) res.setHeader('Content-Length', String(frame.head.length + media.size + frame.tail.length));
+  await sendStream(res, body, frame);
 }
 
 function requireMediaId(mediaId: string): string {
