@@ -119,7 +119,9 @@ export async function startServiceProcess(
   const stdout = observe ? openSync(join(dataDir, 'service.log'), 'a') : (logFd ?? 'inherit');
   // MEDIA_REPO_BENCH_PROFILE_DIR: the service writes a V8 CPU profile there when it stops, to see where its time goes.
   const profile = process.env.MEDIA_REPO_BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MEDIA_REPO_BENCH_PROFILE_DIR}`] : [];
-  const child = spawn(process.execPath, [...profile, cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'] });
+  // As `npm start` runs it: two malloc arenas, unless the environment chose otherwise (see the README's production steps).
+  const env = { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  const child = spawn(process.execPath, [...profile, cli, '-config', configFile, 'serve'], { stdio: ['ignore', stdout, logFd ?? 'inherit'], env });
   if (logFd !== undefined) closeSync(logFd); // the child has its own copy
   const url = `http://127.0.0.1:${port}`;
   // Until 200: while starting, the listener already answers every request with 503.
