@@ -99,4 +99,38 @@ describe('Spool', () => {
     spool.fail(new Error('upstream went away'));
     await expect(reading).rejects.toThrow('upstream went away');
   });
+
+  test('a writer done or failed takes no more bytes and keeps its outcome; a closed spool takes no reader', async () => {
+    const spool = await Spool.create(directory);
+    const release = spool.hold();
+    await spool.write(Buffer.from('all of it'));
+    await spool.finish();
+    await expect(spool.write(Buffer.from('more'))).rejects.toThrow('cannot write to a done spool');
+    spool.fail(new Error('too late to fail'));
+    await spool.finish();
+    expect((await readAll(spool.reader())).toString()).toBe('all of it');
+    expect(spool.length).toBe(9);
+    release();
+    release(); // a second call of the same release is a no-op
+    expect(spool.open).toBe(false);
+    expect(() => spool.reader()).toThrow('the spool is closed');
+    expect(() => spool.hold()).toThrow('the spool is closed');
+
+    const failed = await Spool.create(directory);
+    failed.fail(new Error('upstream went away'));
+    await expect(failed.write(Buffer.from('x'))).rejects.toThrow('cannot write to a failed spool');
+  });
+
+  test('releasing a hold twice drops one reference only: a reader still open reads every byte from the file', async () => {
+    const bytes = patternBytes(3 * MiB + 5, 4);
+    const spool = await Spool.create(directory);
+    const release = spool.hold();
+    const reader = spool.reader();
+    await writeUnevenly(spool, bytes);
+    release();
+    release();
+    expect(spool.open).toBe(true);
+    expect((await readAll(reader)).equals(bytes)).toBe(true);
+    expect(spool.open).toBe(false);
+  });
 });
