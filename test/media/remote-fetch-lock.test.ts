@@ -91,4 +91,13 @@ describe('FetchLock', () => {
     await pause(300);
     expect(await heartbeatOf('download free.test f')).toBe(1);
   });
+
+  test('without a list of live instances, a held key is waited on until found', async () => {
+    await db.knex('remote_fetches').insert({ fetch_key: 'download free.test g', owner: 'any-instance/fetch', heartbeat_ts: Date.now() });
+    const unaware = new FetchLock(store, 'download free.test g', `${ALIVE}/seven`, { heartbeatMs: 60_000, staleMs: 30_000, maxWaitMs: 5000, now: Date.now });
+    let polls = 0;
+    expect(await unaware.acquireOr(async () => (++polls === 2 ? 'found elsewhere' : undefined))).toBe('found elsewhere');
+    await unaware.release();
+    expect(await db.knex('remote_fetches').where({ fetch_key: 'download free.test g' }).pluck('owner')).toEqual(['any-instance/fetch']);
+  });
 });
