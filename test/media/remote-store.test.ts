@@ -78,15 +78,17 @@ describe('the fetch lock rows', () => {
 });
 
 describe('the failure rows', () => {
-  test('a failure is had until it expires, replaced by the next, and cleared', async () => {
+  test('a failure is had until it expires, replaced by the next, and cleared without touching another media\'s', async () => {
     await store.putFailure('f', { status: 502, errcode: 'M_UNKNOWN', error: 'first' }, NOW);
     expect(await store.getFailure('f', NOW - 1)).toEqual({ status: 502, errcode: 'M_UNKNOWN', error: 'first' });
     expect(await store.getFailure('f', NOW)).toBeUndefined();
     await store.putFailure('f', { status: 404, errcode: 'M_NOT_FOUND', error: 'second' }, NOW + 10);
     expect(await store.getFailure('f', NOW)).toEqual({ status: 404, errcode: 'M_NOT_FOUND', error: 'second' });
     expect(await store.getFailure('other', 0)).toBeUndefined();
+    await store.putFailure('g', { status: 502, errcode: 'M_UNKNOWN', error: 'another media' }, NOW + 10);
     await store.clearFailure('f');
     expect(await store.getFailure('f', 0)).toBeUndefined();
+    expect(await store.getFailure('g', 0)).toEqual({ status: 502, errcode: 'M_UNKNOWN', error: 'another media' });
   });
 });
 
