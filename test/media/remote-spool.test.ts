@@ -133,4 +133,28 @@ describe('Spool', () => {
     expect((await readAll(reader)).equals(bytes)).toBe(true);
     expect(spool.open).toBe(false);
   });
+
+  test('a ranged reader ends at its last byte while the writer still writes', async () => {
+    const spool = await Spool.create(directory);
+    await spool.write(patternBytes(100, 2));
+    const timer = setTimeout(() => spool.fail(new Error('the range waited for the writer')), 2000);
+    const range = await readAll(spool.reader({ start: 10, end: 19 })).finally(() => clearTimeout(timer));
+    expect(range.equals(patternBytes(100, 2).subarray(10, 20))).toBe(true);
+    await spool.finish();
+  });
+
+  test('a reader waiting for its first bytes gets them alone at once, not with what follows in the same turn', async () => {
+    const spool = await Spool.create(directory);
+    const pieces: Buffer[] = [];
+    const reader = spool.reader();
+    const reading = (async () => {
+      for await (const piece of reader) pieces.push(piece as Buffer);
+    })();
+    await new Promise((resolve) => setImmediate(resolve)); // the reader is now waiting at the start
+    await spool.write(Buffer.from('first'));
+    await spool.write(Buffer.from('second'));
+    await spool.finish();
+    await reading;
+    expect(pieces.map(String)).toEqual(['first', 'second']);
+  });
 });
