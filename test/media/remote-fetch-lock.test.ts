@@ -21,9 +21,9 @@ describe('FetchLock', () => {
     livenessAsked = 0;
   });
 
-  function lock(fetchKey: string, owner: string, maxWaitMs = 5000): FetchLock {
+  function lock(fetchKey: string, owner: string, maxWaitMs = 5000, heartbeatMs = 60_000): FetchLock {
     return new FetchLock(store, fetchKey, owner, {
-      heartbeatMs: 60_000, staleMs: 30_000, maxWaitMs, now: Date.now,
+      heartbeatMs, staleMs: 30_000, maxWaitMs, now: Date.now,
       liveInstances: async () => {
         livenessAsked++;
         return new Set([ALIVE]);
@@ -58,5 +58,46 @@ describe('FetchLock', () => {
     expect(livenessAsked).toBe(3);
     await waiting.release();
     expect(await db.knex('remote_fetches').where({ fetch_key: 'download free.test c' }).pluck('owner')).toEqual([`${ALIVE}/other`]);
+  });
+
+  const heartbeatOf = async (fetchKey: string) => Number(await db.knex('remote_fetches').where({ fetch_key: fetchKey }).first().then((row: { heartbeat_ts: string }) => row.heartbeat_ts));
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  test('a key a live instance stopped heartbeating staleMs ago is taken over at once, without asking which instances live', async () => {
+    await db.knex('remote_fetches').insert({ fetch_key: 'download free.test d', owner: `${ALIVE}/stalled`, heartbeat_ts: Date.now() - 31_000 });
+    const taken = lock('download free.test d', `${ALIVE}/four`, 300);
+    expect(await taken.acquireOr(async () => 'found elsewhere')).toBeUndefined();
+    expect(livenessAsked).toBe(0);
+    await taken.release();
+  });
+
+  test('waiting on a live holder ends at maxWaitMs with 504 M_NOT_YET_UPLOADED, not before', async () => {
+    await db.knex('remote_fetches').insert({ fetch_key: 'download free.test e', owner: `${ALIVE}/other`, heartbeat_ts: Date.now() });
+    const started = Date.now();
+    const error = await lock('download free.test e', `${ALIVE}/five`, 300).acquireOr(async () => undefined).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(error).toMatchObject({ status: 504, errcode: 'M_NOT_YET_UPLOADED' });
+  });
+
+  test('the holder heartbeats its row every heartbeatMs while it holds it, and not once released', async () => {
+    const owner = `${ALIVE}/six`;
+    const held = lock('download free.test f', owner, 5000, 50);
+    expect(await held.acquireOr(async () => 'found elsewhere')).toBeUndefined();
+    const taken = await heartbeatOf('download free.test f');
+    await pause(300);
+    expect(await heartbeatOf('download free.test f')).toBeGreaterThan(taken);
+    await held.release();
+    await db.knex('remote_fetches').insert({ fetch_key: 'download free.test f', owner, heartbeat_ts: 1 });
+    await pause(300);
+    expect(await heartbeatOf('download free.test f')).toBe(1);
+  });
+
+  test('without a list of live instances, a held key is waited on until found', async () => {
+    await db.knex('remote_fetches').insert({ fetch_key: 'download free.test g', owner: 'any-instance/fetch', heartbeat_ts: Date.now() });
+    const unaware = new FetchLock(store, 'download free.test g', `${ALIVE}/seven`, { heartbeatMs: 60_000, staleMs: 30_000, maxWaitMs: 5000, now: Date.now });
+    let polls = 0;
+    expect(await unaware.acquireOr(async () => (++polls === 2 ? 'found elsewhere' : undefined))).toBe('found elsewhere');
+    await unaware.release();
+    expect(await db.knex('remote_fetches').where({ fetch_key: 'download free.test g' }).pluck('owner')).toEqual(['any-instance/fetch']);
   });
 });

@@ -99,4 +99,62 @@ describe('Spool', () => {
     spool.fail(new Error('upstream went away'));
     await expect(reading).rejects.toThrow('upstream went away');
   });
+
+  test('a writer done or failed takes no more bytes and keeps its outcome; a closed spool takes no reader', async () => {
+    const spool = await Spool.create(directory);
+    const release = spool.hold();
+    await spool.write(Buffer.from('all of it'));
+    await spool.finish();
+    await expect(spool.write(Buffer.from('more'))).rejects.toThrow('cannot write to a done spool');
+    spool.fail(new Error('too late to fail'));
+    await spool.finish();
+    expect((await readAll(spool.reader())).toString()).toBe('all of it');
+    expect(spool.length).toBe(9);
+    release();
+    release(); // a second call of the same release is a no-op
+    expect(spool.open).toBe(false);
+    expect(() => spool.reader()).toThrow('the spool is closed');
+    expect(() => spool.hold()).toThrow('the spool is closed');
+
+    const failed = await Spool.create(directory);
+    failed.fail(new Error('upstream went away'));
+    await expect(failed.write(Buffer.from('x'))).rejects.toThrow('cannot write to a failed spool');
+  });
+
+  test('releasing a hold twice drops one reference only: a reader still open reads every byte from the file', async () => {
+    const bytes = patternBytes(3 * MiB + 5, 4);
+    const spool = await Spool.create(directory);
+    const release = spool.hold();
+    const reader = spool.reader();
+    await writeUnevenly(spool, bytes);
+    release();
+    release();
+    expect(spool.open).toBe(true);
+    expect((await readAll(reader)).equals(bytes)).toBe(true);
+    expect(spool.open).toBe(false);
+  });
+
+  test('a ranged reader ends at its last byte while the writer still writes', async () => {
+    const spool = await Spool.create(directory);
+    await spool.write(patternBytes(100, 2));
+    const timer = setTimeout(() => spool.fail(new Error('the range waited for the writer')), 2000);
+    const range = await readAll(spool.reader({ start: 10, end: 19 })).finally(() => clearTimeout(timer));
+    expect(range.equals(patternBytes(100, 2).subarray(10, 20))).toBe(true);
+    await spool.finish();
+  });
+
+  test('a reader waiting for its first bytes gets them alone at once, not with what follows in the same turn', async () => {
+    const spool = await Spool.create(directory);
+    const pieces: Buffer[] = [];
+    const reader = spool.reader();
+    const reading = (async () => {
+      for await (const piece of reader) pieces.push(piece as Buffer);
+    })();
+    await new Promise((resolve) => setImmediate(resolve)); // the reader is now waiting at the start
+    await spool.write(Buffer.from('first'));
+    await spool.write(Buffer.from('second'));
+    await spool.finish();
+    await reading;
+    expect(pieces.map(String)).toEqual(['first', 'second']);
+  });
 });
