@@ -9,6 +9,7 @@ const MAX_DESTINATION_BACKOFF_MS = 3600_000;
 
 export class RemoteFailures {
   private readonly backoff = new Map<string, { failures: number; until: number }>();
+  private lastTidy = 0;
 
   constructor(private readonly store: RemoteFetchStore, private readonly failureCacheMs: number, private readonly now: () => number) {}
 
@@ -34,6 +35,7 @@ export class RemoteFailures {
 
   /** Backs the origin off when it could not be reached, and remembers the client's error unless it may change any moment. */
   async failed(fetchKey: string, serverName: string, error: unknown, clientError: MatrixError): Promise<void> {
+    this.tidy();
     if (error instanceof UpstreamError && (error.kind === 'unreachable' || error.kind === 'timeout')) {
       const failures = (this.backoff.get(serverName)?.failures ?? 0) + 1;
       const delay = Math.min(MAX_DESTINATION_BACKOFF_MS, this.failureCacheMs * 2 ** (failures - 1));
@@ -43,5 +45,19 @@ export class RemoteFailures {
     if (this.failureCacheMs <= 0 || clientError.errcode === 'M_NOT_YET_UPLOADED') return;
     const failure = { status: clientError.status, errcode: clientError.errcode, error: clientError.message };
     await this.store.putFailure(fetchKey, failure, this.now() + this.failureCacheMs).catch(() => undefined);
+  }
+
+  /**
+   * At most once per failureCacheMs: expired failure rows go, and so do back-offs an hour past their end
+   * (a later failure then starts again from failureCacheMs), so names that fail once stay no longer.
+   */
+  private tidy(): void {
+    const now = this.now();
+    if (now - this.lastTidy < Math.max(this.failureCacheMs, 1000)) return;
+    this.lastTidy = now;
+    for (const [serverName, state] of this.backoff) {
+      if (state.until + MAX_DESTINATION_BACKOFF_MS <= now) this.backoff.delete(serverName);
+    }
+    void this.store.purgeExpiredFailures(now).catch(() => undefined);
   }
 }

@@ -91,6 +91,11 @@ export class RemoteFetchStore {
   async clearFailure(fetchKey: string): Promise<void> {
     await this.knex('remote_fetch_failures').where({ fetch_key: fetchKey }).delete();
   }
+
+  /** Drops failures that have expired; without it every media that ever failed would keep its row. */
+  async purgeExpiredFailures(now: number): Promise<number> {
+    return this.knex('remote_fetch_failures').where('expires_ts', '<=', now).delete();
+  }
 }
 
 /** A lock's owner is `<instance id>/<fetch id>`. */

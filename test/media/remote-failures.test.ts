@@ -72,6 +72,16 @@ describe('the failure cache', () => {
     // Nothing written either: expired rows are only ever replaced, so each would stay for good.
     expect(await db.knex('remote_fetch_failures').where({ fetch_key: k })).toEqual([]);
   });
+
+  test('expired failures leave the table: the next failure after failureCacheMs purges them', async () => {
+    const [expired, fresh] = [fetchKey(), fetchKey()];
+    await failures.failed(expired, 'origin.test', new Error('failed'), badGateway());
+    clock += CACHE_MS;
+    await failures.failed(fresh, 'origin.test', new Error('failed'), badGateway());
+    const keys = async () => (await db.knex('remote_fetch_failures').whereIn('fetch_key', [expired, fresh]).pluck('fetch_key')) as string[];
+    for (let waited = 0; (await keys()).length > 1 && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await keys()).toEqual([fresh]);
+  });
 });
 
 describe('the back-off of an origin', () => {
@@ -95,6 +105,20 @@ describe('the back-off of an origin', () => {
     clock += 2 * CACHE_MS;
     await failures.failed(fetchKey(), 'down.test', unreachable(), badGateway());
     expect((await refusal(() => failures.assertNotBackingOff('down.test')))?.error).toMatch(/not retrying for 40 s$/);
+  });
+
+  test('a back-off an hour past its end is forgotten: the next failure starts again from failureCacheMs', async () => {
+    await failures.failed(fetchKey(), 'down.test', unreachable(), badGateway());
+    clock += CACHE_MS;
+    await failures.failed(fetchKey(), 'down.test', unreachable(), badGateway());
+    clock += 2 * CACHE_MS + 3600_000 - 1;
+    await failures.failed(fetchKey(), 'other.test', new Error('failed'), badGateway());
+    await failures.failed(fetchKey(), 'down.test', unreachable(), badGateway());
+    expect((await refusal(() => failures.assertNotBackingOff('down.test')))?.error).toMatch(/not retrying for 40 s$/);
+    clock += 2 * 40_000 + 3600_000;
+    await failures.failed(fetchKey(), 'other.test', new Error('failed'), badGateway());
+    await failures.failed(fetchKey(), 'down.test', unreachable(), badGateway());
+    expect((await refusal(() => failures.assertNotBackingOff('down.test')))?.error).toMatch(/not retrying for 10 s$/);
   });
 
   test('the back-off stops growing at an hour', async () => {

@@ -90,6 +90,14 @@ describe('the failure rows', () => {
     expect(await store.getFailure('f', 0)).toBeUndefined();
     expect(await store.getFailure('g', 0)).toEqual({ status: 502, errcode: 'M_UNKNOWN', error: 'another media' });
   });
+
+  test('purging drops the failures expired by then, and only those', async () => {
+    await store.putFailure('p1', { status: 502, errcode: 'M_UNKNOWN', error: 'old' }, NOW - 1);
+    await store.putFailure('p2', { status: 502, errcode: 'M_UNKNOWN', error: 'just expired' }, NOW);
+    await store.putFailure('p3', { status: 502, errcode: 'M_UNKNOWN', error: 'still had' }, NOW + 1);
+    expect(await store.purgeExpiredFailures(NOW)).toBe(2);
+    expect(await db.knex('remote_fetch_failures').whereIn('fetch_key', ['p1', 'p2', 'p3']).pluck('fetch_key')).toEqual(['p3']);
+  });
 });
 
 describe('the remote thumbnail rows', () => {
