@@ -154,6 +154,7 @@ describe('media-repo doctor', () => {
     expect(row('right.test', 'signing key').detail).toBe(`${id} ${key}`);
     expect(row('right.test', 'key published (v2)').detail).toBe(`/_matrix/key/v2/server lists ${id}`);
     expect(row('right.test', 'client API').detail).toBe(`${right.url} answers /account/whoami`);
+    expect(row('right.test', 'federation media route').detail).toBe('reaches this service (404 M_NOT_FOUND)');
     expect(row('unreachable.test', 'client API').detail).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/_matrix\/client\/v3\/account\/whoami: connect ECONNREFUSED 127\.0\.0\.1:\d+: set clientApi/);
     expect(row('unreachable.test', 'key published (v2)').detail).toMatch(/^\/_matrix\/key\/v2\/server: .*ECONNREFUSED.*: servers without MSC4100 refuse its requests/);
     expect(row('keyless.test', 'client API')).toMatchObject({ status: 'skip', detail: 'no clientApi: only staticAccessTokens authenticate' });
