@@ -27,11 +27,13 @@ export default {
     projectType: 'custom',
     configFile: 'jest.config.js',
     config: { testMatch: tests.flatMap((t) => [`${t}*/**/*.test.ts`, `${t}*.test.ts`]) },
-    enableFindRelatedTests: area.findRelatedTests ?? true,
+    // STRYKER_RELATED=0 when jest cannot trace a test to the mutated file (the dry run then finds no tests).
+    enableFindRelatedTests: process.env.STRYKER_RELATED === undefined ? area.findRelatedTests ?? true : process.env.STRYKER_RELATED !== '0',
   },
-  coverageAnalysis: 'perTest',
+  // STRYKER_COVERAGE=all for tests that do their work in beforeAll (perTest would count it as static).
+  coverageAnalysis: process.env.STRYKER_COVERAGE === 'all' ? 'all' : 'perTest',
   // Static mutants (module-level constants) rerun every test per mutant: too slow here; see README.
-  ignoreStatic: true,
+  ignoreStatic: process.env.STRYKER_COVERAGE !== 'all',
   mutate,
   concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 1),
   timeoutMS: 30000,

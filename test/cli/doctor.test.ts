@@ -48,6 +48,7 @@ describe('media-repo doctor', () => {
   let results: CheckResult[];
   let ok: boolean;
   let table: string;
+  let right: { published: PublishedKey; url: string };
 
   beforeAll(async () => {
     const keys = Object.fromEntries(['right', 'v2only', 'scopedonly', 'unpublished', 'unscoped', 'wrongkey', 'unrouted', 'badclient', 'unreachable']
@@ -65,6 +66,8 @@ describe('media-repo doctor', () => {
       keyless: { v2Keys: [], scopedKeys: [], routed: true },
     };
     const homeservers: Record<string, unknown>[] = [];
+    const tokens = join(dir, 'tokens');
+    writeFileSync(tokens, 'doctor-static-token-0001 @admin:keyless.test\n', { mode: 0o600 });
     const overrides: Record<string, string> = {};
     for (const [name, { routed, ...published }] of Object.entries(plan)) {
       const setup: FrontSetup & { routed?: boolean } = { serverName: `${name}.test`, ...published, routed };
@@ -72,7 +75,10 @@ describe('media-repo doctor', () => {
       fronts.push(front);
       setups.push(setup);
       overrides[setup.serverName] = front.url;
-      homeservers.push({ name: setup.serverName, clientApi: front.url, ...(keys[name] ? { signingKeyPath: keys[name].file } : {}) });
+      // keyless has no clientApi either (static tokens only): that check is skipped.
+      const auth = name === 'keyless' ? { staticAccessTokens: { file: tokens } } : { clientApi: front.url };
+      homeservers.push({ name: setup.serverName, ...auth, ...(keys[name] ? { signingKeyPath: keys[name].file } : {}) });
+      if (name === 'right') right = { published: keys.right!.published, url: front.url };
     }
     overrides['unreachable.test'] = `http://127.0.0.1:${await closedPort()}`;
     homeservers.push({ name: 'unreachable.test', clientApi: overrides['unreachable.test'], signingKeyPath: keys.unreachable!.file });
@@ -141,6 +147,22 @@ describe('media-repo doctor', () => {
     expect(row('unreachable.test', 'federation media route').detail).toMatch(/fix server discovery of unreachable\.test/);
     expect(row('keyless.test', 'signing key')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/generate_signing_key and set signingKeyPath/) });
     expect(row('keyless.test', 'federation media route').status).toBe('ok');
+  });
+
+  test('each passing check says what it found, and failures carry the underlying error', () => {
+    const { keyId: id, key } = right.published;
+    expect(row('right.test', 'signing key').detail).toBe(`${id} ${key}`);
+    expect(row('right.test', 'key published (v2)').detail).toBe(`/_matrix/key/v2/server lists ${id}`);
+    expect(row('right.test', 'client API').detail).toBe(`${right.url} answers /account/whoami`);
+    expect(row('right.test', 'federation media route').detail).toBe('reaches this service (404 M_NOT_FOUND)');
+    expect(row('unreachable.test', 'client API').detail).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/_matrix\/client\/v3\/account\/whoami: connect ECONNREFUSED 127\.0\.0\.1:\d+: set clientApi/);
+    expect(row('unreachable.test', 'key published (v2)').detail).toMatch(/^\/_matrix\/key\/v2\/server: .*ECONNREFUSED.*: servers without MSC4100 refuse its requests/);
+    expect(row('keyless.test', 'client API')).toMatchObject({ status: 'skip', detail: 'no clientApi: only staticAccessTokens authenticate' });
+  });
+
+  test('every answer of the service says it is this service', async () => {
+    const response = await fetch(`${service.url}/_matrix/client/v1/media/config`);
+    expect(response.headers.get('x-media-repo')).toBe('matrix-media-repo-ts');
   });
 
   test('the table has one row per check, the same as the JSON, and any failure fails the run', () => {

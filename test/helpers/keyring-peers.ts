@@ -3,8 +3,9 @@ import type { NotaryConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import { buildConfig } from '../../src/config/config.js';
 import { createFederationClient } from '../../src/federation/outbound.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { Keyring } from '../../src/keys/keyring.js';
+import type { CacheLookups } from '../../src/lru-cache.js';
 import { openTestDatabase } from './database.js';
 import { LoopbackKeyServer, serverKeysResponse, type ServerKeysSpec } from './key-server.js';
 import type { SynapseKey } from './keys.js';
@@ -49,7 +50,7 @@ export async function peer(): Promise<{ name: string; server: LoopbackKeyServer 
   return { name, server };
 }
 
-export function keyring(options: { notaries?: NotaryConfig[]; notaryFirst?: boolean; fetchTimeoutMs?: number } = {}): Keyring {
+export function keyring(options: { notaries?: NotaryConfig[]; notaryFirst?: boolean; fetchTimeoutMs?: number; log?: Logger; cacheLookups?: CacheLookups } = {}): Keyring {
   // The service's own outbound client; overrides are read per request, so peers added later are reached.
   const config = buildConfig({ federation: { serverOverrides: overrides, requestTimeoutMs: 5_000 } });
   const federation = createFederationClient(config, { activeKey: async () => undefined }, createLogger('silent'));
@@ -61,6 +62,8 @@ export function keyring(options: { notaries?: NotaryConfig[]; notaryFirst?: bool
     queryNotary: federation.queryNotary,
     fetchTimeoutMs: options.fetchTimeoutMs ?? 5_000,
     now: clock,
+    log: options.log,
+    cacheLookups: options.cacheLookups,
   });
 }
 
@@ -78,4 +81,9 @@ export function response(spec: Omit<ServerKeysSpec, 'validUntilTs'> & { validUnt
 
 export async function storedRows(serverName: string) {
   return db.knex('remote_server_keys').where({ server_name: serverName }).orderBy('key_id');
+}
+
+/** Rewrites the stored rows of a server, as another instance (or a tamperer) would. */
+export async function updateStoredRows(serverName: string, changes: Record<string, unknown>): Promise<void> {
+  await db.knex('remote_server_keys').where({ server_name: serverName }).update(changes);
 }

@@ -1,8 +1,9 @@
 // The keyring's own fetches from /_matrix/key/v2/server and MSC4100's scoped endpoint: caching, rate limits, validity, and responses it must reject.
 import { MAX_KEY_VALIDITY_MS } from '../../src/keys/server-keys.js';
+import { createLogger } from '../../src/log.js';
 import { SCOPED, V2 } from '../helpers/key-server.js';
 import type { SynapseKey } from '../helpers/keys.js';
-import { bytes, DAY, keyring, keys, peer, REFETCH_MS, response, signer, storedRows, useKeyringPeers } from '../helpers/keyring-peers.js';
+import { bytes, DAY, keyring, keys, peer, REFETCH_MS, response, signer, storedRows, updateStoredRows, useKeyringPeers } from '../helpers/keyring-peers.js';
 import { describeWithPython } from '../helpers/python-available.js';
 
 let clock = Date.now();
@@ -43,6 +44,29 @@ describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
     clock += REFETCH_MS;
     expect(await ring.getVerifyKey(name, 'ed25519:b1', { scoped: false })).toEqual(bytes(b!));
     expect(server.count(V2)).toBe(2);
+  });
+
+  test('a key in memory answers without the database: a later change to its row is seen only by a new keyring', async () => {
+    const { name, server } = await peer();
+    const [a, b] = await keys('a1', 'b1');
+    server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
+    const hits: boolean[] = [];
+    const ring = keyring({ cacheLookups: (hit) => hits.push(hit) });
+    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    await updateStoredRows(name, { public_key: b!.publicKey });
+    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    expect(hits).toEqual([false, true]);
+    expect(await keyring().getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(b!));
+  });
+
+  test('a still-valid key in the database is used without a fetch, even long after the refetch interval', async () => {
+    const { name, server } = await peer();
+    const [a] = await keys('a1');
+    server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
+    expect(await keyring().getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    clock += 3 * REFETCH_MS;
+    expect(await keyring().getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    expect(server.count(V2)).toBe(1);
   });
 
   test('a recent fetch by another instance (same database) counts against the rate limit', async () => {
@@ -115,6 +139,25 @@ describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
     const started = Date.now();
     expect(await keyring({ fetchTimeoutMs: 300 }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  test('a fetch that times out is logged with the server, the source and why', async () => {
+    const { name, server } = await peer();
+    server.hang(V2);
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger('info', { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    expect(await keyring({ fetchTimeoutMs: 300, log }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toBeUndefined();
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'fetching server keys failed', serverName: name, scoped: false, source: 'direct', reason: 'direct timed out' })]);
+  });
+
+  test('a fetch that answers leaves no timeout timer running', async () => {
+    const { name, server } = await peer();
+    const [a] = await keys('a1');
+    server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    expect(await keyring({ fetchTimeoutMs: 30_000 }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    expect(timers()).toBe(before);
   });
 
   test('a server that is not reachable at all gives no key', async () => {

@@ -51,6 +51,25 @@ describeWithPython('notaries', () => {
     expect(server.count(V2)).toBe(0);
   });
 
+  test('is asked when the server answers without the key, and the key it vouches for is used', async () => {
+    const { name, server } = await peer();
+    const [a, b] = await keys('a1', 'b1');
+    server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
+    await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a!, b!] })]);
+    expect(await keyring({ notaries: [config] }).getVerifyKey(name, 'ed25519:b1', { scoped: false })).toEqual(bytes(b!));
+    expect([server.count(V2), notary.count(QUERY)]).toEqual([1, 1]);
+  });
+
+  test('the keys of every entry for the server in one answer are kept', async () => {
+    const { name } = await peer();
+    const [a, b] = await keys('a1', 'b1');
+    await notaryAnswers(QUERY, [await response({ serverName: name, verifyKeys: [a!] }), await response({ serverName: name, verifyKeys: [b!] })]);
+    const ring = keyring({ notaries: [config] });
+    expect(await ring.getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    expect(await ring.getVerifyKey(name, 'ed25519:b1', { scoped: false })).toEqual(bytes(b!));
+    expect(notary.count(QUERY)).toBe(1);
+  });
+
   test('the scoped query path serves scoped lookups', async () => {
     const { name } = await peer();
     const [a] = await keys('a1');
