@@ -1,5 +1,5 @@
 // Downloads through the whole service against the plainest node:http server streaming the same file, same
-// run: 10 KiB federation (X-Matrix verified) and client (cached token) downloads with wrk (medians of 3
+// run: 10 KiB federation (X-Matrix verified) and client (cached token) downloads with wrk (medians of 5
 // interleaved rounds), 100 MiB ones with curl (medians of 7), and the service's peak RSS while 20 curl
 // clients download 1 GiB.
 // The service and the reference each run in their own process; the clients are wrk and curl processes.
@@ -22,7 +22,8 @@ const TENANT = 'bench.example';
 const CLIENT_AUTH = { authorization: 'Bearer bench-token' };
 const WRK_SECONDS = 5;
 const WRK_CONNECTIONS = 16;
-const ROUNDS = 3;
+/** Rounds of 10 KiB downloads: one 5 s wrk run here swings by up to 40% from the next, for the reference too. */
+const ROUNDS = 5;
 /** A 100 MiB download lasts a tenth of a second here, and single rounds swing by 2× either way: more of them. */
 const LARGE_ROUNDS = 7;
 
