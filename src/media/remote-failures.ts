@@ -35,16 +35,20 @@ export class RemoteFailures {
 
   /** Backs the origin off when it could not be reached, and remembers the client's error unless it may change any moment. */
   async failed(fetchKey: string, serverName: string, error: unknown, clientError: MatrixError): Promise<void> {
-    this.tidy();
     if (error instanceof UpstreamError && (error.kind === 'unreachable' || error.kind === 'timeout')) {
       const failures = (this.backoff.get(serverName)?.failures ?? 0) + 1;
       const delay = Math.min(MAX_DESTINATION_BACKOFF_MS, this.failureCacheMs * 2 ** (failures - 1));
       this.backoff.set(serverName, { failures, until: this.now() + delay });
     }
-    // "Not yet uploaded" (the origin's, or our wait on another instance) may change any moment: not cached.
-    if (this.failureCacheMs <= 0 || clientError.errcode === 'M_NOT_YET_UPLOADED') return;
-    const failure = { status: clientError.status, errcode: clientError.errcode, error: clientError.message };
-    await this.store.putFailure(fetchKey, failure, this.now() + this.failureCacheMs).catch(() => undefined);
+    try {
+      // "Not yet uploaded" (the origin's, or our wait on another instance) may change any moment: not cached.
+      if (this.failureCacheMs <= 0 || clientError.errcode === 'M_NOT_YET_UPLOADED') return;
+      const failure = { status: clientError.status, errcode: clientError.errcode, error: clientError.message };
+      await this.store.putFailure(fetchKey, failure, this.now() + this.failureCacheMs).catch(() => undefined);
+    } finally {
+      // After the write: the client already has its answer, and its next request must find this failure.
+      this.tidy();
+    }
   }
 
   /**
