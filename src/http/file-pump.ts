@@ -3,6 +3,7 @@
 // as much CPU as the copies themselves.
 import { read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import type { BodyFrame } from '../matrix/multipart.js';
 import type { FileSpan } from '../storage/file-spans.js';
 
 // One buffer on its way to the client and one being read: what a piped stream holds, with the read ahead.
@@ -27,10 +28,10 @@ function prematureClose(): Error {
 }
 
 /**
- * Writes `head`, the span's bytes, then `tail`, and ends `res`. Settles only once no read is under way, so
+ * Writes the frame's head, the span's bytes, then its tail, and ends `res`. Settles only once no read is under way, so
  * the caller may close the descriptor then; a buffer returns to the pool only when its write has flushed.
  */
-export function pumpFile(span: FileSpan, res: ServerResponse, frame: { head?: Buffer; tail?: Buffer } = {}): Promise<void> {
+export function pumpFile(span: FileSpan, res: ServerResponse, frame?: BodyFrame): Promise<void> {
   return new Promise((resolve, reject) => {
     let position = span.start;
     let reading = false;
@@ -51,7 +52,7 @@ export function pumpFile(span: FileSpan, res: ServerResponse, frame: { head?: Bu
       if (outcome || reading || ending) return;
       if (position > span.end) {
         ending = true;
-        res.end(frame.tail ?? '', () => settle({}));
+        res.end(frame?.tail ?? '', () => settle({}));
         return;
       }
       if (unflushed + 1 > BUFFERS_PER_RESPONSE) return;
@@ -77,7 +78,7 @@ export function pumpFile(span: FileSpan, res: ServerResponse, frame: { head?: Bu
     // A client gone before the first write never sends 'close' again (and a write to it never calls back).
     if (res.destroyed) return reject(prematureClose());
     res.on('close', onClose);
-    if (frame.head) res.write(frame.head);
+    if (frame) res.write(frame.head);
     next();
   });
 }

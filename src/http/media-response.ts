@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MatrixError } from '../matrix/errors.js';
+import { framedBody, type BodyFrame } from '../matrix/multipart.js';
 import { clientWentAway } from './errors.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
@@ -100,12 +101,6 @@ export async function sendBuffer(res: Response, bytes: Buffer): Promise<void> {
   res.end(bytes);
 }
 
-/** Bytes written before and after a body: a multipart body's parts around the media. */
-export interface BodyFrame {
-  head: Buffer;
-  tail: Buffer;
-}
-
 /**
  * Streams `body` (inside `frame`, if given) to the client, through its bandwidth share if it has one; a
  * file nothing paces is read straight into reused buffers. The body is destroyed (its file closed)
@@ -117,7 +112,7 @@ export async function sendStream(res: Response, body: Readable, frame?: BodyFram
   try {
     if (span) await pumpFile(span, res, frame);
     else {
-      const source = frame ? Readable.from(framed(frame, body), { objectMode: false }) : body;
+      const source = frame ? Readable.from(framedBody(frame, body), { objectMode: false }) : body;
       await (throttle instanceof Transform ? pipeline(source, throttle, res) : pipeline(source, res));
     }
   } catch (error) {
@@ -125,12 +120,6 @@ export async function sendStream(res: Response, body: Readable, frame?: BodyFram
   } finally {
     body.destroy();
   }
-}
-
-async function* framed(frame: BodyFrame, body: Readable): AsyncGenerator<Buffer> {
-  yield frame.head;
-  yield* body;
-  yield frame.tail;
 }
 
 /**

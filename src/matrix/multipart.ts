@@ -46,19 +46,29 @@ export async function* multipartMixedParts(
     yield Buffer.from(`${headerLines({ Location: media.location })}\r\n\r\n--${boundary}--\r\n`, 'utf8');
     return;
   }
-  const { head, tail } = multipartMixedFrame(boundary, metadata, media.headers);
-  yield head;
-  for await (const chunk of media.body) {
+  yield* framedBody(multipartMixedFrame(boundary, metadata, media.headers), media.body);
+}
+
+/** Bytes written before and after a media part's body. */
+export interface BodyFrame {
+  readonly head: Buffer;
+  readonly tail: Buffer;
+}
+
+/** `body` inside `frame`, chunk by chunk as the body yields them (empty ones dropped). */
+export async function* framedBody(frame: BodyFrame, body: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  yield frame.head;
+  for await (const chunk of body) {
     if (chunk.byteLength > 0) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
-  yield tail;
+  yield frame.tail;
 }
 
 /**
  * What goes before the media bytes (the JSON part and the media part's headers) and after them: around a
  * body in memory or one a sender reads itself, the same bytes as the streamed form.
  */
-export function multipartMixedFrame(boundary: string, metadata: Record<string, unknown>, headers: Readonly<Record<string, string>>): { head: Buffer; tail: Buffer } {
+export function multipartMixedFrame(boundary: string, metadata: Record<string, unknown>, headers: Readonly<Record<string, string>>): BodyFrame {
   return { head: Buffer.concat([jsonPart(boundary, metadata), Buffer.from(`${headerLines(headers)}\r\n`, 'utf8')]), tail: closeDelimiter(boundary) };
 }
 

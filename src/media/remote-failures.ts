@@ -52,7 +52,7 @@ export class RemoteFailures {
   }
 
   /**
-   * At most once per failureCacheMs: expired failure rows go, and so do back-offs an hour past their end
+   * At most once per failureCacheMs (a second at least): expired failure rows go, and so do back-offs an hour past their end
    * (a later failure then starts again from failureCacheMs), so names that fail once stay no longer.
    */
   private tidy(): void {

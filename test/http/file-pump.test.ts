@@ -8,6 +8,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pumpFile } from '../../src/http/file-pump.js';
+import type { BodyFrame } from '../../src/matrix/multipart.js';
 import type { FileSpan } from '../../src/storage/file-spans.js';
 
 const MiB = 1 << 20;
@@ -50,7 +51,7 @@ function fileOf(name: string, bytes: Buffer): number {
 const digest = (bytes: Buffer) => ({ length: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
 
 /** Serves `span` (closing its descriptor afterwards, as the datastore's stream does) and downloads what arrives. */
-async function download(span: FileSpan, frame?: { head?: Buffer; tail?: Buffer }): Promise<Buffer> {
+async function download(span: FileSpan, frame?: BodyFrame): Promise<Buffer> {
   handle = async (res) => {
     try {
       await pumpFile(span, res, frame);
