@@ -31,6 +31,17 @@ async function writeUnevenly(spool: Spool, bytes: Buffer, onChunk: (written: num
   await spool.finish();
 }
 
+/** A reader of an empty spool that keeps each piece it is handed, already waiting for the first byte. */
+async function waitingReader(spool: Spool): Promise<{ pieces: Buffer[]; reading: Promise<void> }> {
+  const pieces: Buffer[] = [];
+  const reader = spool.reader();
+  const reading = (async () => {
+    for await (const piece of reader) pieces.push(piece as Buffer);
+  })();
+  await new Promise((resolve) => setImmediate(resolve));
+  return { pieces, reading };
+}
+
 describe('Spool', () => {
   let directory: string;
   beforeEach(() => {
@@ -74,12 +85,7 @@ describe('Spool', () => {
 
   test('a reader gets its first bytes at once, then what is written in one turn of the event loop as one piece', async () => {
     const spool = await Spool.create(directory);
-    const pieces: Buffer[] = [];
-    const reader = spool.reader();
-    const reading = (async () => {
-      for await (const piece of reader) pieces.push(piece as Buffer);
-    })();
-    await new Promise((resolve) => setImmediate(resolve)); // the reader is now waiting at the end
+    const { pieces, reading } = await waitingReader(spool);
     const chunks = Array.from({ length: 16 }, (_, i) => patternBytes(i === 0 ? 100 : 64 * 1024, i)); // all in the first block
     await spool.write(chunks[0]!);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -145,12 +151,7 @@ describe('Spool', () => {
 
   test('a reader waiting for its first bytes gets them alone at once, not with what follows in the same turn', async () => {
     const spool = await Spool.create(directory);
-    const pieces: Buffer[] = [];
-    const reader = spool.reader();
-    const reading = (async () => {
-      for await (const piece of reader) pieces.push(piece as Buffer);
-    })();
-    await new Promise((resolve) => setImmediate(resolve)); // the reader is now waiting at the start
+    const { pieces, reading } = await waitingReader(spool);
     await spool.write(Buffer.from('first'));
     await spool.write(Buffer.from('second'));
     await spool.finish();
