@@ -1,4 +1,5 @@
 // The keyring's own fetches from /_matrix/key/v2/server and MSC4100's scoped endpoint: caching, rate limits, validity, and responses it must reject.
+import { createHook } from 'node:async_hooks';
 import { MAX_KEY_VALIDITY_MS } from '../../src/keys/server-keys.js';
 import { createLogger } from '../../src/log.js';
 import { SCOPED, V2 } from '../helpers/key-server.js';
@@ -154,10 +155,21 @@ describeWithPython('direct fetch from /_matrix/key/v2/server', () => {
     const { name, server } = await peer();
     const [a] = await keys('a1');
     server.answer(V2, await response({ serverName: name, verifyKeys: [a!] }));
-    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const before = timers();
-    expect(await keyring({ fetchTimeoutMs: 30_000 }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
-    expect(timers()).toBe(before);
+    // Watch only the timers this call creates: counting all of them fails whenever another test's timer fires meanwhile.
+    const created: Array<{ duration: number; timer: { _destroyed?: boolean } }> = [];
+    const hook = createHook({
+      init(_id, type, _trigger, resource) {
+        if (type === 'Timeout') created.push({ duration: (resource as { _idleTimeout: number })._idleTimeout, timer: resource as { _destroyed?: boolean } });
+      },
+    }).enable();
+    try {
+      expect(await keyring({ fetchTimeoutMs: 30_000 }).getVerifyKey(name, 'ed25519:a1', { scoped: false })).toEqual(bytes(a!));
+    } finally {
+      hook.disable();
+    }
+    const fetchTimers = created.filter(({ duration }) => duration === 30_000);
+    expect(fetchTimers.length).toBeGreaterThan(0);
+    expect(fetchTimers.filter(({ timer }) => !timer._destroyed).length).toBe(0);
   });
 
   test('a server that is not reachable at all gives no key', async () => {
