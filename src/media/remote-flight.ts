@@ -64,6 +64,9 @@ const tooLarge = () => new UpstreamError('too-large', 'the media is larger than 
 export class Flight {
   readonly ready: Promise<ServableMedia>;
   readonly done: Promise<void>;
+  /** Resolves once a failure is where the next request looks for it (or is not to be kept). */
+  readonly recorded: Promise<void>;
+  private resolveRecorded!: () => void;
   private resolveReady!: (media: ServableMedia) => void;
   private rejectReady!: (error: unknown) => void;
   private resolveDone!: () => void;
@@ -81,6 +84,7 @@ export class Flight {
     });
     this.ready.catch(() => undefined); // joiners that timed out leave no unhandled rejection behind
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.recorded = new Promise((resolve) => (this.resolveRecorded = resolve));
   }
 
   abort(): void {
@@ -178,12 +182,16 @@ export class Flight {
     this.spool?.fail(this.failure);
     const clientError = toClientError(error);
     this.rejectReady(clientError);
-    // Errors raised without asking the remote (cached failure, back-off) must not extend themselves.
-    if (error instanceof NotAttempted || error instanceof NoSigningKeyError) return;
-    const { serverName, mediaId } = this.target;
-    if (clientError.status >= 500 && clientError.errcode !== 'M_NOT_YET_UPLOADED') {
-      this.deps.log.warn({ serverName, mediaId, err: this.failure.message }, 'remote media fetch failed');
+    try {
+      // Errors raised without asking the remote (cached failure, back-off) must not extend themselves.
+      if (error instanceof NotAttempted || error instanceof NoSigningKeyError) return;
+      const { serverName, mediaId } = this.target;
+      if (clientError.status >= 500 && clientError.errcode !== 'M_NOT_YET_UPLOADED') {
+        this.deps.log.warn({ serverName, mediaId, err: this.failure.message }, 'remote media fetch failed');
+      }
+      if (!this.aborted) await this.deps.failures.failed(this.target.key, serverName, error, clientError);
+    } finally {
+      this.resolveRecorded();
     }
-    if (!this.aborted) await this.deps.failures.failed(this.target.key, serverName, error, clientError);
   }
 }

@@ -65,7 +65,7 @@ export interface RemoteMediaHooks {
 export const FETCH_LOCK_STALE_MS = 30_000;
 
 export class RemoteMedia {
-  /** Flights a new request may join: a failed one leaves at once, so no caller gets a failure it did not see happen. */
+  /** Flights a new request may join: a failed one leaves once its failure is recorded, so no request in between asks the origin again. */
   private readonly flights = new Map<string, Flight>();
   /** Every flight still running (recording its outcome, releasing its lock), for settled() and close(). */
   private readonly running = new Set<Flight>();
@@ -124,7 +124,7 @@ export class RemoteMedia {
       const leave = () => {
         if (this.flights.get(target.key) === started) this.flights.delete(target.key);
       };
-      started.ready.catch(leave);
+      started.ready.catch(() => started.recorded.then(leave));
       void started.run().finally(() => {
         leave();
         this.running.delete(started);

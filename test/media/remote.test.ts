@@ -225,44 +225,6 @@ describeWithPython('remote thumbnails', () => {
   });
 });
 
-describeWithPython('failure cache and back-off', () => {
-  let cachingRepo: RepoUnderTest;
-  beforeAll(async () => {
-    cachingRepo = await startRepoUnderTest({
-      tenant: TENANT, key, whoamiUrl: whoami.url,
-      federation: { serverOverrides: { [REMOTE]: remote.url, 'synapse.test': legacyRemote.url }, ipAllowlist: ['127.0.0.1/32'], requestTimeoutMs: 300, failureCacheMs: 1500 },
-    });
-  });
-  afterAll(async () => {
-    await cachingRepo.close();
-  });
-
-  test('a failure is answered from the cache until failureCacheMs has passed', async () => {
-    remote.media.set('fc', { kind: 'error', status: 404, body: { errcode: 'M_NOT_FOUND', error: 'nope' } });
-    expect((await cachingRepo.get(download('fc'))).status).toBe(404);
-    remote.media.set('fc', { kind: 'multipart', bytes: Buffer.from('now it exists') });
-    const cached = await cachingRepo.get(download('fc'));
-    expect(cached.status).toBe(404);
-    expect(remote.requestsFor('/_matrix/federation/v1/media/download/fc')).toHaveLength(1);
-    await new Promise((resolve) => setTimeout(resolve, 1600));
-    const fresh = await cachingRepo.get(download('fc'));
-    expect(fresh.status).toBe(200);
-    expect(fresh.body.toString()).toBe('now it exists');
-  });
-
-  test('a destination that timed out is not contacted again for a while', async () => {
-    legacyRemote.media.set('t1', { kind: 'slow', delayMs: 2000, bytes: Buffer.from('x') });
-    legacyRemote.media.set('t2', { kind: 'multipart', bytes: Buffer.from('fine') });
-    expect((await cachingRepo.get('/_matrix/client/v1/media/download/synapse.test/t1?timeout_ms=500')).status).toBe(504);
-    await cachingRepo.service.services.remoteMedia.settled();
-    const before = legacyRemote.requests.length;
-    const backedOff = await cachingRepo.get('/_matrix/client/v1/media/download/synapse.test/t2');
-    expect(backedOff.status).toBe(502);
-    expect(String(backedOff.json().error)).toMatch(/not retrying/);
-    expect(legacyRemote.requests.length).toBe(before);
-  });
-});
-
 describeWithPython('a homeserver without a signing key', () => {
   test('fetches over the legacy endpoint only, with one loud warning', async () => {
     const keyless = await startRepoUnderTest({
