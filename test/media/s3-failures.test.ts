@@ -28,7 +28,7 @@ describe('S3 failures', () => {
     s3 = await startS3Server();
     proxy = await startFaultyProxy({ host: '127.0.0.1', port: s3.port });
     hs = await startStandInHomeserver({ tok: { userId: '@u:a.example' } });
-    const datastore = s3DatastoreConfig({ endpoint: proxy.url, bucket: s3.bucket }, { id: 'default', opts: { timeoutMs: 1000, maxAttempts: 2 } });
+    const datastore = s3DatastoreConfig({ endpoint: proxy.url, bucket: s3.bucket }, { id: 'default', opts: { timeoutMs: 2000, maxAttempts: 2 } });
     service = await startTestService({ homeservers: [{ name: 'a.example', clientApi: hs.url, maxUploadBytes: 64 * MiB }], datastores: [datastore] });
     const opts = (datastore.opts as { prefix: string });
     direct = new S3Datastore('direct', {
@@ -55,7 +55,7 @@ describe('S3 failures', () => {
     ['down', { kind: 'down' }],
     ['answering 500', { kind: 'status', status: 500, code: 'InternalError' }],
     ['answering 503 SlowDown', { kind: 'status', status: 503, code: 'SlowDown' }],
-    ['too slow', { kind: 'slow', delayMs: 2500 }],
+    ['too slow', { kind: 'slow', delayMs: 4500 }],
     ['dropping the connection mid-upload', { kind: 'dropUpload', afterBytes: 2 * MiB }],
   ];
   test.each(uploadFailures)('upload while S3 is %s: 503 M_UNKNOWN, no row, no blob; then uploads work again', async (_name, mode) => {
@@ -83,7 +83,7 @@ describe('S3 failures', () => {
     ['down', { kind: 'down' }],
     ['answering 500', { kind: 'status', status: 500, code: 'InternalError' }],
     ['answering 503 SlowDown', { kind: 'status', status: 503, code: 'SlowDown' }],
-    ['too slow', { kind: 'slow', delayMs: 2500 }],
+    ['too slow', { kind: 'slow', delayMs: 4500 }],
   ];
   test.each(readFailures)('download while S3 is %s: 503 M_UNKNOWN; then the same download works', async (_name, mode) => {
     const body = patternBytes(MiB, 3);
