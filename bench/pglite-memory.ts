@@ -35,7 +35,7 @@ interface PostgresModule { wasmMemory: WebAssembly.Memory; _TopMemoryContext: nu
 /** A blob whose bytes are nowhere: the rows are what is measured. */
 function stagedBlob(): StagedBlob {
   const sha256 = createHash('sha256').update(randomBytes(16)).digest('hex');
-  return { datastoreId: 'default', sha256, size: 4096, commit: async () => {}, discard: async () => {} };
+  return { datastoreId: 'default', sha256, size: 4096, publish: async () => {}, commit: async () => {}, discard: async () => {} };
 }
 
 const work = mkdtempSync(join(tmpdir(), 'bench-pglite-memory-'));
@@ -43,7 +43,7 @@ const db = await openEmbedded(join(work, 'pglite'));
 try {
   await migrateToLatest(db.knex);
   const module = opened!.Module as unknown as PostgresModule;
-  const noDatastores = { get: () => ({ delete: async () => {} }) } as unknown as Datastores;
+  const noDatastores = { get: () => ({ delete: async () => {}, has: async () => true }) } as unknown as Datastores;
   const store = new MediaStore(db.knex, new BlobReferences(db.knex, noDatastores), 0);
   const access = new AccessTimes(db.knex, createLogger('warn'));
   const report = (round: number) => {

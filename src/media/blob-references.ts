@@ -16,21 +16,25 @@ export class BlobReferences {
   constructor(private readonly knex: Knex, private readonly datastores: Datastores) {}
 
   /**
-   * Commits the blob and runs `attach` (which records it in some table of BLOB_REFERENCES) in one
+   * Publishes the blob, then runs `attach` (which records it in some table of BLOB_REFERENCES) in a
    * transaction holding the blob's lock (shared); when nothing got attached, deletes the blob unless some
-   * row references it (lock exclusive). The lock makes "unreferenced" true: no other writer can be between
-   * committing these bytes and inserting its row. Every writer of a referencing row must come through here.
+   * row references it (lock exclusive). The lock makes "unreferenced" true: no deleter can be between the
+   * check below and the row. Every writer of a referencing row must come through here.
    */
   async attach(blob: StagedBlob, attach: (trx: Knex.Transaction) => Promise<boolean>): Promise<boolean> {
     let attached = false;
     try {
+      // The slow part (a copy in an object store, an fsync) holds no connection and no lock.
+      await blob.publish();
       attached = await this.knex.transaction(async (trx) => {
         await lockBlob(trx, blob.datastoreId, blob.sha256, 'shared');
-        await blob.commit();
+        // A deleter that saw these bytes unreferenced may have taken them meanwhile: they go back from the staged copy.
+        if (!(await this.datastores.get(blob.datastoreId).has(blob.sha256))) await blob.publish();
         return attach(trx);
       });
     } finally {
-      if (!attached) {
+      if (attached) await blob.commit();
+      else {
         await blob.discard();
         await this.deleteIfUnreferenced(blob.datastoreId, blob.sha256);
       }

@@ -106,10 +106,13 @@ export class DatastoreTransfer {
     // Other instances may hold the old row for a poll interval, and read the old copy meanwhile.
     const notBefore = Date.now() + 2 * invalidations.pollMs + 1000;
     try {
+      await staged?.publish(); // the slow copy holds no connection; under the lock it is checked again, as in BlobReferences.attach
       await knex.transaction(async (trx) => {
         await lockBlob(trx, target.id, sha256, 'shared');
-        await staged?.commit();
-        if (!staged && !(await target.has(sha256))) throw new VanishedCopy();
+        if (!(await target.has(sha256))) {
+          if (!staged) throw new VanishedCopy();
+          await staged.publish();
+        }
         const moved: string[] = [];
         for (const spec of this.tables()) {
           const hosted = spec.hosted && this.filter.homeserver !== undefined ? ' AND server_name = ?' : '';
@@ -127,6 +130,7 @@ export class DatastoreTransfer {
       await blobs.deleteIfUnreferenced(target.id, sha256);
       throw error;
     }
+    await staged?.commit();
   }
 
   /** Deletes the recorded source copies due by `until` that no row references any more. */

@@ -56,42 +56,52 @@ export interface StagingEntry {
 
 /**
  * Bytes fully received and hashed, not yet visible under their sha256. The staging contract, which an
- * object store honours as well as a filesystem: staged bytes are invisible to `read` and `list`; `commit`
- * may be slow (an object store copies), is called at most once and succeeds when the blob already exists;
- * staged bytes are named by the writing instance, so those neither committed nor discarded (a crash) are
- * removed once that instance is dead (staging.ts).
+ * object store honours as well as a filesystem: staged bytes are invisible to `read` and `list`; `publish`
+ * may be slow (an object store copies) and succeeds when the blob already exists; the staged copy is kept
+ * until `commit` or `discard`, so a blob deleted after `publish` can be published again; staged bytes are
+ * named by the writing instance, so those neither committed nor discarded (a crash) are removed once that
+ * instance is dead (staging.ts).
  */
 export interface StagedBlob {
   readonly datastoreId: string;
   readonly sha256: string;
   readonly size: number;
-  /** Makes the bytes readable under sha256; if that blob already exists the staged copy is dropped. */
+  /** Makes the bytes readable under sha256, keeping the staged copy; again after a delete, it makes them readable again. */
+  publish(): Promise<void>;
+  /** Publishes (unless done already) and drops the staged copy: from now on the blob is only the datastore's. */
   commit(): Promise<void>;
-  /** Drops the staged copy; a no-op after commit (committed blobs go only through Datastore.delete). */
+  /** Drops the staged copy; what was published stays (committed blobs go only through Datastore.delete). */
   discard(): Promise<void>;
 }
 
-/** What a datastore does to commit or drop its staged bytes; stagedBlob keeps the rules around them. */
+/** What a datastore does to publish or drop its staged bytes; stagedBlob keeps the rules around them. */
 export interface StagingSteps {
-  /** Makes the bytes readable under their sha256 (or drops the copy if that blob exists); may throw, leaving them staged. */
-  commit(): Promise<void>;
-  /** Tidying once committed (e.g. removing a staging copy); the blob is safe whatever it does. */
-  afterCommit?(): Promise<void>;
+  /** Makes the bytes readable under their sha256 (a no-op if that blob exists), keeping the staged copy; may throw. */
+  publish(): Promise<void>;
+  /** Drops the staged copy (after a publish the blob is safe whatever this does). */
   discard(): Promise<void>;
 }
 
-/** A StagedBlob with the one state machine: commit only what is staged, discard only what is still staged. */
+/** A StagedBlob with the one state machine: publish and commit only what is staged, discard only once. */
 export function stagedBlob(datastoreId: string, sha256: string, size: number, steps: StagingSteps): StagedBlob {
   let state: 'staged' | 'committed' | 'discarded' = 'staged';
+  let published = false;
+  const publish = async () => {
+    if (state !== 'staged') throw new Error(`cannot publish a ${state} blob`);
+    await steps.publish();
+    published = true;
+  };
   return {
     datastoreId,
     sha256,
     size,
+    publish,
     commit: async () => {
+      if (!published) await publish();
       if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
-      await steps.commit();
       state = 'committed';
-      await steps.afterCommit?.();
+      // The blob is safe now: a staged copy left by a failure here is swept later.
+      await steps.discard().catch(() => undefined);
     },
     discard: async () => {
       if (state !== 'staged') return;

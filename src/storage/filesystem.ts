@@ -1,8 +1,8 @@
 // Blobs as files under <root>/<aa>/<bb>/<sha256>; uploads are staged in <root>/.tmp/<writer>.<uuid>.part and
-// renamed into place.
+// linked into place (the staged name goes once the blob's row is written).
 import { randomUUID } from 'node:crypto';
 import { close, createReadStream, fstat, open as openFd } from 'node:fs';
-import { access, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -115,21 +115,21 @@ export class FilesystemDatastore implements Datastore {
 
   private staged(temp: string, sha256: string, size: number, synced: boolean): StagedBlob {
     return stagedBlob(this.id, sha256, size, {
-      commit: async () => {
+      publish: async () => {
         const target = this.pathOf(sha256);
-        if (await this.has(sha256)) {
-          await unlink(temp);
-        } else {
-          if (!synced) await syncPath(temp); // the copy we held was deleted meanwhile: this one must be durable now
-          await mkdir(join(target, '..'), { recursive: true });
-          await rename(temp, target);
-          await syncPath(join(target, '..'));
-        }
+        if (await this.has(sha256)) return;
+        if (!synced) await syncPath(temp); // the copy we held was deleted meanwhile: this one must be durable now
+        synced = true;
+        await mkdir(join(target, '..'), { recursive: true });
+        // A second name, not a rename: the staged copy stays, to publish again should the blob be deleted before its row exists.
+        await link(temp, target).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+        });
+        await syncPath(join(target, '..'));
       },
       discard: () => rm(temp, { force: true }),
     });
   }
-
 
   private pathOf(sha256: string): string {
     if (!isSha256Hex(sha256)) throw new RangeError('not a sha256 hex digest');

@@ -146,7 +146,7 @@ export class S3Datastore implements Datastore {
 
   private staged(key: string, sha256: string, size: number): StagedBlob {
     return stagedBlob(this.id, sha256, size, {
-      commit: async () => {
+      publish: async () => {
         // Copying over an existing blob rewrites the same bytes: cheaper than asking first, unless large.
         if (size < SKIP_COPY_CHECK_BELOW || !(await this.has(sha256))) {
           try {
@@ -159,33 +159,22 @@ export class S3Datastore implements Datastore {
           }
         }
       },
-      // A staging object left by a failure here is swept later; the blob is already safe.
-      afterCommit: () => this.deleteKey(key).catch(() => undefined),
       discard: () => this.deleteKey(key),
     });
   }
 
-
   private heldInMemory(bytes: Buffer, sha256: string): StagedBlob {
-    let state: 'staged' | 'committed' | 'discarded' = 'staged';
-    return {
-      datastoreId: this.id,
-      sha256,
-      size: bytes.length,
-      commit: async () => {
-        if (state !== 'staged') throw new Error(`cannot commit a ${state} blob`);
+    return stagedBlob(this.id, sha256, bytes.length, {
+      publish: async () => {
         try {
           // Writing over an existing blob writes the same bytes.
           await this.client.send(new PutObjectCommand({ Bucket: this.options.bucketName, Key: this.keyOf(sha256), Body: bytes, ...this.storageParams() }));
         } catch (error) {
           throw unavailable('store', error);
         }
-        state = 'committed';
       },
-      discard: async () => {
-        if (state === 'staged') state = 'discarded';
-      },
-    };
+      discard: async () => undefined,
+    });
   }
 
   private storageParams(): { StorageClass?: never; ServerSideEncryption?: never; SSEKMSKeyId?: string } {

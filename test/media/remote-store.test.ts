@@ -102,7 +102,7 @@ describe('the failure rows', () => {
 
 describe('the remote thumbnail rows', () => {
   const blob = (text: string): StagedBlob => ({
-    datastoreId: 'default', sha256: createHash('sha256').update(text).digest('hex'), size: text.length, commit: async () => {}, discard: async () => {},
+    datastoreId: 'default', sha256: createHash('sha256').update(text).digest('hex'), size: text.length, publish: async () => {}, commit: async () => {}, discard: async () => {},
   });
   const key = { serverName: 'remote.test', mediaId: 'thumbed', width: 32, height: 24, method: 'scale' as const, animated: false };
 
