@@ -2,11 +2,12 @@
 // what each request carries, how redirects end, and how a response body is bounded.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { Dns } from '../../src/federation/dns.js';
 import { limitedBody, OutboundHttp, readLimited, targetForUrl, UpstreamError, type Target } from '../../src/federation/http.js';
 import { IpFilter } from '../../src/federation/ip-filter.js';
+import { startDnsServer } from '../helpers/dns-server.js';
 import { collect, failure } from '../helpers/streams.js';
 
 const TIMEOUTS = { connectMs: 2000, headersMs: 3000 };
@@ -124,6 +125,47 @@ describe('request', () => {
     expect([(error as UpstreamError).kind, error.message]).toEqual(['timeout', 'peer.test did not answer within 300 ms']);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe('connections', () => {
+  test('a trusted target may resolve into the blocklist; the same name untrusted is refused before connecting', async () => {
+    const dns = await startDnsServer({ 'peer.internal': [{ type: 'A', data: '127.0.0.1' }] });
+    const strict = new OutboundHttp({ dns: new Dns({ servers: [dns.address], timeoutMs: 1000 }), filter: new IpFilter({}) });
+    try {
+      const named = target([{ host: 'peer.internal', port }]);
+      expect(await text(await strict.request({ ...named, trusted: true }, { path: '/', timeouts: TIMEOUTS }))).toBe('ok');
+      const error = await failure(strict.request(named, { path: '/', timeouts: TIMEOUTS }));
+      expect([(error as UpstreamError).kind, error.message]).toEqual(['blocked', expect.stringMatching(/127\.0\.0\.1 is in a blocked IP range/)]);
+      expect(seen).toHaveLength(1);
+    } finally {
+      strict.close();
+      await dns.close();
+    }
+  });
+
+  test('a TLS peer that never completes the handshake runs into the connect deadline, and the next endpoint is tried', async () => {
+    const held: Socket[] = [];
+    const silent = createNetServer((socket) => void held.push(socket)).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const silentPort = (silent.address() as AddressInfo).port;
+    try {
+      const tls = target([{ host: '127.0.0.1', port: silentPort }], { protocol: 'https:' });
+      const started = Date.now();
+      const error = await failure(http.request(tls, { path: '/', timeouts: { connectMs: 200, headersMs: 5000 } }));
+      expect([(error as UpstreamError).kind, error.message]).toEqual(['unreachable', `connecting to 127.0.0.1:${silentPort} timed out`]);
+      expect(Date.now() - started).toBeLessThan(3000);
+      // The plain HTTP peer after it is connected to, and fails the handshake at once: unreachable too.
+      let reached = 0;
+      const count = () => void reached++;
+      peer.on('connection', count);
+      const next = await failure(http.request({ ...tls, endpoints: [tls.endpoints[0]!, { host: '127.0.0.1', port }] }, { path: '/', timeouts: { connectMs: 200, headersMs: 5000 } }));
+      peer.off('connection', count);
+      expect([held.length, reached, (next as UpstreamError).kind]).toEqual([2, 1, 'unreachable']);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 });
 
