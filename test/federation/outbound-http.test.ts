@@ -1,7 +1,7 @@
 // The outbound HTTP layer on its own, against loopback peers: which endpoint failures move on to the next,
 // what each request carries, how redirects end, and how a response body is bounded.
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { Dns } from '../../src/federation/dns.js';
@@ -188,6 +188,21 @@ describe('fetchUrl', () => {
     routes.set('/bare', { status: 302, body: 'no location' });
     const bare = await http.fetchUrl(new URL(`http://127.0.0.1:${port}/bare`), spec);
     expect([bare.status, await text(bare)]).toEqual([302, 'no location']);
+  });
+
+  test('a redirect\'s body is read to its end (more than socket buffers hold), so its connection is not left stuck', async () => {
+    routes.set('/moved', { status: 302, headers: { Location: '/landed' }, body: 'x'.repeat(16 * 1024 * 1024) });
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url === '/moved') res.once('finish', () => flushed(true));
+    };
+    let flushed: (done: boolean) => void = () => undefined;
+    const drained = new Promise<boolean>((resolve) => (flushed = resolve));
+    setTimeout(() => flushed(false), 5000).unref();
+    peer.on('request', onRequest);
+    expect(await text(await http.fetchUrl(new URL(`http://127.0.0.1:${port}/moved`), spec))).toBe('ok');
+    const done = await drained;
+    peer.off('request', onRequest);
+    expect(done).toBe(true);
   });
 
   test('a redirect whose Location is not a URL is a bad response', async () => {
