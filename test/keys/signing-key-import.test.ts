@@ -114,6 +114,46 @@ describe('signing key import at start', () => {
     expect(() => active.signer.sign(message)).toThrow(`signing key ${keyId} of ${item!.serverName}: stored public key does not match`);
   });
 
+  test('new homeservers are inserted in server-name order, whatever the order of the imports', async () => {
+    // Two instances inserting overlapping homeservers in one order wait on each other; in different orders they can deadlock.
+    // Enough names for the sort to merge runs, in an order neither sorted nor reversed (37 and 300 are coprime).
+    const names = Array.from({ length: 300 }, (_, i) => `order${(i * 37) % 300}.example`);
+    const items = names.map((serverName) => ({ serverName, file: `${serverName}.key`, key: generateSigningKey() }));
+    const inserted: string[] = [];
+    const watch = (query: { sql: string; bindings?: unknown[] }) => {
+      if (query.sql.startsWith('insert into "signing_keys"')) inserted.push(...(query.bindings ?? []).filter((b): b is string => typeof b === 'string' && names.includes(b)));
+    };
+    db.knex.on('query', watch);
+    try {
+      await new SigningKeyStore(db.knex, masterKey).importKeys(copy(items));
+    } finally {
+      db.knex.off('query', watch);
+    }
+    expect(inserted).toEqual([...names].sort());
+  });
+
+  test('going back to an earlier key rotates to it: an expired row holding the seed is not the active key', async () => {
+    const [item] = imports('back', 1);
+    const later = generateSigningKey();
+    const store = new SigningKeyStore(db.knex, masterKey);
+    expect(await store.importKeys(copy([item!]), 1000)).toEqual(new Map([[item!.serverName, 'imported']]));
+    expect(await store.importKeys(copy([{ ...item!, key: later }]), 2000)).toEqual(new Map([[item!.serverName, 'rotated']]));
+    const restarted = new SigningKeyStore(db.knex, masterKey);
+    expect(await restarted.importKeys(copy([item!]), 3000)).toEqual(new Map([[item!.serverName, 'rotated']]));
+    await expectSignsAsNoble(restarted, item!.serverName, item!.key);
+    const rows = await db.knex('signing_keys').where({ server_name: item!.serverName }).orderBy('created_ts').select('key_id', 'expired_ts');
+    expect(rows).toEqual([{ key_id: `ed25519:${item!.key.version}`, expired_ts: null }, { key_id: `ed25519:${later.version}`, expired_ts: 3000 }]);
+  });
+
+  test('the same seed under a new version rotates to the new key ID', async () => {
+    const [item] = imports('renamed', 1);
+    await new SigningKeyStore(db.knex, masterKey).importKeys(copy([item!]), 1000);
+    const renamed = { ...item!, key: { version: `${item!.key.version}b`, seed: item!.key.seed } };
+    const store = new SigningKeyStore(db.knex, masterKey);
+    expect(await store.importKeys(copy([renamed]), 2000)).toEqual(new Map([[item!.serverName, 'rotated']]));
+    await expectSignsAsNoble(store, item!.serverName, renamed.key);
+  });
+
   test('a wrong master key stops the import before any homeserver is served', async () => {
     const items = imports('wrong', 2);
     await new SigningKeyStore(db.knex, masterKey).importKeys(copy(items));

@@ -82,6 +82,9 @@ describe('multipart reader: malformed input fails clearly', () => {
     ['a JSON string', `--${B}\r\n${json}\r\n\r\n"{}"\r\n--${B}\r\n\r\nx\r\n--${B}--`, /not a JSON object/],
     ['JSON over 64 KiB', `--${B}\r\n${json}\r\n\r\n{"a":"${big}"}\r\n--${B}\r\n\r\nx\r\n--${B}--`, /JSON part is larger than 65536 bytes/],
     ['only the JSON part', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}--\r\n`, /no media part/],
+    ['a first boundary ending the input, without "--"', `--${B}`, /has no parts/],
+    ['a first boundary and padding ending the input', `--${B}  `, /has no parts/],
+    ['only the JSON part, its boundary ending the input without "--"', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}`, /no media part/],
     ['the body ending in the JSON part', `--${B}\r\n${json}\r\n\r\n{"a":`, /ended inside the JSON part/],
     ['the body ending in headers', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}\r\nContent-Type: ima`, /ended inside a part header/],
     ['the body ending right after a delimiter', `--${B}\r\n${json}\r\n\r\n{}\r\n--${B}\r\n`, /ended inside a part header/],
@@ -177,6 +180,29 @@ describe('multipart reader: edges a one-line change would pass', () => {
     const error = await errorOf(readMultipartMixed(source, CT));
     expect(error).toBeInstanceOf(MultipartError);
     expect(error.message).toMatch(/application\/json/);
+  });
+
+  test('a first part of a long other type is named in the error by its first 100 characters only', async () => {
+    const type = `image/${'x'.repeat(200)}`;
+    const error = await errorOf(readText(`--${B}\r\nContent-Type: ${type}\r\n\r\n{}\r\n--${B}\r\n\r\nx\r\n--${B}--`));
+    expect(error.message).toBe(`the first part must be application/json, not ${JSON.stringify(type.slice(0, 100))}`);
+  });
+
+  test('a source iterator is released exactly once when the media has been read', async () => {
+    // The epilogue is never read: the body's end closes the source, and so does the stream's destroy after it.
+    const chunks = [Buffer.from(`--${B}\r\n\r\n{}\r\n--${B}\r\n\r\nhello\r\n--${B}--\r\nepilogue`)];
+    let returns = 0;
+    const iterator = {
+      next: async () => ({ done: false as const, value: chunks.shift() ?? Buffer.alloc(0) }),
+      return: async () => {
+        returns++;
+        return { done: true as const, value: undefined };
+      },
+    };
+    const response = await readMultipartMixed({ [Symbol.asyncIterator]: () => iterator }, CT);
+    expect((await collect(response.body)).toString()).toBe('hello');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(returns).toBe(1);
   });
 
   test('a Readable source stalled mid-read is destroyed at once when the body is destroyed', async () => {
