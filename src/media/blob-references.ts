@@ -29,7 +29,8 @@ export class BlobReferences {
       attached = await this.knex.transaction(async (trx) => {
         await lockBlob(trx, blob.datastoreId, blob.sha256, 'shared');
         // A deleter that saw these bytes unreferenced may have taken them meanwhile: they go back from the staged copy.
-        if (!(await this.datastores.get(blob.datastoreId).has(blob.sha256))) await blob.publish();
+        // A check that fails (an object store mid-way through another writer's put of the same key) publishes again too.
+        if (!(await this.datastores.get(blob.datastoreId).has(blob.sha256).catch(() => false))) await blob.publish();
         return attach(trx);
       });
     } finally {
