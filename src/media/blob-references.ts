@@ -79,5 +79,10 @@ export class BlobReferences {
 /** Writers attaching the same bytes share the lock; only a deleter needs it alone. */
 export async function lockBlob(trx: Knex.Transaction, datastoreId: string, sha256: string, mode: 'shared' | 'exclusive'): Promise<void> {
   const lock = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
-  await trx.raw(`SELECT ${lock}(?, hashtext(?))`, [BLOB_LOCK, `${datastoreId}/${sha256}`]);
+  await trx.raw(`SELECT ${lock}(?, hashtext(?))`, blobLockKey(datastoreId, sha256));
+}
+
+/** The advisory lock's two arguments for one blob (the second goes through hashtext). */
+export function blobLockKey(datastoreId: string, sha256: string): [number, string] {
+  return [BLOB_LOCK, `${datastoreId}/${sha256}`];
 }

@@ -5,14 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Database } from '../../src/db/database.js';
-import { BlobReferences } from '../../src/media/blob-references.js';
+import { blobLockKey, BlobReferences } from '../../src/media/blob-references.js';
 import { MediaStore, type NewMedia } from '../../src/media/media-store.js';
 import type { StagedBlob } from '../../src/storage/datastore.js';
 import { Datastores } from '../../src/storage/datastores.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { openTestDatabase } from '../helpers/database.js';
-
-const BLOB_LOCK = 0x6d626c62;
 
 let db: Database;
 let storage: FilesystemDatastore;
@@ -55,7 +53,7 @@ test('while the blob is published, its lock is free and the database answers oth
   const blob = await stageWith('published without a lock', async () => {
     // The whole pool may be one connection (the embedded database): this would wait forever if attach held it.
     const answer = db.knex.transaction(async (trx) => {
-      const { rows } = await trx.raw<{ rows: Array<{ free: boolean }> }>('SELECT pg_try_advisory_xact_lock(?, hashtext(?)) AS free', [BLOB_LOCK, `default/${blob.sha256}`]);
+      const { rows } = await trx.raw<{ rows: Array<{ free: boolean }> }>('SELECT pg_try_advisory_xact_lock(?, hashtext(?)) AS free', blobLockKey('default', blob.sha256));
       return rows[0]!.free;
     });
     lockWasFree = await Promise.race([answer, new Promise<undefined>((resolve) => setTimeout(resolve, 5000))]);
