@@ -15,6 +15,7 @@ import { AuthSchemes } from './federation/auth-schemes.js';
 import type { FederationClient } from './federation/client.js';
 import { createFederationClient } from './federation/outbound.js';
 import { createApp } from './http/app.js';
+import { expressMessages, type ExpressMessages } from './http/express-messages.js';
 import { answerClientError } from './http/client-error.js';
 import { OutageLog } from './http/outages.js';
 import { RateLimits } from './http/rate-limits.js';
@@ -200,7 +201,8 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   let handle: RequestListener = (_req, res) => {
     res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNKNOWN', error: 'Starting' }));
   };
-  const server = await listen((req, res) => handle(req, res), config.listen);
+  const messages = expressMessages();
+  const server = await listen((req, res) => handle(req, res), config.listen, messages);
   server.on('clientError', (error: Error, socket: Socket) => answerClientError(error, socket));
   let services: Services;
   try {
@@ -213,7 +215,9 @@ export async function startService(config: Config, log: Logger, db?: Database): 
   services.jobs.start();
   // Not awaited: a homeserver slow to publish its keys must not hold up the listener (its first request waits a little).
   void services.authSchemes.start();
-  handle = createApp(services);
+  const app = createApp(services);
+  messages.adopt(app);
+  handle = app;
   setImmediate(() => collectStartupGarbage(config.homeservers.length));
   // A large upload over a slow link outlives node's default 5-minute request deadline; stalled sockets still close.
   server.requestTimeout = 0;
@@ -245,9 +249,9 @@ export async function startService(config: Config, log: Logger, db?: Database): 
 }
 
 /** Binds the listener; a failure (port taken, address not ours) is one clear error naming the address. */
-async function listen(handler: RequestListener, { host, port }: Config['listen']): Promise<Server> {
+async function listen(handler: RequestListener, { host, port }: Config['listen'], messages: ExpressMessages): Promise<Server> {
   // A request without Host reaches the app, whose tenant rule answers it 404 M_NOT_FOUND like any unknown Host.
-  const server = createServer({ requireHostHeader: false }, handler);
+  const server = createServer({ requireHostHeader: false, ...messages.options }, handler);
   server.listen(port, host);
   try {
     await once(server, 'listening');
