@@ -33,14 +33,16 @@ const noted = new WeakMap<IncomingMessage, Noted>();
 // (At the first middleware a small body has often been read along with the headers already.)
 const socketMarks = new WeakMap<Socket, { read: number; written: number }>();
 
-/** The hosted homeserver a request turned out to be for (authentication knows it best). */
+/** The hosted homeserver a request turned out to be for (authentication knows it best); kept only for an observed request. */
 export function noteHomeserver(req: Request, homeserver: string): void {
-  noted.set(req, { ...noted.get(req), homeserver });
+  const info = noted.get(req);
+  if (info) info.homeserver = homeserver;
 }
 
 /** The authenticated origin of a federation request. */
 export function noteRemoteServer(req: Request, remoteServer: string): void {
-  noted.set(req, { ...noted.get(req), remoteServer });
+  const info = noted.get(req);
+  if (info) info.remoteServer = remoteServer;
 }
 
 export function requestLog(tenants: Tenants, observer: HttpObserver | undefined, accessLog: Logger | undefined): RequestHandler {
@@ -51,15 +53,16 @@ export function requestLog(tenants: Tenants, observer: HttpObserver | undefined,
     }
     const started = process.hrtime.bigint();
     const socket = req.socket;
+    const info: Noted = {};
+    noted.set(req, info);
     res.once('close', () => {
-      const info = noted.get(req);
       const mark = socketMarks.get(socket) ?? { read: 0, written: 0 };
       const now = { read: socket.bytesRead, written: socket.bytesWritten };
       socketMarks.set(socket, now);
       const finished: FinishedRequest = {
         method: req.method,
         family: routeFamily(req),
-        homeserver: info?.homeserver ?? addressedTenant(tenants, req)?.name ?? '-',
+        homeserver: info.homeserver ?? addressedTenant(tenants, req)?.name ?? '-',
         status: res.statusCode,
         durationSeconds: Number(process.hrtime.bigint() - started) / 1e9,
         bytesIn: now.read - mark.read,
@@ -76,7 +79,7 @@ export function requestLog(tenants: Tenants, observer: HttpObserver | undefined,
         bytesOut: finished.bytesOut,
         durationMs: Math.round(finished.durationSeconds * 1e6) / 1e3,
         ip: req.ip,
-        ...(info?.remoteServer ? { remoteServer: info.remoteServer } : {}),
+        ...(info.remoteServer ? { remoteServer: info.remoteServer } : {}),
         ...(finished.aborted ? { aborted: true } : {}),
       }, 'request');
     });
