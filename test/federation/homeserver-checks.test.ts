@@ -102,6 +102,7 @@ test.each([
   [403, 'M_FORBIDDEN', 'ok', 'reaches this service (403 M_FORBIDDEN to a request without credentials, as expected)'],
   [404, 'M_UNRECOGNIZED', 'fail', 'this service answered 404 M_UNRECOGNIZED'],
   [502, undefined, 'fail', 'this service answered 502'],
+  [500, 'M_NOT_FOUND', 'fail', 'this service answered 500 M_NOT_FOUND'],
 ])('an unsigned route check answered %d %s by this service is %s', async (status, errcode, expected, detail) => {
   const hs = await homeserver((_req, res) => json(res, status, errcode ? { errcode } : {}, servedBy));
   expect((await check(hs))['federation media route']).toMatchObject({ status: expected, detail });
