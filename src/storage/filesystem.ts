@@ -85,7 +85,7 @@ export class FilesystemDatastore implements Datastore {
   }
 
   readWhole(sha256: string, size: number): Promise<Buffer> {
-    return this.smallBlobs.read(sha256, this.pathOf(sha256), size);
+    return this.smallBlobs.read(sha256, () => this.pathOf(sha256), size);
   }
 
   async has(sha256: string): Promise<boolean> {

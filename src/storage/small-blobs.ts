@@ -20,15 +20,15 @@ export class SmallBlobs {
     return this.settings.maxBytes;
   }
 
-  /** The cached bytes of `sha256`, or those read from `path` (exactly `size` of them) and remembered. */
-  async read(sha256: string, path: string, size: number): Promise<Buffer> {
+  /** The cached bytes of `sha256`, or those read from its file (exactly `size` of them) and remembered; `pathOf` only on a miss. */
+  async read(sha256: string, pathOf: () => string, size: number): Promise<Buffer> {
     const cached = this.entries.get(sha256);
     if (cached !== undefined) {
       this.entries.delete(sha256);
       this.entries.set(sha256, cached);
       return cached;
     }
-    const bytes = await readWholeFile(path, size);
+    const bytes = await readWholeFile(pathOf(), size);
     this.remember(sha256, bytes);
     return bytes;
   }
