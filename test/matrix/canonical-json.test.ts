@@ -214,6 +214,13 @@ describe('canonical JSON: independent oracles', () => {
 });
 
 describe('canonical JSON: edges StrykerJS found untested', () => {
+  test('512 levels of nesting encode; a 513th is refused with the module error, not a stack overflow', () => {
+    const nested = (levels: number): unknown => (levels === 0 ? 1 : [nested(levels - 1)]);
+    expect(encodeCanonicalJson(nested(512))).toBe(`${'['.repeat(512)}1${']'.repeat(512)}`);
+    expect(() => encodeCanonicalJson(nested(513))).toThrow(new CanonicalJsonError(`$${'[0]'.repeat(512)}`, 'nested deeper than 512 levels'));
+    expect(() => encodeCanonicalJson(nested(513))).toThrow(CanonicalJsonError);
+  });
+
   test('code points sort right at the edges of the surrogate and U+E000 ranges', () => {
     // U+103FE and U+103FF differ only in the low surrogate U+DFFE/U+DFFF; U+E000 and U+E001 in one unit.
     expect(encodeCanonicalJson({ '\u{103FF}': 1, '\u{103FE}': 2 })).toBe('{"\u{103FE}":2,"\u{103FF}":1}');
