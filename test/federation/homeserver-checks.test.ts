@@ -84,9 +84,8 @@ test('whoami is asked once, without following a redirect, and a slow answer fail
   expect((await check(failing))['client API']!.status).toBe('fail');
   expect(failing.seen.filter((r) => r.url!.includes('whoami'))).toHaveLength(1);
   const slow = await homeserver((req, res) => (req.url!.includes('whoami') ? setTimeout(() => json(res, 401, { errcode: 'M_MISSING_TOKEN' }), 3_000) : json(res, 404, {})));
-  const started = Date.now();
-  expect((await check(slow, { timeoutMs: 300 }))['client API']!.status).toBe('fail');
-  expect(Date.now() - started).toBeLessThan(2_500);
+  // Answered after 3 s it would pass: failing means the 300 ms timeout cut it.
+  expect((await check(slow, { timeoutMs: 300 }))['client API']).toMatchObject({ status: 'fail', detail: expect.stringContaining('Timeout') });
 });
 
 test('a key answer without verify_keys does not list the key', async () => {
