@@ -46,12 +46,12 @@ function activeKey(serverName: string): ActiveSigningKey {
   return { serverName, keyId: 'ed25519:checks', publicKey: encodeBase64(signer.publicKey), scope: ['m.requests'], signer };
 }
 
-async function check(hs: { name: string; url: string }, options: { clientApi?: string; key?: () => Promise<ActiveSigningKey | undefined>; timeoutMs?: number } = {}): Promise<Record<string, CheckResult>> {
+async function check(hs: { name: string; url: string }, options: { key?: () => Promise<ActiveSigningKey | undefined>; timeoutMs?: number } = {}): Promise<Record<string, CheckResult>> {
   const config = buildConfig({ federation: { serverOverrides: { [hs.name]: hs.url }, requestTimeoutMs: 5_000 } });
   const signingKeys = { activeKey: options.key ?? (async () => undefined) };
   const federation = createFederationClient(config, signingKeys, createLogger('silent'));
   clients.push(federation);
-  const tenant = { name: hs.name, clientApi: options.clientApi ?? hs.url } as HomeserverConfig;
+  const tenant = { name: hs.name, clientApi: hs.url } as HomeserverConfig;
   const results = await checkHomeserver(tenant, { federation, signingKeys, timeoutMs: options.timeoutMs ?? 5_000 });
   return Object.fromEntries(results.map((r) => [r.check, r]));
 }
