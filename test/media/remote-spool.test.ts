@@ -3,8 +3,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { Spool } from '../../src/media/remote-spool.js';
+import { Readable } from 'node:stream';
+import { fillSpool, Spool } from '../../src/media/remote-spool.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 
 const MiB = 1024 * 1024;
@@ -74,13 +74,33 @@ describe('Spool', () => {
 
   test('a reader waiting at the end of what is written gets the rest as it comes, and ends with the writer', async () => {
     const spool = await Spool.create(directory);
-    const reader = spool.reader();
-    const reading = readAll(reader);
-    await spool.write(Buffer.from('first '));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    await spool.write(Buffer.from('second'));
+    const { pieces, reading } = await waitingReader(spool);
+    for (const word of ['first ', 'second ', 'third']) {
+      await spool.write(Buffer.from(word));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(pieces.map(String)).toEqual(['first ', 'second ', 'third']); // each before the writer is done
     await spool.finish();
-    expect((await reading).toString()).toBe('first second');
+    await reading;
+    expect(pieces.map(String)).toEqual(['first ', 'second ', 'third']);
+  });
+
+  test('its file is closed once the writer and every reader are done', async () => {
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const settled = async (count: number) => {
+      // Closes are asynchronous (an earlier test's too): wait for the count, up to a bound.
+      for (let i = 0; i < 100 && openFiles() !== count; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      return openFiles();
+    };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const before = openFiles();
+    const spool = await Spool.create(directory);
+    expect(openFiles()).toBe(before + 1);
+    const reading = readAll(spool.reader());
+    await spool.write(patternBytes(2 * MiB + 1, 3));
+    await spool.finish();
+    await reading;
+    expect(await settled(before)).toBe(before);
   });
 
   test('a reader gets its first bytes at once, then what is written in one turn of the event loop as one piece', async () => {
@@ -157,5 +177,21 @@ describe('Spool', () => {
     await spool.finish();
     await reading;
     expect(pieces.map(String)).toEqual(['first', 'second']);
+  });
+
+  test('fillSpool takes a body of exactly maxBytes, and cuts one a byte longer before it reaches the readers', async () => {
+    const tooLarge = () => new Error('too large');
+    const exact = await Spool.create(directory);
+    const exactRead = readAll(exact.reader());
+    await fillSpool(exact, Readable.from([patternBytes(600, 1), patternBytes(400, 2)]), 1000, tooLarge);
+    expect((await exactRead).equals(Buffer.concat([patternBytes(600, 1), patternBytes(400, 2)]))).toBe(true);
+
+    // As after sniffing a thumbnail: the chunks come through an iterator of their own, not the body itself.
+    const over = await Spool.create(directory);
+    const body = Readable.from([patternBytes(10, 3)]);
+    const chunks = Readable.from([patternBytes(600, 1), patternBytes(401, 2)]);
+    await expect(fillSpool(over, body, 1000, tooLarge, chunks)).rejects.toThrow('too large');
+    expect(body.destroyed).toBe(true); // the upstream is not read to its end
+    expect(over.length).toBe(600); // the chunk that crossed the limit never reached the spool
   });
 });
