@@ -1,11 +1,10 @@
 // The outbound HTTP layer on its own, against loopback peers: which endpoint failures move on to the next,
-// what each request carries, how redirects end, and how a response body is bounded.
+// what each request carries and how redirects end (response bodies' bounds: outbound-body-limits.test.ts).
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { Dns } from '../../src/federation/dns.js';
-import { limitedBody, OutboundHttp, readLimited, targetForUrl, UpstreamError, type Target } from '../../src/federation/http.js';
+import { OutboundHttp, targetForUrl, UpstreamError, type Target } from '../../src/federation/http.js';
 import { IpFilter } from '../../src/federation/ip-filter.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { collect, failure } from '../helpers/streams.js';
@@ -217,71 +216,5 @@ describe('fetchUrl', () => {
     await text(await http.fetchUrl(new URL('http://named.test/same'), spec, base));
     await text(await http.fetchUrl(new URL(`http://127.0.0.1:${port}/other`), spec, base));
     expect(seen.map((s) => [s.url, s.headers.host])).toEqual([['/first', 'named.test'], ['/same', 'named.test'], ['/other', `127.0.0.1:${port}`]]);
-  });
-});
-
-describe('limitedBody', () => {
-  const source = (headers?: Record<string, string>) => Object.assign(new PassThrough(), headers ? { headers } : {});
-
-  test('a declared length of exactly the limit is read; one byte more fails before any is read, naming the body', async () => {
-    const exact = source({ 'content-length': '4' });
-    const body = limitedBody(exact, { maxBytes: 4, idleMs: 1000 }, 'thing');
-    exact.end('abcd');
-    expect((await collect(body)).toString()).toBe('abcd');
-    const over = source({ 'content-length': '5' });
-    const error = (() => {
-      try {
-        limitedBody(over, { maxBytes: 4, idleMs: 1000 }, 'thing');
-      } catch (e) {
-        return e as UpstreamError;
-      }
-    })();
-    expect([error?.kind, error?.message, over.destroyed]).toEqual(['too-large', 'the thing is 5 bytes, more than the limit of 4', true]);
-  });
-
-  test('headers passed in are used over the stream\'s own; without a name it is "the response"', () => {
-    const res = source({ 'content-length': '1' });
-    expect(() => limitedBody(res, { maxBytes: 4, idleMs: 1000 }, undefined, { 'content-length': '9' })).toThrow('the response is 9 bytes, more than the limit of 4');
-  });
-
-  test('undeclared bytes up to the limit pass; past it the body fails', async () => {
-    const exact = source();
-    const body = limitedBody(exact, { maxBytes: 6, idleMs: 1000 }, 'thing');
-    exact.write('abc');
-    exact.end('def');
-    expect((await collect(body)).toString()).toBe('abcdef');
-    const over = source();
-    const failing = limitedBody(over, { maxBytes: 6, idleMs: 1000 }, 'thing');
-    over.write('abcd');
-    over.write('efg');
-    const error = await failure(collect(failing));
-    expect([(error as UpstreamError).kind, error.message, over.destroyed]).toEqual(['too-large', 'the thing is larger than the limit of 6 bytes', true]);
-  });
-
-  test('a pause longer than idleMs fails; a source that errors or closes early is cut off', async () => {
-    const stalled = source();
-    const body = limitedBody(stalled, { maxBytes: 100, idleMs: 200 }, 'thing');
-    stalled.write('a');
-    const error = await failure(collect(body));
-    expect([(error as UpstreamError).kind, error.message]).toEqual(['timeout', 'the thing stalled for 200 ms']);
-
-    const broken = source();
-    const cut = limitedBody(broken, { maxBytes: 100, idleMs: 1000 }, 'thing');
-    broken.write('a');
-    setImmediate(() => broken.destroy(new Error('reset')));
-    const cutError = await failure(collect(cut));
-    expect([(cutError as UpstreamError).kind, cutError.message]).toEqual(['truncated', 'the thing was cut off: reset']);
-
-    const closed = source();
-    const early = limitedBody(closed, { maxBytes: 100, idleMs: 1000 }, 'thing');
-    setImmediate(() => closed.destroy());
-    const closedError = await failure(collect(early));
-    expect([(closedError as UpstreamError).kind, closedError.message]).toEqual(['truncated', 'the thing was cut off']);
-  });
-
-  test('readLimited gives the whole body within the limit', async () => {
-    const res = source();
-    res.end('whole');
-    expect((await readLimited(res, { maxBytes: 5, idleMs: 1000 })).toString()).toBe('whole');
   });
 });
