@@ -114,6 +114,30 @@ describe('async uploads', () => {
     expect((await put('carol', mediaId, Buffer.alloc(4096, 1))).status).toBe(200);
   });
 
+  test('a PUT refused by what precedes its body (a declared length over the limit, an ID already filled) is answered before the body', async () => {
+    // Ten bytes, then nothing until the answer: a service that read on would wait, and the request fail.
+    const stalled = (answered: { done: boolean }) => (async function* () {
+      yield Buffer.alloc(10, 1);
+      for (let i = 0; i < 250 && !answered.done; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      if (!answered.done) throw new Error('the service waited for the rest of the body');
+    })();
+    const putStalled = async (mediaId: string, length: number) => {
+      const answered = { done: false };
+      const res = await rawRequest(`${service.url}/_matrix/media/v3/upload/a.example/${mediaId}`, {
+        method: 'PUT', headers: { ...auth('carol'), 'content-type': 'image/png', 'content-length': String(length) }, body: stalled(answered),
+      });
+      answered.done = true;
+      return res;
+    };
+    const pending = await createId('carol');
+    const tooLarge = await putStalled(pending, 4097);
+    expect([tooLarge.status, errcode(tooLarge)]).toEqual([413, 'M_TOO_LARGE']);
+    const filled = await createId('carol');
+    expect((await put('carol', filled, Buffer.from('first'))).status).toBe(200);
+    const again = await putStalled(filled, 100);
+    expect([again.status, errcode(again)]).toEqual([409, 'M_CANNOT_OVERWRITE_MEDIA']);
+  });
+
   test('a download of pending media waits for the PUT', async () => {
     const mediaId = await createId('alice');
     const waiting = download(mediaId, '?timeout_ms=5000');
