@@ -75,6 +75,23 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
     expect((await upload('alice', 'a.example', patternBytes(400, 4), { chunked: true })).status).toBe(200);
   });
 
+  test('a streamed upload is cut where the quota ends, not read to its end first', async () => {
+    const answered = { done: false };
+    // 1,010 bytes of an undeclared length, then nothing until the answer: a service that read on would wait.
+    const body = (async function* () {
+      yield patternBytes(1010, 5);
+      for (let i = 0; i < 250 && !answered.done; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      if (!answered.done) throw new Error('the service waited for the rest of the body');
+    })();
+    const before = await snapshot(service);
+    const res = await rawRequest(`${service.url}/_matrix/media/v3/upload`, {
+      method: 'POST', headers: { Host: 'a.example', Authorization: 'Bearer carol@a.example', 'Content-Type': 'application/octet-stream' }, body, allowIncomplete: true,
+    });
+    answered.done = true;
+    expectQuotaRefusal(res, 'maxBytes');
+    expect(await snapshot(service)).toEqual(before);
+  });
+
   test('bytes someone else already stored still count against the uploader', async () => {
     const shared = patternBytes(600, 1); // alice's bytes
     const blobsBefore = await blobFiles(service);
