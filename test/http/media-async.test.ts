@@ -73,7 +73,7 @@ describe('async uploads', () => {
     const before = await snapshot(service);
     const again = await put('alice', mediaId, Buffer.from('second'));
     expect(again.status).toBe(409);
-    expect(errcode(again)).toBe('M_CANNOT_OVERWRITE_MEDIA');
+    expect(again.json()).toEqual({ errcode: 'M_CANNOT_OVERWRITE_MEDIA', error: 'Media already uploaded' });
     expect((await download(mediaId)).body.toString()).toBe('first');
     expect(await snapshot(service)).toEqual(before);
   });
@@ -83,7 +83,7 @@ describe('async uploads', () => {
     const before = await snapshot(service);
     const res = await put('bob', mediaId, Buffer.from('not yours'));
     expect(res.status).toBe(403);
-    expect(errcode(res)).toBe('M_FORBIDDEN');
+    expect(res.json()).toEqual({ errcode: 'M_FORBIDDEN', error: 'This media ID was created by another user' });
     const guest = await create('guest');
     expect(guest.status).toBe(403);
     expect(await snapshot(service)).toEqual(before);
@@ -92,14 +92,14 @@ describe('async uploads', () => {
   test('PUT to an ID never created, or expired, is 404 M_NOT_FOUND', async () => {
     const unknown = await put('alice', 'neverCreated123', Buffer.from('x'));
     expect(unknown.status).toBe(404);
-    expect(errcode(unknown)).toBe('M_NOT_FOUND');
+    expect(unknown.json()).toEqual({ errcode: 'M_NOT_FOUND', error: 'Unknown media ID' });
 
     const mediaId = await createId('alice');
     await service.services.db.knex('media').where({ media_id: mediaId }).update({ expires_ts: Date.now() - 1 });
     const before = await snapshot(service);
     const expired = await put('alice', mediaId, Buffer.from('too late'));
     expect(expired.status).toBe(404);
-    expect(errcode(expired)).toBe('M_NOT_FOUND');
+    expect(expired.json()).toEqual({ errcode: 'M_NOT_FOUND', error: 'Unknown media ID' });
     expect(await snapshot(service)).toEqual(before);
     expect((await download(mediaId)).status).toBe(404);
   });
@@ -176,7 +176,7 @@ describe('async uploads', () => {
     const refused = results.filter((r) => r.status === 429);
     expect(refused).toHaveLength(8 - MAX_PENDING);
     for (const res of refused) {
-      expect(errcode(res)).toBe('M_LIMIT_EXCEEDED');
+      expect(res.json()).toMatchObject({ errcode: 'M_LIMIT_EXCEEDED', error: 'Too many pending uploads: finish or wait for one to expire' });
       const retryAfter = Number(res.headers['retry-after']);
       expect(retryAfter).toBeGreaterThan(EXPIRY_MS / 1000 - 60);
       expect(retryAfter).toBeLessThanOrEqual(EXPIRY_MS / 1000);

@@ -15,7 +15,7 @@ let second: RunningService;
 
 beforeAll(async () => {
   const tokens: Record<string, { userId: string }> = {};
-  for (const hs of ['a.example', 'b.example', 'c.example']) for (const u of [...USERS, 'carol', 'dave']) tokens[`${u}@${hs}`] = { userId: `@${u}:${hs}` };
+  for (const hs of ['a.example', 'b.example', 'c.example', 'd.example']) for (const u of [...USERS, 'carol', 'dave']) tokens[`${u}@${hs}`] = { userId: `@${u}:${hs}` };
   whoami = await startStandInHomeserver(tokens);
   const [dbA, dbB] = await openTwoDatabases();
   const config = {
@@ -35,6 +35,8 @@ beforeAll(async () => {
       },
       { name: 'b.example', clientApi: whoami.url, quotas: { homeserver: { maxBytes: 1500 } } },
       { name: 'c.example', clientApi: whoami.url },
+      // A quota larger than the upload limit must not raise it.
+      { name: 'd.example', clientApi: whoami.url, maxUploadBytes: 500, quotas: { users: [{ glob: '*', maxBytes: 1000 }] } },
     ],
   };
   service = await startTestService(config, { db: dbA });
@@ -90,6 +92,16 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
     answered.done = true;
     expectQuotaRefusal(res, 'maxBytes');
     expect(await snapshot(service)).toEqual(before);
+  });
+
+  test('a quota larger than maxUploadBytes does not raise it, declared or streamed', async () => {
+    const before = await snapshot(service);
+    for (const chunked of [false, true]) {
+      const res = await upload('carol', 'd.example', patternBytes(501, 6), { chunked });
+      expect([res.status, res.json().errcode]).toEqual([413, 'M_TOO_LARGE']);
+    }
+    expect(await snapshot(service)).toEqual(before);
+    expect((await upload('carol', 'd.example', patternBytes(500, 6), { chunked: true })).status).toBe(200);
   });
 
   test('bytes someone else already stored still count against the uploader', async () => {
