@@ -36,7 +36,7 @@ beforeAll(async () => {
       { name: 'b.example', clientApi: whoami.url, quotas: { homeserver: { maxBytes: 1500 } } },
       { name: 'c.example', clientApi: whoami.url },
       // A quota larger than the upload limit must not raise it.
-      { name: 'd.example', clientApi: whoami.url, maxUploadBytes: 500, quotas: { users: [{ glob: '*', maxBytes: 1000 }] } },
+      { name: 'd.example', clientApi: whoami.url, maxUploadBytes: 500, quotas: { users: [{ glob: '@dave:*', maxBytes: 500 }, { glob: '*', maxBytes: 1000 }] } },
     ],
   };
   service = await startTestService(config, { db: dbA });
@@ -94,7 +94,7 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
     expect(await snapshot(service)).toEqual(before);
   });
 
-  test('a quota larger than maxUploadBytes does not raise it, declared or streamed', async () => {
+  test('a quota larger than maxUploadBytes, or as large, does not replace it, declared or streamed', async () => {
     const before = await snapshot(service);
     for (const chunked of [false, true]) {
       const res = await upload('carol', 'd.example', patternBytes(501, 6), { chunked });
@@ -102,6 +102,9 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
     }
     expect(await snapshot(service)).toEqual(before);
     expect((await upload('carol', 'd.example', patternBytes(500, 6), { chunked: true })).status).toBe(200);
+    // A quota exactly as large as the upload limit: the upload limit is what the refusal names.
+    const even = await upload('dave', 'd.example', patternBytes(501, 7), { chunked: true });
+    expect([even.status, even.json().errcode]).toEqual([413, 'M_TOO_LARGE']);
   });
 
   test('bytes someone else already stored still count against the uploader', async () => {
