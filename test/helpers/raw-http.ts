@@ -81,3 +81,13 @@ function writable(stream: Writable): Promise<void> {
     stream.on('close', done);
   });
 }
+
+/**
+ * `first`, then nothing until `answered.done` is set (the body fails after 5 s): a service that answers
+ * before the rest of the body passes, one that reads on waits and fails the request.
+ */
+export async function* stalledBody(first: Buffer, answered: { done: boolean }): AsyncGenerator<Buffer> {
+  yield first;
+  for (let i = 0; i < 250 && !answered.done; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (!answered.done) throw new Error('the service waited for the rest of the body');
+}

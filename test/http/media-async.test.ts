@@ -3,7 +3,7 @@
 import type { RunningService } from '../../src/service.js';
 import { startTestService } from '../helpers/service-under-test.js';
 import { blobFiles, sha256Hex, snapshot } from '../helpers/media-fixtures.js';
-import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { rawRequest, stalledBody, type RawResponse } from '../helpers/raw-http.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
 const MAX_PENDING = 3;
@@ -115,16 +115,10 @@ describe('async uploads', () => {
   });
 
   test('a PUT refused by what precedes its body (a declared length over the limit, an ID already filled) is answered before the body', async () => {
-    // Ten bytes, then nothing until the answer: a service that read on would wait, and the request fail.
-    const stalled = (answered: { done: boolean }) => (async function* () {
-      yield Buffer.alloc(10, 1);
-      for (let i = 0; i < 250 && !answered.done; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-      if (!answered.done) throw new Error('the service waited for the rest of the body');
-    })();
     const putStalled = async (mediaId: string, length: number) => {
       const answered = { done: false };
       const res = await rawRequest(`${service.url}/_matrix/media/v3/upload/a.example/${mediaId}`, {
-        method: 'PUT', headers: { ...auth('carol'), 'content-type': 'image/png', 'content-length': String(length) }, body: stalled(answered),
+        method: 'PUT', headers: { ...auth('carol'), 'content-type': 'image/png', 'content-length': String(length) }, body: stalledBody(Buffer.alloc(10, 1), answered), // ten bytes of the declared length
       });
       answered.done = true;
       return res;

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { RunningService } from '../../src/service.js';
 import { openTwoDatabases, REAL_POSTGRES_URL } from '../helpers/database.js';
 import { blobFiles, patternBytes, sameDatastores, snapshot } from '../helpers/media-fixtures.js';
-import { rawRequest, slices, type RawResponse } from '../helpers/raw-http.js';
+import { rawRequest, slices, stalledBody, type RawResponse } from '../helpers/raw-http.js';
 import { startTestService } from '../helpers/service-under-test.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
@@ -79,12 +79,7 @@ describe(`upload quotas (${REAL_POSTGRES_URL ? 'PostgreSQL' : 'embedded PGlite'}
 
   test('a streamed upload is cut where the quota ends, not read to its end first', async () => {
     const answered = { done: false };
-    // 1,010 bytes of an undeclared length, then nothing until the answer: a service that read on would wait.
-    const body = (async function* () {
-      yield patternBytes(1010, 5);
-      for (let i = 0; i < 250 && !answered.done; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-      if (!answered.done) throw new Error('the service waited for the rest of the body');
-    })();
+    const body = stalledBody(patternBytes(1010, 5), answered); // past the quota, of an undeclared length
     const before = await snapshot(service);
     const res = await rawRequest(`${service.url}/_matrix/media/v3/upload`, {
       method: 'POST', headers: { Host: 'a.example', Authorization: 'Bearer carol@a.example', 'Content-Type': 'application/octet-stream' }, body, allowIncomplete: true,
