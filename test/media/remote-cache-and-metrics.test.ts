@@ -1,0 +1,162 @@
+// What the running service does around a remote fetch, seen from outside: the metrics count each fetch,
+// join and cache lookup; a thumbnail and its original are cached apart; what was cached before the legacy
+// freeze stays servable there; a held lock is heartbeated at its pace; closing cuts fetches in progress.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { RunningService } from '../../src/service.js';
+import { generateSynapseKey } from '../helpers/keys.js';
+import { patternBytes } from '../helpers/media-fixtures.js';
+import { parsePrometheusText, total, type Sample } from '../helpers/prometheus-text.js';
+import { describeWithPython } from '../helpers/python-available.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startRemoteHomeserver, type RemoteHomeserver } from '../helpers/remote-homeserver.js';
+import { startTestService, TEST_TOKEN } from '../helpers/service-under-test.js';
+import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
+
+const TENANT = 'tenant.test';
+const REMOTE = 'remote.test';
+const download = (id: string) => `/_matrix/client/v1/media/download/${REMOTE}/${id}`;
+const upstream = (kind: 'download' | 'thumbnail', id: string) => `/_matrix/federation/v1/media/${kind}/${id}`;
+
+let remote: RemoteHomeserver;
+let whoami: StandInHomeserver;
+let service: RunningService;
+
+beforeAll(async () => {
+  const key = await generateSynapseKey('cache1');
+  const signingKeyPath = join(mkdtempSync(join(tmpdir(), 'media-repo-remote-cache-')), 'tenant.signing.key');
+  writeFileSync(signingKeyPath, key.file);
+  remote = await startRemoteHomeserver({ serverName: REMOTE, trustedKeys: { [TENANT]: { [key.keyId]: key.publicKey } } });
+  whoami = await startStandInHomeserver({ [TEST_TOKEN]: { userId: '@alice:tenant.test' } });
+  service = await startTestService({
+    metrics: { enabled: true, host: '127.0.0.1', port: 0 },
+    homeservers: [{ name: TENANT, clientApi: whoami.url, signingKeyPath }],
+    federation: { serverOverrides: { [REMOTE]: remote.url }, ipAllowlist: ['127.0.0.1/32'], failureCacheMs: 0, requestTimeoutMs: 60_000 },
+    // A freeze still to come: everything cached now was cached before it.
+    media: { legacyFreezeAt: new Date(Date.now() + 3_600_000).toISOString() },
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await service?.close();
+  await Promise.all([remote?.close(), whoami?.close()]);
+});
+
+const get = (path: string) => rawRequest(`${service.url}${path}`, { headers: { Host: TENANT, Authorization: `Bearer ${TEST_TOKEN}` }, allowIncomplete: true });
+
+function gate(): { opened: Promise<void>; open(): void } {
+  let open!: () => void;
+  return { opened: new Promise<void>((resolve) => (open = resolve)), open };
+}
+
+async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function scrape(): Promise<Sample[]> {
+  return parsePrometheusText(await (await fetch(service.metricsUrl!)).text());
+}
+
+const lockRows = (key: string) => service.services.db.knex('remote_fetches').where({ fetch_key: key });
+
+describeWithPython('a remote fetch', () => {
+  test('is counted by outcome; requests joining it and cache lookups are counted too', async () => {
+    const held = gate();
+    const bytes = patternBytes(3000, 5);
+    remote.media.set('counted', { kind: 'multipart', bytes, gate: held.opened });
+    remote.media.set('missing', { kind: 'error', status: 404, body: { errcode: 'M_NOT_FOUND', error: 'gone' } });
+    const before = await scrape();
+    const first = get(download('counted'));
+    await until(() => remote.requestsFor(upstream('download', 'counted')).length === 1);
+    // These two come while the fetch runs: they join it without looking in the cache.
+    const joining = [get(download('counted')), get(download('counted'))];
+    const joins = async () => total(await scrape(), 'media_repo_remote_fetch_joins_total') - total(before, 'media_repo_remote_fetch_joins_total');
+    await until(async () => (await joins()) === 2);
+    held.open();
+    for (const res of await Promise.all([first, ...joining])) expect(res.body.equals(bytes)).toBe(true);
+    await service.services.remoteMedia.settled();
+    expect((await get(download('counted'))).body.equals(bytes)).toBe(true);
+    expect((await get(download('missing'))).status).toBe(404);
+    await service.services.remoteMedia.settled();
+
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string>) => total(after, name, labels) - total(before, name, labels);
+    expect(delta('media_repo_remote_fetches_total', { outcome: 'ok' })).toBe(1);
+    expect(delta('media_repo_remote_fetches_total', { outcome: '404' })).toBe(1);
+    expect(delta('media_repo_remote_fetch_joins_total', {})).toBe(2);
+    expect(delta('media_repo_cache_lookups_total', { cache: 'remote_media', result: 'hit' })).toBe(1);
+    expect(delta('media_repo_cache_lookups_total', { cache: 'remote_media', result: 'miss' })).toBe(2);
+    expect(remote.requestsFor(upstream('download', 'counted'))).toHaveLength(1);
+  });
+
+  test('of a thumbnail is not answered by the cached original, and once cached is not asked of the origin again', async () => {
+    const original = patternBytes(5000, 6);
+    const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: '#224466' } }).png().toBuffer();
+    remote.media.set('both', { kind: 'multipart', bytes: original, thumbnail: { bytes: png, contentType: 'image/png' } });
+    expect((await get(download('both'))).body.equals(original)).toBe(true);
+    await service.services.remoteMedia.settled();
+    const thumbnail = `/_matrix/client/v1/media/thumbnail/${REMOTE}/both?width=32&height=32&method=crop`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await get(thumbnail);
+      expect([res.status, res.headers['content-type']]).toEqual([200, 'image/png']);
+      expect(res.body.equals(png)).toBe(true);
+      await service.services.remoteMedia.settled();
+    }
+    expect(remote.requestsFor(upstream('thumbnail', 'both'))).toHaveLength(1);
+  });
+
+  test('of an animated thumbnail is not joined by one for the still thumbnail of the same size', async () => {
+    const held = gate();
+    const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: '#446622' } }).png().toBuffer();
+    remote.media.set('moving', { kind: 'multipart', bytes: patternBytes(100), gate: held.opened, thumbnail: { bytes: png, contentType: 'image/png' } });
+    const path = `/_matrix/client/v1/media/thumbnail/${REMOTE}/moving?width=32&height=32&method=scale`;
+    const responses = [get(path), get(`${path}&animated=true`)];
+    await until(() => remote.requestsFor(upstream('thumbnail', 'moving')).length === 2);
+    held.open();
+    for (const res of await Promise.all(responses)) expect(res.status).toBe(200);
+    const asked = remote.requestsFor(upstream('thumbnail', 'moving')).map((r) => new URL(r.path, 'http://x').searchParams.get('animated'));
+    expect(asked.sort()).toEqual(['true', null].sort());
+  });
+
+  test('cached before the legacy freeze is served on the unauthenticated endpoint', async () => {
+    const bytes = patternBytes(700, 8);
+    remote.media.set('early', { kind: 'multipart', bytes });
+    expect((await get(download('early'))).status).toBe(200);
+    await service.services.remoteMedia.settled();
+    const legacy = await get(`/_matrix/media/v3/download/${REMOTE}/early`);
+    expect(legacy.status).toBe(200);
+    expect(legacy.body.equals(bytes)).toBe(true);
+    expect(remote.requestsFor(upstream('download', 'early'))).toHaveLength(1);
+  });
+
+  test('holds its lock row with a heartbeat every 5 s, not more often', async () => {
+    const held = gate();
+    remote.media.set('held', { kind: 'multipart', bytes: patternBytes(100), gate: held.opened });
+    const response = get(download('held'));
+    await until(() => remote.requestsFor(upstream('download', 'held')).length === 1);
+    const [row] = await lockRows(`download ${REMOTE} held`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await lockRows(`download ${REMOTE} held`)).toEqual([row]);
+    held.open();
+    expect((await response).status).toBe(200);
+  });
+
+  // Last: it closes the fetching side of the service.
+  test('in progress when the service closes is cut, its client sees the body end short, and its lock is released', async () => {
+    const bytes = patternBytes(200_000, 9);
+    remote.media.set('stalled', { kind: 'stall', bytes });
+    const response = get(download('stalled'));
+    await until(async () => (await lockRows(`download ${REMOTE} stalled`)).length === 1);
+    await service.services.remoteMedia.close();
+    expect(await lockRows(`download ${REMOTE} stalled`)).toEqual([]);
+    const res = await response;
+    expect(res.complete).toBe(false);
+    expect(bytes.subarray(0, res.body.length).equals(res.body)).toBe(true);
+  });
+});
