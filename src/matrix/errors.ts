@@ -22,11 +22,10 @@ export class MatrixError extends Error {
   }
 }
 
-export const notFound = (message = 'Not found') => new MatrixError(404, 'M_NOT_FOUND', message);
-export const unrecognized = (message = 'Unrecognized request', status = 404) =>
+export const notFound = (message: string) => new MatrixError(404, 'M_NOT_FOUND', message);
+export const unrecognized = (message: string, status = 404) =>
   new MatrixError(status, 'M_UNRECOGNIZED', message);
 export const forbidden = (message: string) => new MatrixError(403, 'M_FORBIDDEN', message);
-export const unauthorized = (message: string, status = 401) => new MatrixError(status, 'M_UNAUTHORIZED', message);
 export const invalidParam = (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message);
 export const missingParam = (message: string) => new MatrixError(400, 'M_MISSING_PARAM', message);
 export const unknown = (status: number, message: string) => new MatrixError(status, 'M_UNKNOWN', message);
