@@ -59,6 +59,7 @@ export interface FlightDeps {
   warnNoSigningKey(tenant: string): void;
 }
 
+const shuttingDown = () => new UpstreamError('unreachable', 'the service is shutting down');
 const tooLarge = () => new UpstreamError('too-large', 'the media is larger than federation.remoteMaxBytes');
 
 export class Flight {
@@ -89,7 +90,7 @@ export class Flight {
 
   abort(): void {
     this.aborted = true;
-    this.upstream?.destroy(new UpstreamError('unreachable', 'the service is shutting down'));
+    this.upstream?.destroy(shuttingDown());
   }
 
   /** Never rejects: the outcome goes to `ready` and to the caches. */
@@ -103,7 +104,7 @@ export class Flight {
         const cached = await deps.cached(target);
         if (cached) return cached;
         await deps.failures.assertNotFailedRecently(target.key);
-        if (this.aborted) throw new UpstreamError('unreachable', 'the service is shutting down');
+        if (this.aborted) throw shuttingDown();
         return undefined;
       });
       // Another instance may also have finished between our cache check and taking the lock.
@@ -138,6 +139,8 @@ export class Flight {
       onNoSigningKey: (origin) => deps.warnNoSigningKey(origin),
     });
     this.upstream = remote.body;
+    // abort() may destroy the body before its reader is attached (the spool is being created): not an uncaught error.
+    remote.body.on('error', () => undefined);
     if (this.aborted) remote.body.destroy();
     if (remote.declaredLength !== undefined && remote.declaredLength > settings.remoteMaxBytes) {
       remote.body.destroy();
@@ -148,6 +151,7 @@ export class Flight {
     const spool = await Spool.create(deps.spoolDirectory);
     this.spool = spool;
     this.releaseSpool = spool.hold();
+    if (this.aborted) throw shuttingDown(); // answered with an error, not with a response cut before its first byte
     const contentType = sniffed?.contentType ?? (remote.contentType?.trim() || DEFAULT_CONTENT_TYPE);
     const uploadName = fileNameFromContentDisposition(remote.contentDisposition);
     const datastore = deps.datastores.forKind(target.thumbnail ? 'thumbnails' : 'remote_media', target.tenant);

@@ -20,6 +20,8 @@ export interface RawRequestOptions {
   body?: Buffer | AsyncIterable<Buffer>;
   /** Resolve with complete: false, rather than reject, when the connection is cut before the body ends. */
   allowIncomplete?: boolean;
+  /** Told of each chunk of the response body as it arrives. */
+  onData?: (chunk: Buffer) => void;
 }
 
 /** Resolves with the response even if the server closes the connection while the body is still being sent. */
@@ -30,7 +32,10 @@ export function rawRequest(url: string, options: RawRequestOptions = {}): Promis
       answered = true;
       const chunks: Buffer[] = [];
       let complete = false;
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        options.onData?.(chunk);
+      });
       res.on('end', () => (complete = true));
       res.on('error', (error) => {
         if (!options.allowIncomplete) reject(error);

@@ -1,9 +1,11 @@
 // What the running service does around a remote fetch, seen from outside: the metrics count each fetch,
 // join and cache lookup; a thumbnail and its original are cached apart; what was cached before the legacy
 // freeze stays servable there; a held lock is heartbeated at its pace; closing cuts fetches in progress.
+import { pbkdf2 } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import type { RunningService } from '../../src/service.js';
 import { generateSynapseKey } from '../helpers/keys.js';
@@ -147,16 +149,34 @@ describeWithPython('a remote fetch', () => {
     expect((await response).status).toBe(200);
   });
 
-  // Last: it closes the fetching side of the service.
+  // Last: these close the fetching side of the service (a request after it starts a fetch again).
   test('in progress when the service closes is cut, its client sees the body end short, and its lock is released', async () => {
     const bytes = patternBytes(200_000, 9);
     remote.media.set('stalled', { kind: 'stall', bytes });
-    const response = get(download('stalled'));
-    await until(async () => (await lockRows(`download ${REMOTE} stalled`)).length === 1);
+    let received = 0;
+    const response = rawRequest(`${service.url}${download('stalled')}`, {
+      headers: { Host: TENANT, Authorization: `Bearer ${TEST_TOKEN}` }, allowIncomplete: true, onData: (chunk) => (received += chunk.length),
+    });
+    await until(() => received > 0);
     await service.services.remoteMedia.close();
     expect(await lockRows(`download ${REMOTE} stalled`)).toEqual([]);
     const res = await response;
-    expect(res.complete).toBe(false);
+    expect([res.status, res.complete]).toEqual([200, false]);
     expect(bytes.subarray(0, res.body.length).equals(res.body)).toBe(true);
+  });
+
+  test('closed while its spool file is being opened (the body has no reader yet): answered 502, nothing unhandled, no lock held', async () => {
+    remote.media.set('opening', { kind: 'stall', bytes: patternBytes(50_000, 10) });
+    // Every thread of libuv's pool busy for a while: the spool's file open waits behind them, and close() comes meanwhile.
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const busy = Array.from({ length: threads }, () => promisify(pbkdf2)('busy', 'pool', 1_000_000, 32, 'sha512'));
+    const response = get(download('opening'));
+    await until(() => remote.requestsFor(upstream('download', 'opening')).length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await service.services.remoteMedia.close();
+    await Promise.all(busy);
+    const res = await response;
+    expect([res.status, res.json()]).toEqual([502, { errcode: 'M_UNKNOWN', error: 'Could not fetch the remote content: its server could not be reached' }]);
+    expect(await lockRows(`download ${REMOTE} opening`)).toEqual([]);
   });
 });
