@@ -223,19 +223,18 @@ describe('thumbnails', () => {
   });
 
   test.each([
-    ['width=0&height=32', 'M_INVALID_PARAM'],
-    ['width=-5&height=32', 'M_INVALID_PARAM'],
-    ['width=1.5&height=32', 'M_INVALID_PARAM'],
-    ['width=abc&height=32', 'M_INVALID_PARAM'],
-    ['height=32', 'M_MISSING_PARAM'],
-    ['width=32&height=32&method=stretch', 'M_INVALID_PARAM'],
-    ['width=32&height=32&animated=yes', 'M_INVALID_PARAM'],
-  ])('parameters %s are 400 %s', async (query, code) => {
+    ['width=0&height=32', 'M_INVALID_PARAM', '"width" must be a positive integer'],
+    ['width=-5&height=32', 'M_INVALID_PARAM', '"width" must be a positive integer'],
+    ['width=1.5&height=32', 'M_INVALID_PARAM', '"width" must be a positive integer'],
+    ['width=abc&height=32', 'M_INVALID_PARAM', '"width" must be a positive integer'],
+    ['height=32', 'M_MISSING_PARAM', '"width" is required'],
+    ['width=32&height=32&method=stretch', 'M_INVALID_PARAM', '"method" must be crop or scale'],
+    ['width=32&height=32&animated=yes', 'M_INVALID_PARAM', '"animated" must be true or false'],
+  ])('parameters %s are 400 %s', async (query, errcode, error) => {
     const mxc = await upload(await png(50, 50), 'image/png');
     const rowsBefore = await countRows(service, 'thumbnails');
     const res = await rawRequest(`${service.url}/_matrix/client/v1/media/thumbnail/a.example/${mxc.split('/').pop()}?${query}`, { headers: auth });
-    expect(res.status).toBe(400);
-    expect(res.json().errcode).toBe(code);
+    expect([res.status, res.json()]).toEqual([400, { errcode, error }]);
     expect(await countRows(service, 'thumbnails')).toBe(rowsBefore);
   });
 });
