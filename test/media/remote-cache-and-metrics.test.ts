@@ -5,9 +5,12 @@ import { pbkdf2 } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import type { ThumbnailSpec } from '../../src/matrix/thumbnail-spec.js';
 import type { RunningService } from '../../src/service.js';
+import { Instances } from '../../src/db/instances.js';
 import { generateSynapseKey } from '../helpers/keys.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 import { parsePrometheusText, total, type Sample } from '../helpers/prometheus-text.js';
@@ -35,7 +38,7 @@ beforeAll(async () => {
   service = await startTestService({
     metrics: { enabled: true, host: '127.0.0.1', port: 0 },
     homeservers: [{ name: TENANT, clientApi: whoami.url, signingKeyPath }],
-    federation: { serverOverrides: { [REMOTE]: remote.url }, ipAllowlist: ['127.0.0.1/32'], failureCacheMs: 0, requestTimeoutMs: 60_000 },
+    federation: { serverOverrides: { [REMOTE]: remote.url }, ipAllowlist: ['127.0.0.1/32'], failureCacheMs: 60_000, requestTimeoutMs: 60_000 },
     // A freeze still to come: everything cached now was cached before it.
     media: { legacyFreezeAt: new Date(Date.now() + 3_600_000).toISOString() },
   });
@@ -66,6 +69,14 @@ async function scrape(): Promise<Sample[]> {
 }
 
 const lockRows = (key: string) => service.services.db.knex('remote_fetches').where({ fetch_key: key });
+const failureRows = (key: string) => service.services.db.knex('remote_fetch_failures').where({ fetch_key: key });
+const open = (id: string, thumbnail?: ThumbnailSpec) => service.services.remoteMedia.open({ name: TENANT }, REMOTE, id, { thumbnail, timeoutMs: 5000 });
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 describeWithPython('a remote fetch', () => {
   test('is counted by outcome; requests joining it and cache lookups are counted too', async () => {
@@ -149,6 +160,20 @@ describeWithPython('a remote fetch', () => {
     expect((await response).status).toBe(200);
   });
 
+  test('opened by a client only after it was recorded, is read from storage; a failed one gives its own error', async () => {
+    const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: '#662244' } }).png().toBuffer();
+    const bytes = patternBytes(3000, 11);
+    remote.media.set('late', { kind: 'multipart', bytes, thumbnail: { bytes: png, contentType: 'image/png' } });
+    remote.media.set('late-broken', { kind: 'truncated', bytes: patternBytes(100_000, 12) });
+    // The flight's own answers, taken while it runs (as a request that joined it would), their bytes opened once it is done.
+    const [media, thumbnail, broken] = await Promise.all([open('late'), open('late', { width: 32, height: 32, method: 'crop', animated: false }), open('late-broken')]);
+    await service.services.remoteMedia.settled();
+    expect((await readAll(await media.open())).equals(bytes)).toBe(true);
+    expect((await readAll(await media.open({ start: 10, end: 19 }))).equals(bytes.subarray(10, 20))).toBe(true);
+    expect((await readAll(await thumbnail.open())).equals(png)).toBe(true);
+    await expect(broken.open()).rejects.toMatchObject({ status: 502, errcode: 'M_UNKNOWN', message: 'Could not fetch the remote content: the transfer was cut short' });
+  });
+
   // Last: these close the fetching side of the service (a request after it starts a fetch again).
   test('in progress when the service closes is cut, its client sees the body end short, and its lock is released', async () => {
     const bytes = patternBytes(200_000, 9);
@@ -160,6 +185,7 @@ describeWithPython('a remote fetch', () => {
     await until(() => received > 0);
     await service.services.remoteMedia.close();
     expect(await lockRows(`download ${REMOTE} stalled`)).toEqual([]);
+    expect(await failureRows(`download ${REMOTE} stalled`)).toEqual([]); // a shutdown is no failure of the origin
     const res = await response;
     expect([res.status, res.complete]).toEqual([200, false]);
     expect(bytes.subarray(0, res.body.length).equals(res.body)).toBe(true);
@@ -178,5 +204,24 @@ describeWithPython('a remote fetch', () => {
     const res = await response;
     expect([res.status, res.json()]).toEqual([502, { errcode: 'M_UNKNOWN', error: 'Could not fetch the remote content: its server could not be reached' }]);
     expect(await lockRows(`download ${REMOTE} opening`)).toEqual([]);
+    expect(await failureRows(`download ${REMOTE} opening`)).toEqual([]);
+  });
+
+  test('closed while waiting on another live instance\'s lock: answered 502 at once, the origin never asked', async () => {
+    remote.media.set('elsewhere', { kind: 'multipart', bytes: patternBytes(100) });
+    const other = await Instances.register(service.services.db, () => undefined);
+    const key = `download ${REMOTE} elsewhere`;
+    try {
+      await service.services.db.knex('remote_fetches').insert({ fetch_key: key, owner: `${other.id}/fetch`, heartbeat_ts: Date.now() });
+      const response = get(download('elsewhere'));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // waiting on the lock by now
+      await service.services.remoteMedia.close();
+      const res = await response;
+      expect([res.status, res.json()]).toEqual([502, { errcode: 'M_UNKNOWN', error: 'Could not fetch the remote content: its server could not be reached' }]);
+      expect(remote.requestsFor(upstream('download', 'elsewhere'))).toHaveLength(0);
+      expect(await failureRows(key)).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 });
