@@ -149,6 +149,22 @@ describeWithPython('remote failures give a Matrix error and cache nothing', () =
     await expectNothingCachedFor('slow');
   });
 
+  test('a client that gave up at timeout_ms leaves the fetch running up to requestTimeoutMs: the next one gets it from the cache', async () => {
+    remote.media.set('patient', { kind: 'slow', delayMs: 400, bytes: Buffer.from('worth the wait') });
+    expect((await repo.get(download('patient', '?timeout_ms=100'))).status).toBe(504);
+    await repo.service.services.remoteMedia.settled();
+    const later = await repo.get(download('patient'));
+    expect([later.status, later.body.toString()]).toEqual([200, 'worth the wait']);
+    expect(remote.requestsFor('/_matrix/federation/v1/media/download/patient')).toHaveLength(1);
+  });
+
+  test('exactly remoteMaxBytes, declared: served whole', async () => {
+    const bytes = patternBytes(MiB, 15);
+    remote.media.set('exact', { kind: 'legacy-only', bytes });
+    const response = await repo.get(download('exact'));
+    expect([response.status, response.body.equals(bytes)]).toEqual([200, true]);
+  });
+
   test('a remote slower than requestTimeoutMs: 504', async () => {
     remote.media.set('slower', { kind: 'slow', delayMs: 3000, bytes: Buffer.from('too late') });
     const response = await repo.get(download('slower', '?timeout_ms=2000'));
@@ -251,6 +267,6 @@ describeWithPython('after all of the above', () => {
     const state = await repo.inspect();
     expect(state.staged).toEqual([]);
     expect(state.spooled).toEqual([]);
-    expect({ ...NOTHING, media: state.media, thumbnails: state.thumbnails }).toEqual({ ...NOTHING, media: 5, thumbnails: 2 });
+    expect({ ...NOTHING, media: state.media, thumbnails: state.thumbnails }).toEqual({ ...NOTHING, media: 7, thumbnails: 2 });
   });
 });
