@@ -107,12 +107,13 @@ export class Flight {
         if (this.aborted) throw shuttingDown();
         return undefined;
       });
-      // Another instance may also have finished between our cache check and taking the lock.
+      // Another instance may also have finished, or failed, between our last look and taking the lock.
       const cached = cachedMeanwhile ?? (await deps.cached(target));
       if (cached) {
         this.resolveReady(cached);
         return;
       }
+      await deps.failures.assertNotFailedRecently(target.key);
       await this.fetch();
       await deps.failures.succeeded(target.key, target.serverName);
     } catch (error) {

@@ -174,6 +174,32 @@ describeWithPython('a remote fetch', () => {
     await expect(broken.open()).rejects.toMatchObject({ status: 502, errcode: 'M_UNKNOWN', message: 'Could not fetch the remote content: the transfer was cut short' });
   });
 
+  test.each([
+    ['and keeps its lock', false],
+    ['and lets go of its lock at once', true],
+  ])('waiting on another instance that records a failure %s: its failure is answered, the origin not asked', async (_, release) => {
+    const id = `failed-elsewhere-${release}`;
+    remote.media.set(id, { kind: 'multipart', bytes: patternBytes(100) });
+    const { knex } = service.services.db;
+    const other = await Instances.register(service.services.db, () => undefined);
+    const key = `download ${REMOTE} ${id}`;
+    try {
+      await knex('remote_fetches').insert({ fetch_key: key, owner: `${other.id}/fetch`, heartbeat_ts: Date.now() });
+      const response = get(download(id));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // waiting on the lock by now
+      await knex.transaction(async (trx) => {
+        await trx('remote_fetch_failures').insert({ fetch_key: key, status: 404, errcode: 'M_NOT_FOUND', error: 'gone', expires_ts: Date.now() + 60_000 });
+        if (release) await trx('remote_fetches').where({ fetch_key: key }).delete();
+      });
+      const res = await response;
+      expect([res.status, res.json()]).toEqual([404, { errcode: 'M_NOT_FOUND', error: 'gone' }]);
+      expect(remote.requestsFor(upstream('download', id))).toHaveLength(0);
+    } finally {
+      await knex('remote_fetches').where({ fetch_key: key }).delete();
+      await other.close();
+    }
+  });
+
   // Last: these close the fetching side of the service (a request after it starts a fetch again).
   test('in progress when the service closes is cut, its client sees the body end short, and its lock is released', async () => {
     const bytes = patternBytes(200_000, 9);
