@@ -26,7 +26,7 @@ beforeAll(async () => {
   whoami = await startStandInHomeserver({ [TEST_TOKEN]: { userId: '@alice:tenant.test' } });
   repo = await startRepoUnderTest({
     tenant: TENANT, key, whoamiUrl: whoami.url,
-    federation: { serverOverrides: { [REMOTE]: remote.url }, dnsServers: [dns.address], connectTimeoutMs: 1000, requestTimeoutMs: 2000, failureCacheMs: 60_000 },
+    federation: { serverOverrides: { [REMOTE]: remote.url }, dnsServers: [dns.address], connectTimeoutMs: 1000, requestTimeoutMs: 2000, failureCacheMs: 60_000, remoteMaxBytes: 1 << 20 },
   });
 }, 240_000);
 afterAll(async () => {
@@ -67,5 +67,28 @@ describeWithPython('remote fetch failures', () => {
     expect(about.map((line) => line.level)).toContain(40);
     expect(about.filter((line) => line.level >= 50)).toEqual([]);
     expect(about.filter((line) => JSON.stringify(line).includes('    at '))).toEqual([]);
+  });
+
+  test('cut off at remoteMaxBytes: the next client is told so from the failure cache; the log has one warning why', async () => {
+    remote.media.set('too-big', { kind: 'oversized', size: 2 << 20, declareLength: false });
+    const first = await repo.get(download(REMOTE, 'too-big'));
+    expect(first.complete && first.status === 200).toBe(false);
+    await repo.service.services.remoteMedia.settled();
+    const again = await repo.get(download(REMOTE, 'too-big'));
+    expect([again.status, again.json()]).toEqual([502, { errcode: 'M_TOO_LARGE', error: 'The remote content is too large' }]);
+    expect(remote.requestsFor('/_matrix/federation/v1/media/download/too-big')).toHaveLength(1);
+    const warnings = parsedLines().filter((line) => line.msg === 'remote media fetch failed' && JSON.stringify(line).includes('too-big'));
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, serverName: REMOTE, mediaId: 'too-big', err: 'the media is larger than federation.remoteMaxBytes' })]);
+  });
+
+  test.each([
+    ['is not on its origin (404)', { kind: 'error' as const, status: 404, body: { errcode: 'M_NOT_FOUND', error: 'no' } }, 404],
+    ['is not yet uploaded there', { kind: 'error' as const, status: 504, body: { errcode: 'M_NOT_YET_UPLOADED', error: 'wait' } }, 504],
+  ])('media that %s: no warning in the log', async (_, behaviour, status) => {
+    const id = `quiet-${status}`;
+    remote.media.set(id, behaviour);
+    expect((await repo.get(download(REMOTE, id))).status).toBe(status);
+    await repo.service.services.remoteMedia.settled();
+    expect(parsedLines().filter((line) => line.msg === 'remote media fetch failed' && JSON.stringify(line).includes(id))).toEqual([]);
   });
 });
