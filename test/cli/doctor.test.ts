@@ -1,7 +1,6 @@
 // media-repo doctor against loopback homeservers, each set up right or wrong in one way, all behind one
 // running service: every planted misconfiguration is found, on its own homeserver only.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -14,6 +13,7 @@ import { publicKeyFromSeed } from '../../src/matrix/ed25519.js';
 import type { RunningService } from '../../src/service.js';
 import { startHomeserverFront, type FrontSetup, type HomeserverFront, type PublishedKey } from '../helpers/homeserver-front.js';
 import { startTestService } from '../helpers/service-under-test.js';
+import { freePort } from '../../bench/media-processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'doctor-'));
 
@@ -24,14 +24,6 @@ function keyFor(name: string): { file: string; published: PublishedKey; scoped: 
   writeFileSync(file, formatKeyFile([key], 'synapse'));
   const published = { keyId: keyId(key), key: encodeBase64(publicKeyFromSeed(key.seed)) };
   return { file, published, scoped: { ...published, scope: ['m.requests'] } };
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function collect(): { io: { stdout: PassThrough; stderr: PassThrough }; text(): string } {
@@ -80,7 +72,7 @@ describe('media-repo doctor', () => {
       homeservers.push({ name: setup.serverName, ...auth, ...(keys[name] ? { signingKeyPath: keys[name].file } : {}) });
       if (name === 'right') right = { published: keys.right!.published, url: front.url };
     }
-    overrides['unreachable.test'] = `http://127.0.0.1:${await closedPort()}`;
+    overrides['unreachable.test'] = `http://127.0.0.1:${await freePort()}`;
     homeservers.push({ name: 'unreachable.test', clientApi: overrides['unreachable.test'], signingKeyPath: keys.unreachable!.file });
     service = await startTestService({ homeservers, federation: { serverOverrides: overrides, requestTimeoutMs: 5000 } });
     for (const setup of setups as Array<FrontSetup & { routed?: boolean }>) if (setup.routed) setup.mediaRepoUrl = service.url;
@@ -177,7 +169,7 @@ describe('media-repo doctor', () => {
     const file = join(dir, 'broken.yaml');
     writeFileSync(file, [
       `masterKey: {file: ${join(dir, 'no-such-master.key')}}`,
-      `database: {url: "postgres://media:hunter2@127.0.0.1:${await closedPort()}/media"}`,
+      `database: {url: "postgres://media:hunter2@127.0.0.1:${await freePort()}/media"}`,
       'homeservers: []',
     ].join('\n'));
     const out = collect();

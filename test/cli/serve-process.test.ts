@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { builtMediaRepo } from '../helpers/built-cli.js';
+import { freePort } from '../../bench/media-processes.js';
 
 const TOKEN = 'process-test-token-0123456789';
 
@@ -70,8 +71,7 @@ describe('a start that cannot work', () => {
   });
 
   test('a database that refuses connections exits non-zero at once, naming it without its password', async () => {
-    const { server, port } = await occupiedPort();
-    server.close();
+    const port = await freePort();
     const child = serve(['listen: {host: 127.0.0.1, port: 0}', `database: {url: "postgres://media:hunter2@127.0.0.1:${port}/media"}`, ...homeserver()]);
     const { code, ms } = await child.exited;
     expect(code).toBe(1);
@@ -107,8 +107,7 @@ describe('a start that cannot work', () => {
 describe('stopping', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'serve-process-stop-'));
   test.each(['SIGTERM', 'SIGINT'] as const)('%s lets an upload in flight finish, refuses new connections, then exits 0', async (signal) => {
-    const { server, port } = await occupiedPort();
-    server.close();
+    const port = await freePort();
     const child = serve([`listen: {host: 127.0.0.1, port: ${port}}`, ...homeserver()], dataDir);
     await listening(child);
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -1,6 +1,5 @@
 // The trial homeserver: made on first start without a config, reused afterwards, and the printed example works.
 import { statSync, readFileSync, mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -9,14 +8,7 @@ import { readKeyFile } from '../../src/keys/key-files.js';
 import { createLogger } from '../../src/log.js';
 import { startService, type RunningService } from '../../src/service.js';
 import { openTestDatabase } from '../helpers/database.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../../bench/media-processes.js';
 
 describe('the trial homeserver', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'trial-'));

@@ -10,6 +10,7 @@ import { BlockedAddressError, IpFilter } from '../../src/federation/ip-filter.js
 import { failure } from '../helpers/streams.js';
 import { createTestCa, type TestCa } from '../helpers/keys.js';
 import { collect } from '../helpers/streams.js';
+import { freePort } from '../../bench/media-processes.js';
 
 const TIMEOUTS = { connectMs: 2000, headersMs: 3000 };
 
@@ -105,10 +106,8 @@ test('each error keeps its cause: blocked, refused, and a connection dropped aft
     expect([(blocked as UpstreamError).kind, (blocked as UpstreamError).cause instanceof BlockedAddressError]).toEqual(['blocked', true]);
     const dropped = await failure(http.request(trustedAt(droppingPort), { path: '/', timeouts: TIMEOUTS }));
     expect([(dropped as UpstreamError).kind, dropped.message, ((dropped as UpstreamError).cause as NodeJS.ErrnoException).code]).toEqual(['bad-response', `connection to 127.0.0.1:${droppingPort} failed: ECONNRESET`, 'ECONNRESET']);
-    dropping.close();
-    await once(dropping, 'close');
-    // The same port, closed now: refused before connecting.
-    const refused = await failure(http.request(trustedAt(droppingPort), { path: '/', timeouts: TIMEOUTS }));
+    // A port nothing listens on: refused before connecting.
+    const refused = await failure(http.request(trustedAt(await freePort()), { path: '/', timeouts: TIMEOUTS }));
     expect([(refused as UpstreamError).kind, ((refused as UpstreamError).cause as NodeJS.ErrnoException).code]).toEqual(['unreachable', 'ECONNREFUSED']);
   } finally {
     if (dropping.listening) dropping.close();

@@ -8,6 +8,7 @@ import { OutboundHttp, targetForUrl, UpstreamError, type Target } from '../../sr
 import { IpFilter } from '../../src/federation/ip-filter.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { collect, failure } from '../helpers/streams.js';
+import { freePort } from '../../bench/media-processes.js';
 
 const TIMEOUTS = { connectMs: 2000, headersMs: 3000 };
 
@@ -46,15 +47,6 @@ beforeEach(() => {
 });
 afterEach(() => http.close());
 
-/** A loopback port nothing listens on: connecting to it is refused. */
-async function closedPort(): Promise<number> {
-  const server = createNetServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const free = (server.address() as AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return free;
-}
-
 const target = (endpoints: Target['endpoints'], extra: Partial<Target> = {}): Target => ({ protocol: 'http:', endpoints, hostHeader: 'peer.test', tlsServername: undefined, ...extra });
 const text = async (response: { body: AsyncIterable<Uint8Array> }) => (await collect(response.body)).toString();
 
@@ -89,7 +81,7 @@ describe('request', () => {
   test('a refused and a blocked endpoint are skipped; the next one answers', async () => {
     const strict = new OutboundHttp({ dns: new Dns({ timeoutMs: 1000 }), filter: new IpFilter({ allowlist: ['127.0.0.1/32'] }) });
     try {
-      const response = await strict.request(target([{ host: '127.0.0.1', port: await closedPort() }, { host: '10.0.0.1', port }, { host: '127.0.0.1', port }]), { path: '/', timeouts: TIMEOUTS });
+      const response = await strict.request(target([{ host: '127.0.0.1', port: await freePort() }, { host: '10.0.0.1', port }, { host: '127.0.0.1', port }]), { path: '/', timeouts: TIMEOUTS });
       expect([response.status, await text(response)]).toEqual([200, 'ok']);
     } finally {
       strict.close();
@@ -97,7 +89,7 @@ describe('request', () => {
   });
 
   test('the last endpoint\'s failure is the error: blocked, or unreachable naming the address', async () => {
-    const refused = await closedPort();
+    const refused = await freePort();
     const blocked = await failure(http.request(target([{ host: '127.0.0.1', port: refused }, { host: '10.0.0.1', port }]), { path: '/', timeouts: TIMEOUTS }));
     expect([(blocked as UpstreamError).kind, blocked.message]).toEqual(['blocked', expect.stringMatching(/10\.0\.0\.1 is in a blocked IP range/)]);
     const unreachable = await failure(http.request(target([{ host: '10.0.0.1', port }, { host: '127.0.0.1', port: refused }]), { path: '/', timeouts: TIMEOUTS }));

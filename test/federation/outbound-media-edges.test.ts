@@ -12,6 +12,7 @@ import { createTestFederationClient } from '../helpers/federation-client.js';
 import { cdn, client, key, remote, REMOTE, request, TENANT, useOutboundPeers } from '../helpers/outbound-peers.js';
 import { collect, failure } from '../helpers/streams.js';
 import { describeWithPython } from '../helpers/python-available.js';
+import { freePort } from '../../bench/media-processes.js';
 
 useOutboundPeers();
 
@@ -126,10 +127,7 @@ describeWithPython('Location parts that cannot be followed', () => {
     // Accepts connections and never answers: a Location there runs into the header deadline.
     silent = createServer((socket) => void held.add(socket)).listen(0, '127.0.0.1');
     await once(silent, 'listening');
-    const closed = createServer().listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    refusedPort = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    refusedPort = await freePort();
   });
   afterAll(() => {
     for (const socket of held) socket.destroy();

@@ -1,10 +1,10 @@
 // Access-token checks against a loopback stand-in homeserver: answers, failures, caching and coalescing.
-import { createServer } from 'node:net';
 import { buildConfig, type HomeserverConfig } from '../../src/config/config.js';
 import { AccessTokenVerifier } from '../../src/http/auth.js';
 import { createLogger } from '../../src/log.js';
 import { MatrixError } from '../../src/matrix/errors.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
+import { freePort } from '../../bench/media-processes.js';
 
 const TIMEOUT_MS = 400;
 
@@ -117,7 +117,7 @@ describe('AccessTokenVerifier', () => {
   });
 
   test('a homeserver that is down is 502 at once', async () => {
-    const error = await failure(verifier().verify(homeserver('down.example', `http://127.0.0.1:${await closedPort()}`), 'tok-alice'));
+    const error = await failure(verifier().verify(homeserver('down.example', `http://127.0.0.1:${await freePort()}`), 'tok-alice'));
     expect([error.status, error.errcode]).toEqual([502, 'M_UNKNOWN']);
   });
 
@@ -142,7 +142,7 @@ describe('AccessTokenVerifier', () => {
     const v = verifier();
     await failure(v.verify(tenant, 'tok-hang'));
     await failure(v.verify(tenant, 'tok-500'));
-    await failure(v.verify(homeserver('down.example', `http://127.0.0.1:${await closedPort()}`), 'tok-secret-value'));
+    await failure(v.verify(homeserver('down.example', `http://127.0.0.1:${await freePort()}`), 'tok-secret-value'));
     expect(logLines.length).toBeGreaterThanOrEqual(3);
     for (const secret of ['tok-hang', 'tok-500', 'tok-secret-value']) expect(logLines.join('\n')).not.toContain(secret);
   });
@@ -152,11 +152,3 @@ function homeserver(name: string, clientApi: string): HomeserverConfig {
   return buildConfig({ homeservers: [{ name, clientApi, maxUploadBytes: 1000 }] }).homeservers[0]!;
 }
 
-/** A loopback port with nothing listening. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
