@@ -20,7 +20,7 @@ export function offloadSnippet(site: OffloadSite, port: number): string {
     text = text.replaceAll(example, value);
   };
   replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${port};`);
-  replace('http://127.0.0.1:8000', site.upstream);
+  replace('server 127.0.0.1:8000;', `server ${new URL(site.upstream).host};`);
   replace('/var/lib/media-repo/media/', `${site.mediaPath}/`);
   replace('CHANGE-ME-secureLink-secret', site.secret);
   return text;
