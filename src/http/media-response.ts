@@ -7,7 +7,7 @@ import { framedBody, type BodyFrame } from '../matrix/multipart.js';
 import { clientWentAway } from './errors.js';
 import type { ServableMedia } from '../media/servable.js';
 import type { ByteRange } from '../storage/datastore.js';
-import { endOffloaded } from './proxy-offload.js';
+import { announcedTarget, endOffloaded } from './proxy-offload.js';
 import { fileSpanOf } from '../storage/file-spans.js';
 import { pumpFile } from './file-pump.js';
 
@@ -49,7 +49,7 @@ export async function sendMedia(req: Request, res: Response, media: ServableMedi
       return;
     }
   }
-  const offload = notModified ? undefined : media.proxyTarget?.();
+  const offload = notModified ? undefined : announcedTarget(req, media.proxyTarget?.());
   // Read or opened before any header is set, so a failure still leaves as a clean Matrix error.
   const wanted = req.method !== 'HEAD' && !notModified && !offload;
   const whole = wanted && media.wholeBody ? await media.wholeBody() : undefined;

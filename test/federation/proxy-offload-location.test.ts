@@ -33,6 +33,8 @@ describeWithPython('federation downloads offloaded to nginx', () => describeWith
   let service: RunningService;
   let nginx: Nginx;
   let client: FederationClient;
+  /** Signs as the same peer but reaches the service directly, past nginx. */
+  let directClient: FederationClient;
   const logLines: string[] = [];
 
   beforeAll(async () => {
@@ -55,6 +57,7 @@ describeWithPython('federation downloads offloaded to nginx', () => describeWith
     }, { logLines });
     nginx = await startOffloadNginx({ upstream: service.url, mediaPath, secret: SECRET });
     client = createTestFederationClient({ keys: { [PEER]: key }, overrides: { 'a.example': nginx.url }, allowlist: ['127.0.0.1/32'] }).client;
+    directClient = createTestFederationClient({ keys: { [PEER]: key }, overrides: { 'a.example': service.url }, allowlist: ['127.0.0.1/32'] }).client;
   });
   afterAll(async () => {
     await nginx?.stop();
@@ -70,7 +73,7 @@ describeWithPython('federation downloads offloaded to nginx', () => describeWith
     expect(res.status).toBe(200);
     return String(res.json().content_uri).split('/').pop()!;
   };
-  const fetchAsPeer = (mediaId: string) => fetchRemoteMedia(client, {
+  const fetchAsPeer = (mediaId: string, via = client) => fetchRemoteMedia(via, {
     origin: PEER, serverName: 'a.example', mediaId, timeoutMs: 1000, headersTimeoutMs: 10_000, maxBytes: 16 * 1024 * 1024, idleMs: 10_000,
   });
   /** The media part's Location, from a signed request through nginx. */
@@ -135,6 +138,16 @@ describeWithPython('federation downloads offloaded to nginx', () => describeWith
     const text = await fetchAsPeer(textId);
     expect(text.contentType).toBe('text/plain; charset=utf-8');
     expect((await collect(text.body)).equals(LARGE)).toBe(true);
+  });
+
+  test('a request that did not come through the proxy gets the bytes in the multipart body, not a link', async () => {
+    const mediaId = await upload(LARGE, 'past-nginx.png', 'image/png');
+    const media = await fetchAsPeer(mediaId, directClient);
+    expect(media.via).toBe('federation');
+    expect(media.contentType).toBe('image/png');
+    expect((await collect(media.body)).equals(LARGE)).toBe(true);
+    // The same media through nginx is still a Location: only the announcement differs.
+    expect(await locationOf(mediaId)).toBeDefined();
   });
 
   test('the shared secret never reaches the log', async () => {

@@ -15,6 +15,9 @@ const MIN_BYTES = 64 * 1024;
 const LARGE = randomBytes(3 * 1024 * 1024 + 17);
 const SMALL = randomBytes(MIN_BYTES - 1);
 const ADMIN_TOKEN = 'offload-admin-token-0123456789';
+const ALICE = { host: 'a.example', authorization: 'Bearer tok-alice' };
+/** What the snippet's nginx adds to every request it passes on. */
+const ANNOUNCED = { 'x-sendfile-type': 'X-Accel-Redirect' };
 
 describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () => {
   let hs: StandInHomeserver;
@@ -46,7 +49,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
   const viaNginx = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
     rawRequest(`${nginx.url}${path}`, { method, headers: { authorization: 'Bearer tok-alice', ...headers } });
-  const upload = async (body: Buffer, name: string, type: string, as = { host: 'a.example', authorization: 'Bearer tok-alice' }) => {
+  const upload = async (body: Buffer, name: string, type: string, as = ALICE) => {
     const direct = await rawRequest(`${service.url}/_matrix/media/v3/upload?filename=${name}`, {
       method: 'POST', headers: { ...as, 'content-type': type }, body,
     });
@@ -64,7 +67,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
   test('the service answers a large download with X-Accel-Redirect and an empty body; nginx sends the bytes', async () => {
     const id = await upload(LARGE, 'clip.mp4', 'video/mp4');
-    const direct = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { host: 'a.example', authorization: 'Bearer tok-alice' } });
+    const direct = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { ...ALICE, ...ANNOUNCED } });
     const sha = direct.headers.etag!.replaceAll('"', '');
     expect(direct.status).toBe(200);
     expect(direct.headers['x-accel-redirect']).toBe(`/_media_internal/default/${sha.slice(0, 2)}/${sha.slice(2, 4)}/${sha}`);
@@ -76,6 +79,21 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
     expect(res.headers['content-length']).toBe(String(LARGE.length));
     expect(res.headers['cache-control']).toBe('private, max-age=86400, immutable');
     expectMediaHeaders(res, 'video/mp4', /^inline; filename="clip\.mp4"$/);
+  });
+
+  test('a request on which no proxy announces X-Accel-Redirect gets the bytes from the service, whatever the size', async () => {
+    const id = await upload(LARGE, 'direct.bin', 'application/octet-stream');
+    for (const announced of [{}, { 'x-sendfile-type': 'X-Sendfile' }, { 'x-sendfile-type': '' }]) {
+      const direct = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { ...ALICE, ...announced } });
+      expect(direct.status).toBe(200);
+      expect(direct.headers['x-accel-redirect']).toBeUndefined();
+      expect(direct.headers['content-length']).toBe(String(LARGE.length));
+      expect(direct.body.equals(LARGE)).toBe(true);
+    }
+    // Header values are case-insensitive tokens, as nginx or an operator may write them.
+    const lower = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { ...ALICE, 'x-sendfile-type': 'x-accel-redirect' } });
+    expect(lower.headers['x-accel-redirect']).toMatch(/^\/_media_internal\/default\//);
+    expect(lower.body.length).toBe(0);
   });
 
   test('Range and HEAD are answered by nginx from the file', async () => {
@@ -112,7 +130,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
   test('below minBytes the service streams the bytes itself', async () => {
     const id = await upload(SMALL, 'small.bin', 'application/octet-stream');
-    const direct = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { host: 'a.example', authorization: 'Bearer tok-alice' } });
+    const direct = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { ...ALICE, ...ANNOUNCED } });
     expect(direct.headers['x-accel-redirect']).toBeUndefined();
     expect(direct.body.equals(SMALL)).toBe(true);
     expect((await viaNginx(`/_matrix/client/v1/media/download/${id}`)).body.equals(SMALL)).toBe(true);
@@ -130,7 +148,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
     expect(refused.body.length).toBeLessThan(1000);
     expect((await viaNginx('/_matrix/client/v1/media/download/a.example/nothingHere')).status).toBe(404);
     const sha = (await rawRequest(`${service.url}/_matrix/client/v1/media/download/${await upload(LARGE, 'x.bin', 'text/x')}`, {
-      headers: { host: 'a.example', authorization: 'Bearer tok-alice' },
+      headers: { ...ALICE, ...ANNOUNCED },
     })).headers.etag!.replaceAll('"', '');
     expect((await rawRequest(`${nginx.url}/_media_internal/default/${sha.slice(0, 2)}/${sha.slice(2, 4)}/${sha}`)).status).toBe(404);
   });
@@ -143,7 +161,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
     const bob = { host: 'b.example', authorization: 'Bearer tok-bob' };
     const bobsId = await upload(LARGE, 'bob.bin', 'application/octet-stream', bob);
-    const streamed = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${bobsId}`, { headers: bob });
+    const streamed = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${bobsId}`, { headers: { ...bob, ...ANNOUNCED } });
     expect(streamed.headers['x-accel-redirect']).toBeUndefined();
     expect(streamed.body.equals(LARGE)).toBe(true);
   });
