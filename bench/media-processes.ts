@@ -218,7 +218,7 @@ ${httpConfig}
 }
 
 /** Polls every 20 ms until `url` answers below 500 (or with `status`, when given); kills a process that never does. */
-async function waitUntilUp(url: string, child: ChildProcess, until: { status?: number; timeoutMs?: number } = {}): Promise<void> {
+export async function waitUntilUp(url: string, child: ChildProcess, until: { status?: number; timeoutMs?: number } = {}): Promise<void> {
   // Two minutes by default: the embedded database's first start takes that long on a loaded 2-core machine.
   const timeoutMs = until.timeoutMs ?? 120_000;
   const deadline = Date.now() + timeoutMs;

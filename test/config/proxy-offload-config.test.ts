@@ -50,7 +50,8 @@ describe('proxyOffload config', () => {
   });
 });
 
-test('the README shows the nginx snippet the tests run, as it is', () => {
-  const snippet = readFileSync('contrib/nginx-offload.conf', 'utf8');
-  expect(readFileSync('README.md', 'utf8')).toContain(`\`\`\`nginx\n${snippet}\`\`\`\n`);
+test('the README shows the nginx and lighttpd snippets the tests run, as they are', () => {
+  const readme = readFileSync('README.md', 'utf8');
+  expect(readme).toContain(`\`\`\`nginx\n${readFileSync('contrib/nginx-offload.conf', 'utf8')}\`\`\`\n`);
+  expect(readme).toContain(`\`\`\`lighttpd\n${readFileSync('contrib/lighttpd-offload.conf', 'utf8')}\`\`\`\n`);
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Nginx } from '../../bench/media-processes.js';
 import type { RunningService } from '../../src/service.js';
 import { describeWithNginx, startOffloadNginx } from '../helpers/nginx.js';
-import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { expectMediaHeaders, uploadMedia } from '../helpers/offloaded-downloads.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { startTestService } from '../helpers/service-under-test.js';
 import { startStandInHomeserver, type StandInHomeserver } from '../helpers/stand-in-homeserver.js';
 
@@ -49,21 +50,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
   const viaNginx = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
     rawRequest(`${nginx.url}${path}`, { method, headers: { authorization: 'Bearer tok-alice', ...headers } });
-  const upload = async (body: Buffer, name: string, type: string, as = ALICE) => {
-    const direct = await rawRequest(`${service.url}/_matrix/media/v3/upload?filename=${name}`, {
-      method: 'POST', headers: { ...as, 'content-type': type }, body,
-    });
-    expect(direct.status).toBe(200);
-    return String(direct.json().content_uri).replace('mxc://', '');
-  };
-  const expectMediaHeaders = (res: RawResponse, type: string, disposition: RegExp) => {
-    expect(res.headers['content-type']).toBe(type);
-    expect(res.headers['content-disposition']).toMatch(disposition);
-    expect(res.headers['content-security-policy']).toMatch(/^sandbox; default-src 'none'/);
-    expect(res.headers['x-content-type-options']).toBe('nosniff');
-    expect(res.headers['cross-origin-resource-policy']).toBe('cross-origin');
-    expect(res.headers['x-accel-redirect']).toBeUndefined();
-  };
+  const upload = (body: Buffer, name: string, type: string, as = ALICE) => uploadMedia(service.url, as, body, name, type);
 
   test('the service answers a large download with X-Accel-Redirect and an empty body; nginx sends the bytes', async () => {
     const id = await upload(LARGE, 'clip.mp4', 'video/mp4');
