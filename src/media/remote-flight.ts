@@ -13,7 +13,7 @@ import { fetchRemoteMedia } from '../federation/media.js';
 import type { Logger } from '../log.js';
 import { fileNameFromContentDisposition } from '../matrix/content-disposition.js';
 import type { ThumbnailSpec } from '../matrix/thumbnail-spec.js';
-import type { ByteRange } from '../storage/datastore.js';
+import type { ByteRange, StagedBlob } from '../storage/datastore.js';
 import type { Datastores } from '../storage/datastores.js';
 import type { BlobReferences } from './blob-references.js';
 import type { MediaStore } from './media-store.js';
@@ -149,19 +149,27 @@ export class Flight {
     }
     // Before any client byte: a thumbnail's first bytes decide its type, and nothing else may be cached or served.
     const sniffed = target.thumbnail ? await sniffThumbnail(remote.body) : undefined;
-    const spool = await Spool.create(deps.spoolDirectory);
+    const datastore = deps.datastores.forKind(target.thumbnail ? 'thumbnails' : 'remote_media', target.tenant);
+    // Where the datastore stages in a local file, that file is the spool: the bytes reach the disk once.
+    const stagingFile = await datastore.createStagingFile?.();
+    const spool = stagingFile ? Spool.staging(stagingFile.handle) : await Spool.create(deps.spoolDirectory);
     this.spool = spool;
     this.releaseSpool = spool.hold();
-    if (this.aborted) throw shuttingDown(); // answered with an error, not with a response cut before its first byte
     const contentType = sniffed?.contentType ?? (remote.contentType?.trim() || DEFAULT_CONTENT_TYPE);
     const uploadName = fileNameFromContentDisposition(remote.contentDisposition);
-    const datastore = deps.datastores.forKind(target.thumbnail ? 'thumbnails' : 'remote_media', target.tenant);
-    const staging = datastore.writeStream(spool.reader(), { maxBytes: settings.remoteMaxBytes, tooLarge });
-    staging.catch(() => undefined); // awaited below; a failed fill must not leave it unhandled meanwhile
-    this.resolveReady({ contentType, uploadName, size: undefined, sha256: undefined, open: async (range) => this.openBytes(range) });
+    let blob: StagedBlob;
+    try {
+      if (this.aborted) throw shuttingDown(); // answered with an error, not with a response cut before its first byte
+      const staging = stagingFile ? undefined : datastore.writeStream(spool.reader(), { maxBytes: settings.remoteMaxBytes, tooLarge });
+      staging?.catch(() => undefined); // awaited below; a failed fill must not leave it unhandled meanwhile
+      this.resolveReady({ contentType, uploadName, size: undefined, sha256: undefined, open: async (range) => this.openBytes(range) });
 
-    await fillSpool(spool, remote.body, settings.remoteMaxBytes, tooLarge, sniffed?.chunks);
-    const blob = await staging;
+      await fillSpool(spool, remote.body, settings.remoteMaxBytes, tooLarge, sniffed?.chunks);
+      blob = stagingFile ? await stagingFile.staged(spool.digestHex(), spool.length) : await staging!;
+    } catch (error) {
+      await stagingFile?.discard();
+      throw error;
+    }
     const { serverName, mediaId } = target;
     if (!target.thumbnail) {
       const inserted = await deps.media.insertMedia({ serverName, mediaId, isRemote: true, userId: null, contentType, uploadName }, blob);

@@ -1,11 +1,12 @@
 // A growing temp file between one remote download and its readers (the waiting clients and the datastore).
 // The writer goes at disk speed whatever the readers do, so a slow client never holds up the upstream
 // connection and nothing is buffered in memory; each reader follows the file as it grows, at its own pace.
-// The file is unlinked as soon as it is opened: it vanishes with its last reader, even after a crash.
+// The file is unlinked as soon as it is opened: it vanishes with its last reader, even after a crash. Or it
+// is the datastore's own staging file (Spool.staging): then the bytes go to disk once, hashed on the way.
 // Readers share the bytes in 1 MiB blocks: the one being written is in memory, and a few complete ones are
 // kept once read, so clients moving together (the usual case) cost one file read per block between them,
 // not one small read (and buffer) each per chunk of the upstream body.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,7 +34,7 @@ export class Spool {
   private readonly unwritten = new Map<number, { block: Buffer; writing: Promise<void> }>();
   private writeError: Error | undefined;
 
-  private constructor(private readonly handle: FileHandle) {}
+  private constructor(private readonly handle: FileHandle, private readonly hash?: Hash) {}
 
   static async create(directory: string): Promise<Spool> {
     await mkdir(directory, { recursive: true });
@@ -41,6 +42,11 @@ export class Spool {
     const handle = await open(path, 'wx+');
     await unlink(path);
     return new Spool(handle);
+  }
+
+  /** A spool on a datastore's staging file (open for reading and writing), hashing what it writes; closes it with its last reader. */
+  static staging(handle: FileHandle): Spool {
+    return new Spool(handle, createHash('sha256'));
   }
 
   /** Bytes written so far. */
@@ -63,11 +69,13 @@ export class Spool {
     if (this.unwritten.size >= MAX_UNWRITTEN) await this.unwritten.values().next().value!.writing;
   }
 
-  /** All bytes are in (the last, partial block stays in memory); readers end at the current length. Drops the writer's reference. */
+  /** All bytes are in, and in the file (the last, partial block also stays in memory); readers end at the current length. Drops the writer's reference. */
   async finish(): Promise<void> {
     if (this.state !== 'writing') return;
     await Promise.all([...this.unwritten.values()].map((u) => u.writing));
     if (this.writeError) throw this.writeError;
+    const tail = this.written % BLOCK;
+    if (tail > 0) await writeFully(this.handle, this.current.subarray(0, tail), this.written - tail);
     this.state = 'done';
     this.wake();
     this.release();
@@ -147,8 +155,15 @@ export class Spool {
     }
   }
 
+  /** The sha256 of every byte written, once finished; only a staging spool hashes. */
+  digestHex(): string {
+    if (!this.hash || this.state !== 'done') throw new Error('only a finished staging spool has a digest');
+    return this.hash.digest('hex');
+  }
+
   /** Appends bytes to the current block; a full one goes to the file, and to the cache once there. */
   private remember(bytes: Buffer): void {
+    this.hash?.update(bytes);
     let offset = 0;
     while (offset < bytes.length) {
       const filled = this.written % BLOCK;

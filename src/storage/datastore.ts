@@ -1,5 +1,6 @@
 // Media bytes live in a datastore, addressed by their sha256; metadata lives in PostgreSQL, and every row
 // names the datastore holding its bytes.
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { ProxyOffload } from './proxy-offload.js';
 
@@ -111,11 +112,23 @@ export function stagedBlob(datastoreId: string, sha256: string, size: number, st
   };
 }
 
+/** A staging file its caller fills itself: a remote fetch's spool, which its clients read while it grows. */
+export interface StagingFile {
+  /** Open for reading and writing; the caller closes it once done with it. */
+  readonly handle: FileHandle;
+  /** All `size` bytes are written and hash to `sha256`: the staged blob, durable unless that blob exists already. */
+  staged(sha256: string, size: number): Promise<StagedBlob>;
+  /** Removes the file (an open handle still reads it); after a failure, instead of `staged`. */
+  discard(): Promise<void>;
+}
+
 export interface Datastore {
   /** The name rows use to point at this datastore; never changes once rows use it. */
   readonly id: string;
   /** Streams `body` to a staging area while hashing it; past maxBytes it throws and leaves nothing behind. */
   writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob>;
+  /** Where staging is a local file: one to fill directly, so that a remote fetch writes its bytes once. */
+  createStagingFile?(): Promise<StagingFile>;
   /** The blob's bytes, or one inclusive range of them. Rejects when the blob does not exist. */
   read(sha256: string, range?: ByteRange): Promise<Readable>;
   /** Blobs up to this size may be read whole with readWhole (answered in one write); absent or 0: none. */

@@ -6,7 +6,7 @@ import { access, link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { isSha256Hex, SizeLimitError, stagedBlob, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type WriteLimits } from './datastore.js';
+import { isSha256Hex, SizeLimitError, stagedBlob, type ByteRange, type Datastore, type StagedBlob, type StagingEntry, type StagingFile, type WriteLimits } from './datastore.js';
 import { HashingFileWriter } from './hashing-file-writer.js';
 import { feedWithoutDestroying } from './hashing-meter.js';
 import { withFileSpan } from './file-spans.js';
@@ -46,23 +46,33 @@ export class FilesystemDatastore implements Datastore {
   }
 
   async writeStream(body: Readable, limits: WriteLimits): Promise<StagedBlob> {
-    const temp = join(this.tempDir, `${stagingName(this.writer)}.part`);
-    const handle = await open(temp, 'wx');
+    const file = await this.createStagingFile();
     try {
-      const writer = new HashingFileWriter(handle, limits.maxBytes, limits.tooLarge ?? (() => new SizeLimitError(limits.maxBytes)));
+      const writer = new HashingFileWriter(file.handle, limits.maxBytes, limits.tooLarge ?? (() => new SizeLimitError(limits.maxBytes)));
       feedWithoutDestroying(body, writer);
       await finished(writer);
-      const sha256 = writer.digestHex();
-      // Bytes we already hold need no flush (commit drops this copy); otherwise they are on disk before a row can point at them.
-      const synced = !(await this.has(sha256));
-      if (synced) await handle.sync();
-      return this.staged(temp, sha256, writer.bytes, synced);
+      return await file.staged(writer.digestHex(), writer.bytes);
     } catch (error) {
-      await rm(temp, { force: true });
+      await file.discard();
       throw error;
     } finally {
-      await handle.close().catch(() => undefined);
+      await file.handle.close().catch(() => undefined);
     }
+  }
+
+  async createStagingFile(): Promise<StagingFile> {
+    const temp = join(this.tempDir, `${stagingName(this.writer)}.part`);
+    const handle = await open(temp, 'wx+');
+    return {
+      handle,
+      staged: async (sha256, size) => {
+        // Bytes we already hold need no flush (commit drops this copy); otherwise they are on disk before a row can point at them.
+        const synced = !(await this.has(sha256));
+        if (synced) await handle.sync();
+        return this.staged(temp, sha256, size, synced);
+      },
+      discard: () => rm(temp, { force: true }),
+    };
   }
 
   async read(sha256: string, range?: ByteRange): Promise<Readable> {

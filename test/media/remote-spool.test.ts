@@ -1,10 +1,12 @@
 // The spool between one upstream body and its readers, on a real temporary folder: every reader gets exactly
 // the bytes written, whatever its pace, its range, or when it started, past the blocks kept in memory.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fillSpool, Spool } from '../../src/media/remote-spool.js';
+import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 
 const MiB = 1024 * 1024;
@@ -196,5 +198,35 @@ describe('Spool', () => {
     await expect(fillSpool(over, body, 1000, tooLarge, chunks)).rejects.toThrow('too large');
     expect(body.destroyed).toBe(true); // the upstream is not read to its end
     expect(over.length).toBe(600); // the chunk that crossed the limit never reached the spool
+  });
+
+  test('on a datastore\'s staging file: every byte reaches the file, the partial last block too, hashed; staged, they are the blob', async () => {
+    const store = await FilesystemDatastore.open(directory);
+    const bytes = patternBytes(3 * MiB + 777, 5);
+    const file = await store.createStagingFile();
+    const spool = Spool.staging(file.handle);
+    const release = spool.hold();
+    const reading = readAll(spool.reader());
+    expect(() => spool.digestHex()).toThrow('only a finished staging spool has a digest');
+    await writeUnevenly(spool, bytes);
+    expect((await reading).equals(bytes)).toBe(true);
+    const staged = readdirSync(join(directory, '.tmp'));
+    expect(staged).toHaveLength(1);
+    expect(readFileSync(join(directory, '.tmp', staged[0]!)).equals(bytes)).toBe(true);
+
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    expect(spool.digestHex()).toBe(sha256);
+    const blob = await file.staged(sha256, spool.length);
+    expect([blob.sha256, blob.size]).toEqual([sha256, bytes.length]);
+    await blob.commit();
+    release();
+    expect(readdirSync(join(directory, '.tmp'))).toEqual([]);
+    expect((await readAll(await store.read(sha256))).equals(bytes)).toBe(true);
+  });
+
+  test('an unlinked spool does not hash: asking it for a digest is a programming error', async () => {
+    const spool = await Spool.create(directory);
+    await spool.finish();
+    expect(() => spool.digestHex()).toThrow('only a finished staging spool has a digest');
   });
 });
