@@ -71,6 +71,7 @@ export class Spool {
 
   /** All bytes are in, and in the file (the last, partial block also stays in memory); readers end at the current length. Drops the writer's reference. */
   async finish(): Promise<void> {
+    if (this.writeError) throw this.writeError; // a block that never reached the file: nothing may be staged from it
     if (this.state !== 'writing') return;
     await Promise.all([...this.unwritten.values()].map((u) => u.writing));
     if (this.writeError) throw this.writeError;

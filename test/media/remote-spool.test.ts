@@ -2,6 +2,7 @@
 // the bytes written, whatever its pace, its range, or when it started, past the blocks kept in memory.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -42,6 +43,19 @@ async function waitingReader(spool: Spool): Promise<{ pieces: Buffer[]; reading:
   })();
   await new Promise((resolve) => setImmediate(resolve));
   return { pieces, reading };
+}
+
+/** `handle`, each positioned write going through `around` (a slow or failing disk over a real file). */
+function withWrites(handle: FileHandle, around: (write: () => Promise<unknown>, length: number) => Promise<unknown>): FileHandle {
+  return new Proxy(handle, {
+    get(target, property) {
+      if (property === 'write') {
+        return (buffer: Buffer, offset: number, length: number, position: number) => around(() => target.write(buffer, offset, length, position), length);
+      }
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 describe('Spool', () => {
@@ -222,6 +236,42 @@ describe('Spool', () => {
     release();
     expect(readdirSync(join(directory, '.tmp'))).toEqual([]);
     expect((await readAll(await store.read(sha256))).equals(bytes)).toBe(true);
+  });
+
+  test('a staging spool\'s finish waits until every block is in the file: the blob staged from it is whole', async () => {
+    const store = await FilesystemDatastore.open(directory);
+    const file = await store.createStagingFile();
+    // A disk slower than the upstream for whole blocks; the last, partial block's write is not held up.
+    const spool = Spool.staging(withWrites(file.handle, async (write, length) => {
+      if (length === MiB) await new Promise((resolve) => setTimeout(resolve, 100));
+      return write();
+    }));
+    const bytes = patternBytes(3 * MiB + 5, 6);
+    await spool.write(bytes);
+    await spool.finish();
+    const staged = readdirSync(join(directory, '.tmp'));
+    expect(readFileSync(join(directory, '.tmp', staged[0]!)).equals(bytes)).toBe(true);
+    await file.discard();
+  });
+
+  test('a failed write to the spool file fails the writer and every reader, and the spool gives no digest', async () => {
+    const store = await FilesystemDatastore.open(directory);
+    const file = await store.createStagingFile();
+    let writes = 0;
+    const spool = Spool.staging(withWrites(file.handle, async (write) => {
+      if (++writes === 2) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      return write();
+    }));
+    const reading = readAll(spool.reader());
+    const writing = (async () => {
+      await spool.write(patternBytes(3 * MiB + 5, 6));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await spool.finish();
+    })();
+    await expect(writing).rejects.toThrow('no space left on device');
+    await expect(reading).rejects.toThrow('no space left on device');
+    expect(() => spool.digestHex()).toThrow('only a finished staging spool has a digest');
+    await file.discard();
   });
 
   test('an unlinked spool does not hash: asking it for a digest is a programming error', async () => {
