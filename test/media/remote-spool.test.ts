@@ -45,15 +45,16 @@ async function waitingReader(spool: Spool): Promise<{ pieces: Buffer[]; reading:
   return { pieces, reading };
 }
 
-/** `handle`, each positioned write going through `around` (a slow or failing disk over a real file). */
-function withWrites(handle: FileHandle, around: (write: () => Promise<unknown>, length: number) => Promise<unknown>): FileHandle {
+type Positioned = (buffer: Buffer, offset: number, length: number, position: number) => Promise<unknown>;
+
+/** `handle` with its positioned writes and reads replaced by `disk`'s, given the real ones: a slow, failing or short-moving disk over a real file. */
+function withDisk(handle: FileHandle, disk: { write?: (real: Positioned) => Positioned; read?: (real: Positioned) => Positioned }): FileHandle {
   return new Proxy(handle, {
     get(target, property) {
-      if (property === 'write') {
-        return (buffer: Buffer, offset: number, length: number, position: number) => around(() => target.write(buffer, offset, length, position), length);
-      }
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const real: unknown = Reflect.get(target, property);
+      const bound = typeof real === 'function' ? (real as (...a: unknown[]) => unknown).bind(target) : real;
+      const replace = property === 'write' ? disk.write : property === 'read' ? disk.read : undefined;
+      return replace ? replace(bound as Positioned) : bound;
     },
   });
 }
@@ -242,10 +243,10 @@ describe('Spool', () => {
     const store = await FilesystemDatastore.open(directory);
     const file = await store.createStagingFile();
     // A disk slower than the upstream for whole blocks; the last, partial block's write is not held up.
-    const spool = Spool.staging(withWrites(file.handle, async (write, length) => {
+    const spool = Spool.staging(withDisk(file.handle, { write: (real) => async (buffer, offset, length, position) => {
       if (length === MiB) await new Promise((resolve) => setTimeout(resolve, 100));
-      return write();
-    }));
+      return real(buffer, offset, length, position);
+    } }));
     const bytes = patternBytes(3 * MiB + 5, 6);
     await spool.write(bytes);
     await spool.finish();
@@ -254,23 +255,46 @@ describe('Spool', () => {
     await file.discard();
   });
 
-  test('a failed write to the spool file fails the writer and every reader, and the spool gives no digest', async () => {
+  test.each([
+    ['before the writer finishes', 20],
+    ['while it waits in finish', 0],
+  ])('a failed write to the spool file (%s) fails the writer and every reader, and the spool gives no digest', async (_when, pauseMs) => {
     const store = await FilesystemDatastore.open(directory);
     const file = await store.createStagingFile();
     let writes = 0;
-    const spool = Spool.staging(withWrites(file.handle, async (write) => {
+    const spool = Spool.staging(withDisk(file.handle, { write: (real) => async (...args) => {
       if (++writes === 2) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-      return write();
-    }));
+      return real(...args);
+    } }));
     const reading = readAll(spool.reader());
     const writing = (async () => {
       await spool.write(patternBytes(3 * MiB + 5, 6));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       await spool.finish();
     })();
     await expect(writing).rejects.toThrow('no space left on device');
     await expect(reading).rejects.toThrow('no space left on device');
+    await expect(spool.write(patternBytes(10, 1))).rejects.toThrow('no space left on device');
     expect(() => spool.digestHex()).toThrow('only a finished staging spool has a digest');
+    await file.discard();
+  });
+
+  test('short writes and short reads of the spool file still give every reader and the file exact bytes', async () => {
+    const store = await FilesystemDatastore.open(directory);
+    const file = await store.createStagingFile();
+    const PIECE = 100 * 1024; // what a kernel may do: move fewer bytes than asked, never more
+    const moveLess = (real: Positioned): Positioned => (buffer, offset, length, position) => real(buffer, offset, Math.min(length, PIECE), position);
+    const short = withDisk(file.handle, { write: moveLess, read: moveLess });
+    const spool = Spool.staging(short);
+    const release = spool.hold();
+    const bytes = patternBytes(12 * MiB + 3, 8); // more blocks than are kept in memory
+    await writeUnevenly(spool, bytes);
+    // Read after the writer is done: the first blocks have left memory and come back from the file.
+    expect((await readAll(spool.reader())).equals(bytes)).toBe(true);
+    expect((await readAll(spool.reader({ start: MiB - 1, end: 2 * MiB }))).equals(bytes.subarray(MiB - 1, 2 * MiB + 1))).toBe(true);
+    const staged = readdirSync(join(directory, '.tmp'));
+    expect(readFileSync(join(directory, '.tmp', staged[0]!)).equals(bytes)).toBe(true);
+    release();
     await file.discard();
   });
 
