@@ -248,10 +248,12 @@ describe('Spool', () => {
       return real(buffer, offset, length, position);
     } }));
     const bytes = patternBytes(3 * MiB + 5, 6);
+    const reading = readAll(spool.reader()); // gets the blocks still on their way to the file from memory
     await spool.write(bytes);
     await spool.finish();
     const staged = readdirSync(join(directory, '.tmp'));
     expect(readFileSync(join(directory, '.tmp', staged[0]!)).equals(bytes)).toBe(true);
+    expect((await reading).equals(bytes)).toBe(true);
     await file.discard();
   });
 
