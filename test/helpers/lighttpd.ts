@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { freePort, waitUntilUp } from '../../bench/media-processes.js';
 import { describeWithProgram, programMissing, type DebianProgram } from './debian-programs.js';
 
-export const LIGHTTPD_SNIPPET = 'contrib/lighttpd-offload.conf';
+const LIGHTTPD_SNIPPET = 'contrib/lighttpd-offload.conf';
 const LIGHTTPD: DebianProgram = { binary: '/usr/sbin/lighttpd', versionFlag: '-v', hint: 'apt-get install lighttpd', requireVariable: 'MEDIA_REPO_REQUIRE_LIGHTTPD' };
 const lighttpdMissing = programMissing(LIGHTTPD);
 
