@@ -164,9 +164,25 @@ function masterKeyFile(dataDir: string): string {
   return file;
 }
 
-export interface Nginx {
+/** A server program started here (nginx, lighttpd), answering at `url`. */
+export interface RunningProgram {
   url: string;
   stop(): Promise<void>;
+}
+
+export type Nginx = RunningProgram;
+
+/** Runs `binary` in the foreground until stopped with `stopSignal`; up once `url` answers. */
+export async function startProgram(binary: string, args: string[], url: string, stopSignal: NodeJS.Signals): Promise<RunningProgram> {
+  const child = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  await waitUntilUp(`${url}/`, child);
+  return {
+    url,
+    stop: async () => {
+      child.kill(stopSignal);
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
 }
 
 /** nginx on a temporary prefix: static files from `root`, WebDAV PUT uploads under /upload/, one worker. */
@@ -206,19 +222,11 @@ http {
 ${httpConfig}
 }
 `);
-  const child = spawn(binary, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitUntilUp(`${url}/`, child);
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGQUIT');
-      if (child.exitCode === null) await once(child, 'exit');
-    },
-  };
+  return startProgram(binary, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], url, 'SIGQUIT');
 }
 
 /** Polls every 20 ms until `url` answers below 500 (or with `status`, when given); kills a process that never does. */
-export async function waitUntilUp(url: string, child: ChildProcess, until: { status?: number; timeoutMs?: number } = {}): Promise<void> {
+async function waitUntilUp(url: string, child: ChildProcess, until: { status?: number; timeoutMs?: number } = {}): Promise<void> {
   // Two minutes by default: the embedded database's first start takes that long on a loaded 2-core machine.
   const timeoutMs = until.timeoutMs ?? 120_000;
   const deadline = Date.now() + timeoutMs;

@@ -1,12 +1,11 @@
 // Debian's lighttpd for the X-Sendfile offload suite, running contrib/lighttpd-offload.conf for this test's
 // service. Without lighttpd that suite is skipped with one line naming the package, or, under
 // MEDIA_REPO_REQUIRE_LIGHTTPD=1 (CI), fails at once instead.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitUntilUp } from '../../bench/media-processes.js';
+import { freePort, startProgram, type RunningProgram } from '../../bench/media-processes.js';
+import { filledExample } from '../../bench/nginx-offload.js';
 import { describeWithProgram, programMissing, type DebianProgram } from './debian-programs.js';
 
 const LIGHTTPD_SNIPPET = 'contrib/lighttpd-offload.conf';
@@ -18,18 +17,15 @@ export function describeWithLighttpd(name: string, fn: () => void): void {
 }
 
 /** lighttpd running the snippet in front of the service at `upstream`, sending files from `mediaPath`. */
-export async function startOffloadLighttpd(site: { upstream: string; mediaPath: string }): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startOffloadLighttpd(site: { upstream: string; mediaPath: string }): Promise<RunningProgram> {
   const dir = mkdtempSync(join(tmpdir(), 'media-repo-lighttpd-'));
   mkdirSync(join(dir, 'empty'));
   const upstream = new URL(site.upstream);
-  let snippet = readFileSync(LIGHTTPD_SNIPPET, 'utf8');
-  const replace = (example: string, value: string) => {
-    if (!snippet.includes(example)) throw new Error(`${LIGHTTPD_SNIPPET} no longer contains ${example}`);
-    snippet = snippet.replaceAll(example, value);
-  };
-  replace('"host" => "127.0.0.1",', `"host" => "${upstream.hostname}",`);
-  replace('"port" => 8000,', `"port" => ${upstream.port},`);
-  replace('"/var/lib/media-repo/media"', JSON.stringify(site.mediaPath));
+  const snippet = filledExample(LIGHTTPD_SNIPPET, [
+    ['"host" => "127.0.0.1",', `"host" => "${upstream.hostname}",`],
+    ['"port" => 8000,', `"port" => ${upstream.port},`],
+    ['"/var/lib/media-repo/media"', JSON.stringify(site.mediaPath)],
+  ]);
   const port = await freePort();
   // What a lighttpd.conf has before the snippet is merged in: where it listens and its own document root.
   writeFileSync(join(dir, 'lighttpd.conf'), [
@@ -40,14 +36,5 @@ export async function startOffloadLighttpd(site: { upstream: string; mediaPath: 
     'server.modules = ()',
     snippet,
   ].join('\n'));
-  const child = spawn(LIGHTTPD.binary, ['-D', '-f', join(dir, 'lighttpd.conf')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntilUp(`${url}/`, child);
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await once(child, 'exit');
-    },
-  };
+  return startProgram(LIGHTTPD.binary, ['-D', '-f', join(dir, 'lighttpd.conf')], `http://127.0.0.1:${port}`, 'SIGTERM');
 }

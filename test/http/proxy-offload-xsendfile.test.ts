@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RunningProgram } from '../../bench/media-processes.js';
 import type { RunningService } from '../../src/service.js';
 import { describeWithLighttpd, startOffloadLighttpd } from '../helpers/lighttpd.js';
 import { expectMediaHeaders, uploadMedia } from '../helpers/offloaded-downloads.js';
@@ -18,7 +19,7 @@ const ALICE = { host: 'a.example', authorization: 'Bearer tok-alice' };
 describeWithLighttpd('client downloads offloaded to lighttpd (X-Sendfile)', () => {
   let hs: StandInHomeserver;
   let service: RunningService;
-  let lighttpd: { url: string; stop(): Promise<void> };
+  let lighttpd: RunningProgram;
   let mediaPath: string;
 
   beforeAll(async () => {
