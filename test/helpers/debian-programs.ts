@@ -14,14 +14,15 @@ export interface DebianProgram {
 }
 
 /** Why `program` cannot run here; undefined when it can. */
-export function programMissing(program: DebianProgram): string | undefined {
+function programMissing(program: DebianProgram): string | undefined {
   const run = spawnSync(program.binary, [program.versionFlag], { encoding: 'utf8', timeout: 10_000 });
   if (run.error) return `${program.binary} cannot run (${(run.error as NodeJS.ErrnoException).code ?? run.error.message})`;
   return run.status === 0 ? undefined : `${program.binary} ${program.versionFlag} exited with ${run.status}`;
 }
 
 /** describe, when the program runs; else one skip line per file, or a failing test under its variable. */
-export function describeWithProgram(program: DebianProgram, missing: string | undefined, name: string, fn: () => void): void {
+export function describeWithProgram(program: DebianProgram, name: string, fn: () => void): void {
+  const missing = programMissing(program);
   if (missing === undefined) return describe(name, fn);
   if (process.env[program.requireVariable] === '1') {
     describe(name, () => test(`needs ${program.binary} (${program.hint})`, () => {

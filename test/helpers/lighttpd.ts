@@ -6,14 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startProgram, type RunningProgram } from '../../bench/media-processes.js';
 import { filledExample } from '../../bench/nginx-offload.js';
-import { describeWithProgram, programMissing, type DebianProgram } from './debian-programs.js';
+import { describeWithProgram, type DebianProgram } from './debian-programs.js';
 
 const LIGHTTPD_SNIPPET = 'contrib/lighttpd-offload.conf';
 const LIGHTTPD: DebianProgram = { binary: '/usr/sbin/lighttpd', versionFlag: '-v', hint: 'apt-get install lighttpd', requireVariable: 'MEDIA_REPO_REQUIRE_LIGHTTPD' };
-const lighttpdMissing = programMissing(LIGHTTPD);
 
 export function describeWithLighttpd(name: string, fn: () => void): void {
-  describeWithProgram(LIGHTTPD, lighttpdMissing, name, fn);
+  describeWithProgram(LIGHTTPD, name, fn);
 }
 
 /** lighttpd running the snippet in front of the service at `upstream`, sending files from `mediaPath`. */

@@ -6,16 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, NGINX_BINARY, startNginxWith, type Nginx } from '../../bench/media-processes.js';
 import { offloadSnippet, type OffloadSite } from '../../bench/nginx-offload.js';
-import { describeWithProgram, programMissing, type DebianProgram } from './debian-programs.js';
+import { describeWithProgram, type DebianProgram } from './debian-programs.js';
 
 const NGINX: DebianProgram = { binary: NGINX_BINARY, versionFlag: '-v', hint: 'apt-get install nginx-light', requireVariable: 'MEDIA_REPO_REQUIRE_NGINX' };
 
-/** Why nginx cannot be used here; undefined when it can. */
-const nginxMissing = programMissing(NGINX);
-
 /** describe, when nginx is installed; else one skip line per file, or a failing test under MEDIA_REPO_REQUIRE_NGINX=1. */
 export function describeWithNginx(name: string, fn: () => void): void {
-  describeWithProgram(NGINX, nginxMissing, name, fn);
+  describeWithProgram(NGINX, name, fn);
 }
 
 /** nginx running the snippet in front of the service, on loopback with one worker. */
