@@ -45,3 +45,35 @@ export function median(values: number[]): number {
   const middle = sorted.length >> 1;
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
+
+/** Transfers per curl process in curlTogether. */
+const TRANSFERS_PER_CURL = 25;
+
+/**
+ * `count` downloads of `url` started together: a few curl processes, each running its share with --parallel.
+ * One curl process per download would start them seconds apart on a loaded machine (each spawn blocks the
+ * bench's event loop), turning "together" into a queue. The first download's body goes to `keptFile`.
+ */
+export async function curlTogether(count: number, url: string, args: string[], keptFile: string): Promise<CurlResult[]> {
+  const shares = Array.from({ length: Math.ceil(count / TRANSFERS_PER_CURL) }, (_, i) => Math.min(TRANSFERS_PER_CURL, count - i * TRANSFERS_PER_CURL));
+  const runs = shares.map((share, process) => new Promise<CurlResult[]>((resolve, reject) => {
+    const outputs = Array.from({ length: share }, (_, i) => ['-o', process === 0 && i === 0 ? keptFile : '/dev/null', url]).flat();
+    const options = ['-s', '-S', '--parallel', '--parallel-immediate', '--parallel-max', String(share), '-w', '%{http_code} %{time_total} %{size_download} %{size_upload}\n'];
+    const child = spawn('curl', [...options, ...args, ...outputs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let errors = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const results = out.trim().split('\n').map((line) => {
+        const [status, seconds, downloaded, uploaded] = line.split(' ').map(Number);
+        return { status: status!, seconds: seconds!, downloaded: downloaded!, uploaded: uploaded!, body: '' };
+      });
+      const failed = results.find((r) => r.status < 200 || r.status > 299);
+      if (code !== 0 || results.length !== share || failed) reject(new Error(`curl --parallel ${url}: exit ${code}, ${results.length} of ${share} answered${failed ? `, HTTP ${failed.status}` : ''} ${errors.trim()}`));
+      else resolve(results);
+    });
+  }));
+  return (await Promise.all(runs)).flat();
+}
