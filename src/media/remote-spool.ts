@@ -3,9 +3,9 @@
 // connection and nothing is buffered in memory; each reader follows the file as it grows, at its own pace.
 // The file is unlinked as soon as it is opened: it vanishes with its last reader, even after a crash. Or it
 // is the datastore's own staging file (Spool.staging): then the bytes go to disk once, hashed on the way.
-// Readers share the bytes in 1 MiB blocks: the one being written is in memory, and a few complete ones are
-// kept once read, so clients moving together (the usual case) cost one file read per block between them,
-// not one small read (and buffer) each per chunk of the upstream body.
+// Readers share the bytes in 1 MiB blocks: the one being written is in memory, and complete ones are kept
+// once read, up to a budget all open spools share, so clients moving together (the usual case) cost one
+// file read per block between them, not one small read (and buffer) each per chunk of the upstream body.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,8 +13,15 @@ import { Readable } from 'node:stream';
 import type { ByteRange } from '../storage/datastore.js';
 
 const BLOCK = 1024 * 1024;
-/** Complete blocks kept in memory per spool, least recently used dropped first. */
-const CACHED_BLOCKS = 8;
+/**
+ * Complete blocks kept in memory by all open spools together, each spool its share, least recently used
+ * dropped first. A hundred clients of one media drift tens of MiB apart; with less, the ones behind
+ * read each block back from the file into a fresh buffer, which cost more than their sockets' writes.
+ */
+export const SHARED_CACHED_BLOCKS = 32;
+/** What a spool keeps however many are open: the block its clients are on and the next. */
+const MIN_CACHED_BLOCKS = 2;
+let openSpools = 0;
 /** Complete blocks not yet in the file (kept in memory until they are); the writer waits beyond this. */
 const MAX_UNWRITTEN = 4;
 
@@ -34,7 +41,9 @@ export class Spool {
   private readonly unwritten = new Map<number, { block: Buffer; writing: Promise<void> }>();
   private writeError: Error | undefined;
 
-  private constructor(private readonly handle: FileHandle, private readonly hash?: Hash) {}
+  private constructor(private readonly handle: FileHandle, private readonly hash?: Hash) {
+    openSpools++;
+  }
 
   static async create(directory: string): Promise<Spool> {
     await mkdir(directory, { recursive: true });
@@ -208,7 +217,8 @@ export class Spool {
 
   private cache(index: number, block: Promise<Buffer>): void {
     this.blocks.set(index, block);
-    if (this.blocks.size > CACHED_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+    const share = Math.max(MIN_CACHED_BLOCKS, Math.floor(SHARED_CACHED_BLOCKS / openSpools));
+    while (this.blocks.size > share) this.blocks.delete(this.blocks.keys().next().value!);
   }
 
   private async readBlock(index: number): Promise<Buffer> {
@@ -242,6 +252,7 @@ export class Spool {
 
   private release(): void {
     if (--this.refs > 0) return;
+    openSpools--;
     this.blocks.clear();
     void this.handle.close().catch(() => undefined);
   }

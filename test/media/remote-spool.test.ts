@@ -6,7 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fillSpool, Spool } from '../../src/media/remote-spool.js';
+import { fillSpool, SHARED_CACHED_BLOCKS, Spool } from '../../src/media/remote-spool.js';
 import { FilesystemDatastore } from '../../src/storage/filesystem.js';
 import { patternBytes } from '../helpers/media-fixtures.js';
 
@@ -45,6 +45,14 @@ async function waitingReader(spool: Spool): Promise<{ pieces: Buffer[]; reading:
   return { pieces, reading };
 }
 
+/** Opens `count` spools beside a test's: all open spools share one cache, so each then keeps only a few blocks in memory. Returns their closing. */
+async function crowd(directory: string, count: number): Promise<() => Promise<void>> {
+  const spools = await Promise.all(Array.from({ length: count }, () => Spool.create(directory)));
+  return async () => {
+    for (const spool of spools) await spool.finish();
+  };
+}
+
 type Positioned = (buffer: Buffer, offset: number, length: number, position: number) => Promise<unknown>;
 
 /** `handle` with its positioned writes and reads replaced by `disk`'s, given the real ones: a slow, failing or short-moving disk over a real file. */
@@ -68,6 +76,7 @@ describe('Spool', () => {
 
   test('many readers, fast and slow, from the start, joining midway and by ranges across blocks, all get exact bytes', async () => {
     const bytes = patternBytes(10 * MiB + 12_345, 7);
+    const leave = await crowd(directory, SHARED_CACHED_BLOCKS);
     const spool = await Spool.create(directory);
     const release = spool.hold();
     const fromStart = Array.from({ length: 20 }, () => readAll(spool.reader()));
@@ -85,8 +94,31 @@ describe('Spool', () => {
     // After the writer is done, a late reader still reads everything, from blocks long dropped from memory.
     expect((await readAll(spool.reader())).equals(bytes)).toBe(true);
     release();
+    await leave();
     expect(spool.open).toBe(false);
     expect(readdirSync(directory)).toEqual([]);
+  });
+
+  test('open spools share the blocks kept in memory: alone one keeps many, among many each keeps few and reads the rest back', async () => {
+    const bytes = patternBytes(20 * MiB + 7, 9); // more than the old fixed 8 blocks, less than the shared budget
+    const fileReads = async () => {
+      const store = await FilesystemDatastore.open(directory);
+      const file = await store.createStagingFile();
+      let reads = 0;
+      const spool = Spool.staging(withDisk(file.handle, { read: (real) => (...args) => (reads++, real(...args)) }));
+      const release = spool.hold();
+      await writeUnevenly(spool, bytes);
+      expect((await readAll(spool.reader())).equals(bytes)).toBe(true);
+      release();
+      await file.discard();
+      return reads;
+    };
+    expect(bytes.length).toBeLessThan(SHARED_CACHED_BLOCKS * MiB);
+    expect(await fileReads()).toBe(0);
+    const leave = await crowd(directory, SHARED_CACHED_BLOCKS);
+    expect(await fileReads()).toBeGreaterThanOrEqual(18); // about two blocks kept: the rest comes back from the file
+    await leave();
+    expect(await fileReads()).toBe(0); // closed spools give their share back
   });
 
   test('a reader waiting at the end of what is written gets the rest as it comes, and ends with the writer', async () => {
@@ -287,9 +319,10 @@ describe('Spool', () => {
     const PIECE = 100 * 1024; // what a kernel may do: move fewer bytes than asked, never more
     const moveLess = (real: Positioned): Positioned => (buffer, offset, length, position) => real(buffer, offset, Math.min(length, PIECE), position);
     const short = withDisk(file.handle, { write: moveLess, read: moveLess });
+    const leave = await crowd(directory, SHARED_CACHED_BLOCKS); // this spool then keeps few blocks in memory
     const spool = Spool.staging(short);
     const release = spool.hold();
-    const bytes = patternBytes(12 * MiB + 3, 8); // more blocks than are kept in memory
+    const bytes = patternBytes(12 * MiB + 3, 8);
     await writeUnevenly(spool, bytes);
     // Read after the writer is done: the first blocks have left memory and come back from the file.
     expect((await readAll(spool.reader())).equals(bytes)).toBe(true);
@@ -297,6 +330,7 @@ describe('Spool', () => {
     const staged = readdirSync(join(directory, '.tmp'));
     expect(readFileSync(join(directory, '.tmp', staged[0]!)).equals(bytes)).toBe(true);
     release();
+    await leave();
     await file.discard();
   });
 
