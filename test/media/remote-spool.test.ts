@@ -245,6 +245,8 @@ describe('Spool', () => {
     await expect(fillSpool(over, body, 1000, tooLarge, chunks)).rejects.toThrow('too large');
     expect(body.destroyed).toBe(true); // the upstream is not read to its end
     expect(over.length).toBe(600); // the chunk that crossed the limit never reached the spool
+    over.fail(new Error('too large')); // as its flight does: the spool closes, its share of the cache returns
+    expect(over.open).toBe(false);
   });
 
   test('on a datastore\'s staging file: every byte reaches the file, the partial last block too, hashed; staged, they are the blob', async () => {
