@@ -24,6 +24,8 @@ const MIN_CACHED_BLOCKS = 2;
 let openSpools = 0;
 /** Complete blocks not yet in the file (kept in memory until they are); the writer waits beyond this. */
 const MAX_UNWRITTEN = 4;
+/** A staging spool starts a background fdatasync past every this many bytes, as an upload does: the flush before staging has little left. */
+const SYNC_EVERY = 8 * 1024 * 1024;
 
 export class Spool {
   private written = 0;
@@ -40,6 +42,10 @@ export class Spool {
   private readonly blocks = new Map<number, Promise<Buffer>>();
   private readonly unwritten = new Map<number, { block: Buffer; writing: Promise<void> }>();
   private writeError: Error | undefined;
+  /** Bytes in the file, and how many of them a background sync had been started for. */
+  private inFile = 0;
+  private syncStartedAt = 0;
+  private syncing: Promise<void> | undefined;
 
   private constructor(private readonly handle: FileHandle, private readonly hash?: Hash) {
     openSpools++;
@@ -83,6 +89,7 @@ export class Spool {
     if (this.writeError) throw this.writeError; // a block that never reached the file: nothing may be staged from it
     if (this.state !== 'writing') return;
     await Promise.all([...this.unwritten.values()].map((u) => u.writing));
+    await this.syncing;
     if (this.writeError) throw this.writeError;
     const tail = this.written % BLOCK;
     if (tail > 0) await writeFully(this.handle, this.current.subarray(0, tail), this.written - tail);
@@ -189,13 +196,29 @@ export class Spool {
 
   private writeBlock(index: number, block: Buffer): void {
     const writing = writeFully(this.handle, block, index * BLOCK).then(
-      () => this.cache(index, Promise.resolve(block)),
-      (error: Error) => {
-        this.writeError ??= error;
-        this.fail(error); // before the block leaves memory: no reader may look for it in the file
+      () => {
+        this.cache(index, Promise.resolve(block));
+        this.inFile += block.length;
+        this.syncInBackground();
       },
+      (error: Error) => this.failWrite(error), // before the block leaves memory: no reader may look for it in the file
     ).finally(() => this.unwritten.delete(index));
     this.unwritten.set(index, { block, writing });
+  }
+
+  /** Only a staging spool's file is to be kept (an unlinked one vanishes anyway), so only it is flushed. */
+  private syncInBackground(): void {
+    if (!this.hash || this.syncing || this.inFile - this.syncStartedAt < SYNC_EVERY) return;
+    this.syncStartedAt = this.inFile;
+    this.syncing = this.handle.datasync().then(
+      () => (this.syncing = undefined),
+      (error: Error) => this.failWrite(error),
+    );
+  }
+
+  private failWrite(error: Error): void {
+    this.writeError ??= error;
+    this.fail(error);
   }
 
   /** Block `index`: the one being filled (as far as it is), or a complete one from memory or the file. */

@@ -55,12 +55,15 @@ async function crowd(directory: string, count: number): Promise<() => Promise<vo
 
 type Positioned = (buffer: Buffer, offset: number, length: number, position: number) => Promise<unknown>;
 
-/** `handle` with its positioned writes and reads replaced by `disk`'s, given the real ones: a slow, failing or short-moving disk over a real file. */
-function withDisk(handle: FileHandle, disk: { write?: (real: Positioned) => Positioned; read?: (real: Positioned) => Positioned }): FileHandle {
+type Sync = () => Promise<void>;
+
+/** `handle` with its positioned writes and reads (and its datasync) replaced by `disk`'s, given the real ones: a slow, failing or short-moving disk over a real file. */
+function withDisk(handle: FileHandle, disk: { write?: (real: Positioned) => Positioned; read?: (real: Positioned) => Positioned; datasync?: (real: Sync) => Sync }): FileHandle {
   return new Proxy(handle, {
     get(target, property) {
       const real: unknown = Reflect.get(target, property);
       const bound = typeof real === 'function' ? (real as (...a: unknown[]) => unknown).bind(target) : real;
+      if (property === 'datasync' && disk.datasync) return disk.datasync(bound as Sync);
       const replace = property === 'write' ? disk.write : property === 'read' ? disk.read : undefined;
       return replace ? replace(bound as Positioned) : bound;
     },
@@ -311,6 +314,39 @@ describe('Spool', () => {
     await expect(writing).rejects.toThrow('no space left on device');
     await expect(reading).rejects.toThrow('no space left on device');
     await expect(spool.write(patternBytes(10, 1))).rejects.toThrow('no space left on device');
+    expect(() => spool.digestHex()).toThrow('only a finished staging spool has a digest');
+    await file.discard();
+  });
+
+  test('a staging spool flushes its file in the background as it fills, and finish waits for the flush under way', async () => {
+    const store = await FilesystemDatastore.open(directory);
+    const file = await store.createStagingFile();
+    const synced: number[] = []; // the file's size at each flush
+    let flushing = 0;
+    const spool = Spool.staging(withDisk(file.handle, { datasync: (real) => async () => {
+      flushing++;
+      await new Promise((resolve) => setTimeout(resolve, 50)); // a disk slow to flush
+      await real();
+      synced.push((await file.handle.stat()).size);
+      flushing--;
+    } }));
+    const bytes = patternBytes(20 * MiB + 5, 3);
+    await writeUnevenly(spool, bytes);
+    expect(flushing).toBe(0);
+    expect(synced.length).toBeGreaterThanOrEqual(1);
+    expect(synced.length).toBeLessThanOrEqual(2); // one per 8 MiB at most, none for the last, partial stretch
+    expect(synced[0]).toBeGreaterThanOrEqual(8 * MiB);
+    expect(synced[0]).toBeLessThan(bytes.length);
+    await file.discard();
+  });
+
+  test('a failed background flush fails the writer and every reader, and the spool gives no digest', async () => {
+    const store = await FilesystemDatastore.open(directory);
+    const file = await store.createStagingFile();
+    const spool = Spool.staging(withDisk(file.handle, { datasync: () => () => Promise.reject(Object.assign(new Error('input/output error'), { code: 'EIO' })) }));
+    const reading = readAll(spool.reader());
+    await expect(writeUnevenly(spool, patternBytes(20 * MiB + 5, 3))).rejects.toThrow('input/output error');
+    await expect(reading).rejects.toThrow('input/output error');
     expect(() => spool.digestHex()).toThrow('only a finished staging spool has a digest');
     await file.discard();
   });
