@@ -70,7 +70,7 @@ describeWithNginx('client downloads offloaded to nginx (X-Accel-Redirect)', () =
 
   test('a request on which no proxy announces X-Accel-Redirect gets the bytes from the service, whatever the size', async () => {
     const id = await upload(LARGE, 'direct.bin', 'application/octet-stream');
-    for (const announced of [{}, { 'x-sendfile-type': 'X-Sendfile' }, { 'x-sendfile-type': '' }]) {
+    for (const announced of [{}, { 'x-sendfile-type': 'X-Sendfile' }, { 'x-sendfile-type': '' }] as Array<Record<string, string>>) {
       const direct = await rawRequest(`${service.url}/_matrix/client/v1/media/download/${id}`, { headers: { ...ALICE, ...announced } });
       expect(direct.status).toBe(200);
       expect(direct.headers['x-accel-redirect']).toBeUndefined();
