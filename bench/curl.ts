@@ -56,8 +56,8 @@ const TRANSFERS_PER_CURL = 25;
  */
 export async function curlTogether(count: number, url: string, args: string[], keptFile: string): Promise<CurlResult[]> {
   const shares = Array.from({ length: Math.ceil(count / TRANSFERS_PER_CURL) }, (_, i) => Math.min(TRANSFERS_PER_CURL, count - i * TRANSFERS_PER_CURL));
-  const runs = shares.map((share, process) => new Promise<CurlResult[]>((resolve, reject) => {
-    const outputs = Array.from({ length: share }, (_, i) => ['-o', process === 0 && i === 0 ? keptFile : '/dev/null', url]).flat();
+  const runs = shares.map((share, curlIndex) => new Promise<CurlResult[]>((resolve, reject) => {
+    const outputs = Array.from({ length: share }, (_, i) => ['-o', curlIndex === 0 && i === 0 ? keptFile : '/dev/null', url]).flat();
     const options = ['-s', '-S', '--parallel', '--parallel-immediate', '--parallel-max', String(share), '-w', '%{http_code} %{time_total} %{size_download} %{size_upload}\n'];
     const child = spawn('curl', [...options, ...args, ...outputs], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
