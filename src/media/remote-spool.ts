@@ -10,6 +10,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { BackgroundFlush } from '../storage/background-flush.js';
 import type { ByteRange } from '../storage/datastore.js';
 
 const BLOCK = 1024 * 1024;
@@ -24,8 +25,6 @@ const MIN_CACHED_BLOCKS = 2;
 let openSpools = 0;
 /** Complete blocks not yet in the file (kept in memory until they are); the writer waits beyond this. */
 const MAX_UNWRITTEN = 4;
-/** A staging spool starts a background fdatasync past every this many bytes, as an upload does: the flush before staging has little left. */
-const SYNC_EVERY = 8 * 1024 * 1024;
 
 export class Spool {
   private written = 0;
@@ -42,13 +41,14 @@ export class Spool {
   private readonly blocks = new Map<number, Promise<Buffer>>();
   private readonly unwritten = new Map<number, { block: Buffer; writing: Promise<void> }>();
   private writeError: Error | undefined;
-  /** Bytes in the file, and how many of them a background sync had been started for. */
+  /** Bytes of complete blocks in the file. */
   private inFile = 0;
-  private syncStartedAt = 0;
-  private syncing: Promise<void> | undefined;
+  /** Only a staging spool's file is to be kept (an unlinked one vanishes anyway), so only it is flushed as it fills. */
+  private readonly flush: BackgroundFlush | undefined;
 
   private constructor(private readonly handle: FileHandle, private readonly hash?: Hash) {
     openSpools++;
+    this.flush = hash ? new BackgroundFlush(handle, (error) => this.failWrite(error)) : undefined;
   }
 
   static async create(directory: string): Promise<Spool> {
@@ -89,7 +89,7 @@ export class Spool {
     if (this.writeError) throw this.writeError; // a block that never reached the file: nothing may be staged from it
     if (this.state !== 'writing') return;
     await Promise.all([...this.unwritten.values()].map((u) => u.writing));
-    await this.syncing;
+    await this.flush?.idle().catch(() => undefined); // a failed flush is the writeError below, unless a write failed first
     if (this.writeError) throw this.writeError;
     const tail = this.written % BLOCK;
     if (tail > 0) await writeFully(this.handle, this.current.subarray(0, tail), this.written - tail);
@@ -199,21 +199,11 @@ export class Spool {
       () => {
         this.cache(index, Promise.resolve(block));
         this.inFile += block.length;
-        this.syncInBackground();
+        this.flush?.wrote(this.inFile);
       },
       (error: Error) => this.failWrite(error), // before the block leaves memory: no reader may look for it in the file
     ).finally(() => this.unwritten.delete(index));
     this.unwritten.set(index, { block, writing });
-  }
-
-  /** Only a staging spool's file is to be kept (an unlinked one vanishes anyway), so only it is flushed. */
-  private syncInBackground(): void {
-    if (!this.hash || this.syncing || this.inFile - this.syncStartedAt < SYNC_EVERY) return;
-    this.syncStartedAt = this.inFile;
-    this.syncing = this.handle.datasync().then(
-      () => (this.syncing = undefined),
-      (error: Error) => this.failWrite(error),
-    );
   }
 
   private failWrite(error: Error): void {

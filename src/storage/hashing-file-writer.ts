@@ -1,23 +1,22 @@
 // The one layer between an upload's body and its staged file: hashes and counts each chunk, fails past the
-// limit, and writes what accumulates while the disk is busy in one writev (no copy, no Transform between).
-// Past every SYNC_EVERY bytes a background fdatasync starts, so the disk writes while the body is still
-// arriving and the durable flush at commit has little left to do.
+// limit, and writes what accumulates while the disk is busy in one writev (no copy, no Transform between),
+// flushing in the background as it goes (BackgroundFlush).
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { BackgroundFlush } from './background-flush.js';
 
 const BATCH_BYTES = 1024 * 1024;
-const SYNC_EVERY = 8 * 1024 * 1024;
 
 export class HashingFileWriter extends Writable {
   private readonly hash = createHash('sha256');
   private count = 0;
   private position = 0;
-  private syncedUpTo = 0;
-  private syncing: Promise<void> | undefined;
+  private readonly flush: BackgroundFlush;
 
   constructor(private readonly handle: FileHandle, private readonly maxBytes: number, private readonly tooLarge: () => Error) {
     super({ highWaterMark: BATCH_BYTES });
+    this.flush = new BackgroundFlush(handle, (error) => this.destroy(error));
   }
 
   get bytes(): number {
@@ -37,8 +36,8 @@ export class HashingFileWriter extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    // A background sync still running would race the close; its error (if any) is the write's.
-    (this.syncing ?? Promise.resolve()).then(() => callback(), callback);
+    // A background flush still running would race the close; its error (if any) is the write's.
+    this.flush.idle().then(() => callback(), callback);
   }
 
   private writeChunks(chunks: Buffer[], callback: (error?: Error | null) => void): void {
@@ -51,7 +50,7 @@ export class HashingFileWriter extends Writable {
       this.hash.update(chunk);
     }
     this.writeAll(chunks).then(() => {
-      this.syncInBackground();
+      this.flush.wrote(this.position);
       callback();
     }, callback);
   }
@@ -65,15 +64,6 @@ export class HashingFileWriter extends Writable {
     }
   }
 
-  private syncInBackground(): void {
-    if (this.syncing || this.position - this.syncedUpTo < SYNC_EVERY) return;
-    const upTo = this.position;
-    this.syncing = this.handle.datasync().then(() => {
-      this.syncedUpTo = upTo;
-      this.syncing = undefined;
-    });
-    this.syncing.catch((error: Error) => this.destroy(error));
-  }
 }
 
 /** What is left of `chunks` after a short write of `written` bytes. */
