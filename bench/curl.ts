@@ -11,13 +11,19 @@ export interface CurlResult {
   body: string;
 }
 
-const WRITE_OUT = '\n%{http_code} %{time_total} %{size_download} %{size_upload}';
+/** What curl writes out after each transfer (-w), read back by `measured`. */
+const MEASURES = '%{http_code} %{time_total} %{size_download} %{size_upload}';
+
+function measured(line: string, body: string): CurlResult {
+  const [status, seconds, downloaded, uploaded] = line.split(' ').map(Number);
+  return { status: status!, seconds: seconds!, downloaded: downloaded!, uploaded: uploaded!, body };
+}
 
 /** Runs curl once with `args` (options, then the URL); the body goes to `output`, or is kept in the result when null. */
 export function curl(args: string[], output: string | null = '/dev/null'): Promise<CurlResult> {
   return new Promise((resolve, reject) => {
     // "Expect:" off: no 100-continue round trip before an upload's body, as nginx's clients would not wait for one either.
-    const child = spawn('curl', ['-s', '-S', '-H', 'Expect:', '-w', WRITE_OUT, ...(output === null ? [] : ['-o', output]), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('curl', ['-s', '-S', '-H', 'Expect:', '-w', `\n${MEASURES}`, ...(output === null ? [] : ['-o', output]), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let errors = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -26,9 +32,8 @@ export function curl(args: string[], output: string | null = '/dev/null'): Promi
     child.on('close', (code) => {
       const text = Buffer.concat(out).toString('utf8');
       const cut = text.lastIndexOf('\n');
-      const [status, seconds, downloaded, uploaded] = text.slice(cut + 1).split(' ').map(Number);
       if (code !== 0) reject(new Error(`curl ${args.join(' ')}: exit ${code} ${errors.trim()}`));
-      else resolve({ status: status!, seconds: seconds!, downloaded: downloaded!, uploaded: uploaded!, body: text.slice(0, cut) });
+      else resolve(measured(text.slice(cut + 1), text.slice(0, cut)));
     });
   });
 }
@@ -58,7 +63,7 @@ export async function curlTogether(count: number, url: string, args: string[], k
   const shares = Array.from({ length: Math.ceil(count / TRANSFERS_PER_CURL) }, (_, i) => Math.min(TRANSFERS_PER_CURL, count - i * TRANSFERS_PER_CURL));
   const runs = shares.map((share, curlIndex) => new Promise<CurlResult[]>((resolve, reject) => {
     const outputs = Array.from({ length: share }, (_, i) => ['-o', curlIndex === 0 && i === 0 ? keptFile : '/dev/null', url]).flat();
-    const options = ['-s', '-S', '--parallel', '--parallel-immediate', '--parallel-max', String(share), '-w', '%{http_code} %{time_total} %{size_download} %{size_upload}\n'];
+    const options = ['-s', '-S', '--parallel', '--parallel-immediate', '--parallel-max', String(share), '-w', `${MEASURES}\n`];
     const child = spawn('curl', [...options, ...args, ...outputs], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let errors = '';
@@ -66,10 +71,7 @@ export async function curlTogether(count: number, url: string, args: string[], k
     child.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      const results = out.trim().split('\n').map((line) => {
-        const [status, seconds, downloaded, uploaded] = line.split(' ').map(Number);
-        return { status: status!, seconds: seconds!, downloaded: downloaded!, uploaded: uploaded!, body: '' };
-      });
+      const results = out.trim().split('\n').map((line) => measured(line, ''));
       const failed = results.find((r) => r.status < 200 || r.status > 299);
       if (code !== 0 || results.length !== share || failed) reject(new Error(`curl --parallel ${url}: exit ${code}, ${results.length} of ${share} answered${failed ? `, HTTP ${failed.status}` : ''} ${errors.trim()}`));
       else resolve(results);
